@@ -1,0 +1,102 @@
+//! The session error type.
+
+use std::time::Duration;
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong with a session.
+///
+/// Stores convert their backend errors into [`Error::Backend`] (see
+/// [`Error::backend`]), so no backend type appears here. Each variant maps
+/// to an HTTP status through [`Error::status`]; behind the `axum` feature the
+/// error is also an `IntoResponse`, so a handler can return it with `?`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store's backend failed or could not be reached.
+    #[error("session store unavailable: {0}")]
+    Backend(#[source] BoxError),
+
+    /// A store call did not finish within the configured timeout.
+    #[error("session store did not answer within {0:?}")]
+    Timeout(Duration),
+
+    /// Concurrent writers kept winning: the change was re-applied on fresh
+    /// data this many times without a successful save.
+    #[error("session changed concurrently; gave up after {attempts} attempts")]
+    Conflict {
+        /// How many saves were attempted.
+        attempts: u32,
+    },
+
+    /// The session would exceed the store's size limit. Nothing was written;
+    /// the previous state is intact.
+    #[error("session too large: {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size the session would have had.
+        size: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+
+    /// A value could not be converted to or from its stored form.
+    #[error("session value (de)serialization failed: {0}")]
+    Serde(#[from] serde_json::Error),
+
+    /// A stored record could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] crate::record::DecodeError),
+
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] crate::record::EncodeError),
+}
+
+impl Error {
+    /// Wraps any backend error.
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Error::Backend(err.into())
+    }
+
+    /// The HTTP status that best describes this error to a client:
+    /// `503` when the store is down or slow, `409` for an unresolved
+    /// conflict, `413` for an oversized session, `500` otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Error::Backend(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Serde(_) | Error::Decode(_) | Error::Encode(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// A short message safe to show to a client (no backend details).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Error::Backend(_) | Error::Timeout(_) => "session store unavailable, try again shortly",
+            Error::Conflict { .. } => "session changed concurrently, try again",
+            Error::TooLarge { .. } => "session data too large",
+            Error::Serde(_) | Error::Decode(_) | Error::Encode(_) => "session data error",
+        }
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for Error {
+    fn into_response(self) -> axum_core::response::Response {
+        tracing::warn!(error = %self, "session error");
+        let mut res = (self.status(), self.public_message()).into_response();
+        if self.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        res
+    }
+}

@@ -1,0 +1,98 @@
+//! Sessions for Tower and axum apps that run on several instances at once.
+//!
+//! A shop runs several app instances behind a load balancer; each request
+//! of one user may land on a different instance, and several may be in
+//! flight at once. `session-core` gives handlers a [`Session`] whose data
+//! lives in a shared [`SessionStore`] and whose writes never silently undo
+//! each other:
+//!
+//! - **Versioned records.** Every save is a compare-and-set on the record's
+//!   version. A save that loses the race reloads the session and re-applies
+//!   its own changes: changes to different keys merge, and
+//!   [`Session::update`] re-runs its read-modify-write on fresh data, so
+//!   concurrent "add to cart" requests all land.
+//! - **Lazy.** A request that never touches its session costs no store call;
+//!   one that only reads costs one load and no write (idle expiry is
+//!   extended by a cheap, throttled [`SessionStore::touch`]).
+//! - **Safe defaults.** 128-bit IDs from the OS CSPRNG, validated before any
+//!   store call; `Secure`, `HttpOnly`, `SameSite=Lax` cookies; idle timeout
+//!   and absolute lifetime enforced by the layer itself, not only by the
+//!   backend's TTL; [`Session::cycle_id`] for log-in, [`Session::destroy`]
+//!   for log-out.
+//! - **Clear failures.** A malformed or unknown cookie starts a fresh
+//!   session. Store calls are bounded by a timeout; a store that is down
+//!   gives the handler an [`Error`] and the client a `503`, never a panic or
+//!   a hang.
+//!
+//! Stores live in the `session-stores` crate (memory, encrypted cookie,
+//! Redis, DynamoDB); any type implementing [`SessionStore`] works, and the
+//! [`test_suite`] checks one against the whole contract.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use session_core::{Session, SessionLayer};
+//! use session_stores::MemoryStore;
+//! use tower::ServiceExt as _;
+//!
+//! async fn counter(session: Session) -> Result<String, session_core::Error> {
+//!     let n: u64 = session.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new().route("/", get(counter)).layer(
+//!     SessionLayer::new(MemoryStore::default())
+//!         .with_secure(false) // plain HTTP during development
+//!         .with_idle_timeout(Some(std::time::Duration::from_secs(30 * 60))),
+//! );
+//!
+//! let res = app.clone().oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+//! let cookie = res.headers()["set-cookie"].to_str().unwrap();
+//! assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+//!
+//! let id = cookie.split(';').next().unwrap().to_owned();
+//! let req = http::Request::builder().header("cookie", id).body(axum::body::Body::empty()).unwrap();
+//! let res = app.oneshot(req).await.unwrap();
+//! let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+//! assert_eq!(body, "visit 2");
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature      | default | what it adds |
+//! |--------------|---------|--------------|
+//! | `axum`       | no      | `Session` as an axum 0.8 extractor (its rejection, [`MissingSessionLayer`], names the missing layer) and `IntoResponse` for [`Error`] |
+//! | `test-suite` | no      | [`test_suite`]: the conformance checks every store must pass |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod id;
+mod layer;
+pub mod record;
+mod session;
+mod store;
+#[cfg(feature = "test-suite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]
+pub mod test_suite;
+
+pub use config::SameSite;
+pub use error::{BoxError, Error, Result};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use extract::MissingSessionLayer;
+pub use id::{Id, ParseIdError};
+pub use layer::{SessionLayer, SessionService};
+pub use record::{Data, Record};
+pub use session::Session;
+pub use store::SessionStore;
+
+/// Re-exported so stores and handlers name the same `async_trait`.
+pub use async_trait::async_trait;

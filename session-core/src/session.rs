@@ -1,0 +1,497 @@
+//! The `Session` handle that handlers use.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::record::now;
+use crate::{Data, Error, Id, Record, Result, SessionStore};
+
+/// The session of the current request.
+///
+/// The [`SessionLayer`](crate::SessionLayer) puts one into every request's
+/// extensions; with the `axum` feature it is also an extractor. Cloning is
+/// cheap and every clone sees the same state.
+///
+/// Nothing is read from the store until a method needs the data, and
+/// nothing is written unless the data changed:
+///
+/// - [`get`](Session::get), [`insert`](Session::insert) and
+///   [`remove`](Session::remove) work on the request's view of the session;
+///   changes are saved when the response is produced.
+/// - [`update`](Session::update) is an atomic read-modify-write that is
+///   saved at once and re-applied on fresh data if another request saved in
+///   between, so concurrent updates of one key never lose each other.
+///
+/// # Concurrent requests
+///
+/// Saves are compare-and-set on the record's version. When a save at the
+/// end of a request finds that another request saved first, the session is
+/// reloaded and this request's changes are re-applied key by key: changes
+/// to different keys merge. Two plain `insert`s of the *same* key are
+/// last-writer-wins for that key; use `update` when the new value depends on
+/// the old one (counters, carts).
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn SessionStore>,
+    config: Arc<Config>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// A well-formed ID from the request's cookie, not yet checked.
+    cookie_id: Option<Id>,
+    loaded: bool,
+    /// The record as last loaded or saved; `None` for a new session.
+    base: Option<Record>,
+    /// `base.data` with `changes` applied.
+    data: Data,
+    /// Changes not yet saved: `Some` sets a key, `None` removes it.
+    changes: BTreeMap<String, Option<Value>>,
+    /// The response must carry the session cookie (new ID or new Max-Age).
+    send_cookie: bool,
+    /// The response must remove the session cookie.
+    remove_cookie: bool,
+}
+
+/// What the layer must do with the cookie after a request.
+#[derive(Debug)]
+pub(crate) enum CookieAction {
+    Set { id: Id, max_age: Option<Duration> },
+    Remove,
+}
+
+impl Session {
+    pub(crate) fn new(
+        store: Arc<dyn SessionStore>,
+        config: Arc<Config>,
+        cookie_id: Option<Id>,
+    ) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                state: Mutex::new(State {
+                    cookie_id,
+                    ..State::default()
+                }),
+            }),
+        }
+    }
+
+    /// Reads `key`, deserialized as `T`.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading the session, or a stored value that
+    /// does not deserialize as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let st = self.loaded().await?;
+        st.data
+            .get(key)
+            .map(|v| T::deserialize(v).map_err(Error::from))
+            .transpose()
+    }
+
+    /// Reads `key` as a raw JSON value.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading the session.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.loaded().await?.data.get(key).cloned())
+    }
+
+    /// Sets `key` to `value`; saved when the response is produced (or by
+    /// [`save`](Session::save)). Setting a key to the value it already has
+    /// is not a change.
+    ///
+    /// # Errors
+    ///
+    /// `value` cannot be serialized, or the session cannot be loaded.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        let value = serde_json::to_value(value)?;
+        let mut st = self.loaded().await?;
+        if st.data.get(key) != Some(&value) {
+            st.data.insert(key.to_owned(), value.clone());
+            st.changes.insert(key.to_owned(), Some(value));
+        }
+        Ok(())
+    }
+
+    /// Removes `key`, returning its old value.
+    ///
+    /// # Errors
+    ///
+    /// The session cannot be loaded, or the old value does not deserialize
+    /// as `T`.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let mut st = self.loaded().await?;
+        let Some(old) = st.data.remove(key) else {
+            return Ok(None);
+        };
+        st.changes.insert(key.to_owned(), None);
+        Ok(Some(T::deserialize(old)?))
+    }
+
+    /// Atomically replaces the value of `key` with `f(old)` and saves it at
+    /// once.
+    ///
+    /// If another request saved the session in between, the session is
+    /// reloaded and `f` runs again on the fresh value (with a short random
+    /// back-off), up to the layer's attempt limit
+    /// ([`with_max_attempts`](crate::SessionLayer::with_max_attempts)). So
+    /// `f` may run more than once and should only compute.
+    ///
+    /// ```
+    /// # async fn handler(session: session_core::Session) -> session_core::Result<()> {
+    /// // Add one item to the cart, even while other requests do the same.
+    /// let cart: Vec<String> = session
+    ///     .update("cart", |cart: Option<Vec<String>>| {
+    ///         let mut cart = cart.unwrap_or_default();
+    ///         cart.push("sku-1".into());
+    ///         cart
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when every attempt lost to a concurrent save; a
+    /// store or (de)serialization failure. On error the key keeps the value
+    /// it had before the call.
+    pub async fn update<T, F>(&self, key: &str, mut f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        let inner = &self.inner;
+        let mut st = self.loaded().await?;
+        let max = inner.config.max_attempts.max(1);
+        for attempt in 1..=max {
+            let current = st.data.get(key).map(T::deserialize).transpose()?;
+            let new = f(current);
+            let value = serde_json::to_value(&new)?;
+            let previous = st.data.insert(key.to_owned(), value.clone());
+            let previous_change = st.changes.insert(key.to_owned(), Some(value));
+            match inner.commit(&mut st).await {
+                Ok(true) => return Ok(new),
+                Ok(false) => {}
+                Err(e) => {
+                    restore(&mut st, key, previous, previous_change);
+                    return Err(e);
+                }
+            }
+            // Lost the race: re-read and let `f` run on the fresh value.
+            st.changes.remove(key);
+            if attempt < max {
+                backoff(attempt).await;
+            }
+            if let Err(e) = inner.rebase(&mut st).await {
+                restore(&mut st, key, previous, previous_change);
+                return Err(e);
+            }
+        }
+        Err(Error::Conflict { attempts: max })
+    }
+
+    /// Saves pending changes now instead of when the response is produced,
+    /// so a handler can see a failure before it answers.
+    ///
+    /// # Errors
+    ///
+    /// A store failure, or [`Error::Conflict`] if the changes could not be
+    /// merged within the attempt limit.
+    pub async fn save(&self) -> Result<()> {
+        let mut st = self.inner.state.lock().await;
+        self.inner.flush(&mut st).await
+    }
+
+    /// The ID of the stored session, loading it if needed; `None` for a
+    /// session that has not been saved yet.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    pub async fn id(&self) -> Result<Option<Id>> {
+        Ok(self.loaded().await?.base.as_ref().map(|r| r.id.clone()))
+    }
+
+    /// Whether the session holds no data.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.loaded().await?.data.is_empty())
+    }
+
+    /// Gives the session a new ID, keeping its data, and deletes the record
+    /// under the old ID. Call it when privileges change (log-in) so an ID
+    /// planted or seen before cannot be used afterwards.
+    ///
+    /// # Errors
+    ///
+    /// A store failure; the old session is then left as it was.
+    pub async fn cycle_id(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut st = self.loaded().await?;
+        let Some(old) = st.base.clone() else {
+            // Nothing stored yet: the first save picks a fresh ID anyway.
+            return Ok(());
+        };
+        let now = now();
+        let mut record = Record::new(
+            Id::random(),
+            st.data.clone(),
+            old.created_at,
+            inner.config.deadline(now, old.created_at),
+        );
+        inner.call("create", inner.store.create(&mut record)).await?;
+        inner.call("delete", inner.store.delete(&old.id)).await?;
+        st.base = Some(record);
+        st.changes.clear();
+        st.send_cookie = true;
+        Ok(())
+    }
+
+    /// Deletes the session from the store and removes the cookie (log-out).
+    /// Data set afterwards in the same request starts a new session.
+    ///
+    /// # Errors
+    ///
+    /// A store failure; the session is then left as it was.
+    pub async fn destroy(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut st = inner.state.lock().await;
+        let id = st
+            .base
+            .as_ref()
+            .map(|r| r.id.clone())
+            .or_else(|| st.cookie_id.clone());
+        let had_cookie = st.cookie_id.is_some();
+        if let Some(id) = id {
+            inner.call("delete", inner.store.delete(&id)).await?;
+        }
+        *st = State {
+            loaded: true,
+            remove_cookie: had_cookie || st.send_cookie,
+            ..State::default()
+        };
+        Ok(())
+    }
+
+    /// Runs when the response is ready: saves what changed, extends idle
+    /// expiry if due, and says what to do with the cookie.
+    pub(crate) async fn finish(&self) -> Result<Option<CookieAction>> {
+        let inner = &self.inner;
+        let mut st = inner.state.lock().await;
+        if !st.changes.is_empty() {
+            inner.flush(&mut st).await?;
+        } else if st.loaded {
+            inner.touch_if_due(&mut st).await;
+        }
+        let now = now();
+        Ok(match &st.base {
+            Some(record) if st.send_cookie => Some(CookieAction::Set {
+                id: record.id.clone(),
+                max_age: inner
+                    .config
+                    .cookie
+                    .persistent
+                    .then(|| inner.config.max_age(record.expires_at, now)),
+            }),
+            None if st.remove_cookie => Some(CookieAction::Remove),
+            _ => None,
+        })
+    }
+
+    async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
+        let mut st = self.inner.state.lock().await;
+        self.inner.ensure_loaded(&mut st).await?;
+        Ok(st)
+    }
+}
+
+impl Inner {
+    /// Runs one store call under the configured timeout, in a span.
+    async fn call<T>(&self, op: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.config.store_timeout;
+        let span = tracing::debug_span!("session_store", op);
+        match tokio::time::timeout(limit, fut.instrument(span)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::warn!(op, error = %e, "session store call failed");
+                Err(e)
+            }
+            Err(_) => {
+                tracing::warn!(op, ?limit, "session store call timed out");
+                Err(Error::Timeout(limit))
+            }
+        }
+    }
+
+    async fn ensure_loaded(&self, st: &mut State) -> Result<()> {
+        if st.loaded {
+            return Ok(());
+        }
+        if let Some(id) = st.cookie_id.clone() {
+            let record = self.call("load", self.store.load(&id)).await?;
+            let now = now();
+            st.base = record.filter(|r| self.config.is_live(r, now));
+            if let Some(base) = &st.base {
+                st.data = base.data.clone();
+            }
+        }
+        st.loaded = true;
+        Ok(())
+    }
+
+    /// One save attempt of the current data: `Ok(false)` on a version
+    /// conflict.
+    async fn commit(&self, st: &mut State) -> Result<bool> {
+        let now = now();
+        let record = match &st.base {
+            None => {
+                let mut record =
+                    Record::new(Id::random(), st.data.clone(), now, self.config.deadline(now, now));
+                self.call("create", self.store.create(&mut record)).await?;
+                st.remove_cookie = false;
+                record
+            }
+            Some(base) => {
+                let mut record = base.clone();
+                record.version = base.version + 1;
+                record.data = st.data.clone();
+                record.expires_at = self.config.deadline(now, base.created_at);
+                if !self
+                    .call("save", self.store.save(&record, base.version))
+                    .await?
+                {
+                    return Ok(false);
+                }
+                record
+            }
+        };
+        st.send_cookie |= st.base.is_none() || self.config.cookie.persistent;
+        st.base = Some(record);
+        st.changes.clear();
+        Ok(true)
+    }
+
+    /// Reloads the stored record and re-applies pending changes on it. A
+    /// record that vanished meanwhile (expired or destroyed) is not revived:
+    /// the changes go into a new session with a new ID.
+    async fn rebase(&self, st: &mut State) -> Result<()> {
+        let fresh = match &st.base {
+            Some(base) => self.call("load", self.store.load(&base.id)).await?,
+            None => None,
+        };
+        let now = now();
+        st.base = fresh.filter(|r| self.config.is_live(r, now));
+        st.data = st.base.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+        for (key, change) in &st.changes {
+            match change {
+                Some(v) => st.data.insert(key.clone(), v.clone()),
+                None => st.data.remove(key),
+            };
+        }
+        Ok(())
+    }
+
+    /// Saves pending changes, merging with concurrent saves.
+    async fn flush(&self, st: &mut State) -> Result<()> {
+        if st.changes.is_empty() {
+            return Ok(());
+        }
+        self.ensure_loaded(st).await?;
+        let max = self.config.max_attempts.max(1);
+        for attempt in 1..=max {
+            if self.commit(st).await? {
+                return Ok(());
+            }
+            if attempt < max {
+                backoff(attempt).await;
+                self.rebase(st).await?;
+            }
+        }
+        Err(Error::Conflict { attempts: max })
+    }
+
+    /// Extends the idle deadline of an unchanged session, at most once per
+    /// `touch_after`. Failure is logged, not fatal: the request itself
+    /// succeeded and the data is intact.
+    async fn touch_if_due(&self, st: &mut State) {
+        let (Some(idle), Some(every)) = (self.config.idle_timeout, self.config.touch_after())
+        else {
+            return;
+        };
+        let Some(base) = &st.base else { return };
+        let Some(expires_at) = base.expires_at else {
+            return;
+        };
+        let now = now();
+        let last_extended = expires_at - idle;
+        if now - last_extended < every {
+            return;
+        }
+        let new_expiry = self.config.deadline(now, base.created_at);
+        if new_expiry.is_none_or(|at| at <= expires_at) {
+            return;
+        }
+        let id = base.id.clone();
+        match self.call("touch", self.store.touch(&id, new_expiry)).await {
+            Ok(true) => {
+                if let Some(base) = &mut st.base {
+                    base.expires_at = new_expiry;
+                }
+                st.send_cookie |= self.config.cookie.persistent;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not extend session expiry"),
+        }
+    }
+}
+
+fn restore(st: &mut State, key: &str, previous: Option<Value>, change: Option<Option<Value>>) {
+    match previous {
+        Some(v) => st.data.insert(key.to_owned(), v),
+        None => st.data.remove(key),
+    };
+    match change {
+        Some(c) => st.changes.insert(key.to_owned(), c),
+        None => st.changes.remove(key),
+    };
+}
+
+/// Full-jitter exponential back-off: up to 1 ms, 2 ms, 4 ms … capped at
+/// 50 ms, so writers that collided spread out.
+async fn backoff(attempt: u32) {
+    let cap = (1000u64 << attempt.min(16)).min(50_000);
+    let micros = rand::rng().random_range(0..=cap);
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,72 @@
+//! The `SessionStore` trait that backends implement.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{Id, Record, Result};
+
+/// A backend that keeps versioned session records.
+///
+/// Every method is one logical operation on one record; the
+/// [`SessionLayer`](crate::SessionLayer) builds the session semantics
+/// (laziness, merging of concurrent changes, expiry, ID rotation) on top.
+///
+/// Implementations must:
+/// - never return a record from [`load`](SessionStore::load) whose
+///   `expires_at` has passed, even if the backend has not yet evicted it;
+/// - make [`save`](SessionStore::save) a compare-and-set on the version,
+///   atomic with respect to concurrent saves from any process;
+/// - convert backend failures into [`Error::Backend`](crate::Error::Backend).
+///
+/// The [`test_suite`](crate::test_suite) (feature `test-suite`) checks all
+/// of this against a real backend.
+#[async_trait]
+pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
+    /// Inserts a new record, never overwriting an existing one.
+    ///
+    /// If a record with `record.id` already exists, the store replaces
+    /// `record.id` with a fresh [`Id::random`] and tries again, so that on
+    /// success `record.id` names the record just written.
+    async fn create(&self, record: &mut Record) -> Result<()>;
+
+    /// Loads a record, or `None` if it does not exist or has expired.
+    async fn load(&self, id: &Id) -> Result<Option<Record>>;
+
+    /// Replaces the stored record with `record` if and only if the stored
+    /// version equals `expected_version` (`record.version` is then the new
+    /// version, normally `expected_version + 1`).
+    ///
+    /// Returns `Ok(false)`, writing nothing, if the stored version differs
+    /// or the record no longer exists.
+    async fn save(&self, record: &Record, expected_version: u64) -> Result<bool>;
+
+    /// Deletes a record. Deleting a missing record is not an error.
+    async fn delete(&self, id: &Id) -> Result<()>;
+
+    /// Sets the expiry of an existing record without rewriting its data or
+    /// changing its version. Returns `Ok(false)` if the record does not
+    /// exist.
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool>;
+}
+
+#[async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        (**self).create(record).await
+    }
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        (**self).load(id).await
+    }
+    async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
+        (**self).save(record, expected_version).await
+    }
+    async fn delete(&self, id: &Id) -> Result<()> {
+        (**self).delete(id).await
+    }
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        (**self).touch(id, expires_at).await
+    }
+}
