@@ -100,7 +100,11 @@ impl Config {
 
     /// `Max-Age` of a persistent cookie for a record expiring at
     /// `expires_at`.
-    pub(crate) fn max_age(&self, expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Duration {
+    pub(crate) fn max_age(
+        &self,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Duration {
         match expires_at {
             Some(at) => Duration::try_from(at - now)
                 .unwrap_or_default()

@@ -94,8 +94,10 @@ impl axum_core::response::IntoResponse for Error {
         tracing::warn!(error = %self, "session error");
         let mut res = (self.status(), self.public_message()).into_response();
         if self.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
         }
         res
     }

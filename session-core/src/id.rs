@@ -153,7 +153,10 @@ mod tests {
         ] {
             assert_eq!(Id::parse(bad), None, "{bad:?} accepted");
         }
-        assert_eq!(Id::parse("AAAAAAAAAAAAAAAAAAAAAA").map(|i| i.0.len()), Some(22));
+        assert_eq!(
+            Id::parse("AAAAAAAAAAAAAAAAAAAAAA").map(|i| i.0.len()),
+            Some(22)
+        );
     }
 
     #[test]

@@ -292,7 +292,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(COOKIE, HeaderValue::from_static("other=1; id=garbage"));
         headers.append(COOKIE, HeaderValue::from_bytes(b"id=\xff\xfe").unwrap());
-        headers.append(COOKIE, HeaderValue::from_str(&format!("x=2; id={id}")).unwrap());
+        headers.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("x=2; id={id}")).unwrap(),
+        );
         assert_eq!(session_cookie(&headers, "id"), Some(id.clone()));
         assert_eq!(session_cookie(&headers, "sid"), None);
         assert_eq!(session_cookie(&HeaderMap::new(), "id"), None);
@@ -302,7 +305,14 @@ mod tests {
     fn cookie_attributes_follow_the_config() {
         let mut config = Config::default();
         let id = Id::random();
-        let v = set_cookie(&config, CookieAction::Set { id: id.clone(), max_age: None }).unwrap();
+        let v = set_cookie(
+            &config,
+            CookieAction::Set {
+                id: id.clone(),
+                max_age: None,
+            },
+        )
+        .unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with(&format!("id={id}")), "{v}");
         for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
@@ -315,12 +325,21 @@ mod tests {
         config.cookie.same_site = SameSite::Strict;
         config.cookie.domain = Some("example.com".into());
         config.cookie.name = "sid".into();
-        let v = set_cookie(&config, CookieAction::Set { id, max_age: Some(Duration::from_secs(60)) })
-            .unwrap();
+        let v = set_cookie(
+            &config,
+            CookieAction::Set {
+                id,
+                max_age: Some(Duration::from_secs(60)),
+            },
+        )
+        .unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with("sid="), "{v}");
         assert!(!v.contains("HttpOnly") && !v.contains("Secure"), "{v}");
-        assert!(v.contains("SameSite=Strict") && v.contains("Domain=example.com"), "{v}");
+        assert!(
+            v.contains("SameSite=Strict") && v.contains("Domain=example.com"),
+            "{v}"
+        );
         assert!(v.contains("Max-Age=60"), "{v}");
 
         let v = set_cookie(&config, CookieAction::Remove).unwrap();

@@ -162,9 +162,20 @@ mod tests {
 
     fn sample() -> Record {
         let mut data = Data::new();
-        data.insert("cart".into(), json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]));
-        data.insert("user".into(), json!({"id": 7, "name": "Zoë", "admin": false, "x": 1.5}));
-        let mut r = Record::new(Id::random(), data, now(), Some(now() + time::Duration::hours(1)));
+        data.insert(
+            "cart".into(),
+            json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]),
+        );
+        data.insert(
+            "user".into(),
+            json!({"id": 7, "name": "Zoë", "admin": false, "x": 1.5}),
+        );
+        let mut r = Record::new(
+            Id::random(),
+            data,
+            now(),
+            Some(now() + time::Duration::hours(1)),
+        );
         r.version = 42;
         r
     }
@@ -192,7 +203,10 @@ mod tests {
         );
         bytes[0] = FORMAT_V1;
         for cut in 1..bytes.len() {
-            assert!(Record::decode(r.id.clone(), &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Record::decode(r.id.clone(), &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 

@@ -263,7 +263,9 @@ impl Session {
             old.created_at,
             inner.config.deadline(now, old.created_at),
         );
-        inner.call("create", inner.store.create(&mut record)).await?;
+        inner
+            .call("create", inner.store.create(&mut record))
+            .await?;
         inner.call("delete", inner.store.delete(&old.id)).await?;
         st.base = Some(record);
         st.changes.clear();
@@ -369,8 +371,12 @@ impl Inner {
         let now = now();
         let record = match &st.base {
             None => {
-                let mut record =
-                    Record::new(Id::random(), st.data.clone(), now, self.config.deadline(now, now));
+                let mut record = Record::new(
+                    Id::random(),
+                    st.data.clone(),
+                    now,
+                    self.config.deadline(now, now),
+                );
                 self.call("create", self.store.create(&mut record)).await?;
                 st.remove_cookie = false;
                 record

@@ -207,12 +207,8 @@ impl Ctx {
             "idle_timeout_and_touch" => self.idle_timeout_and_touch().await,
             "persistent_cookie_follows_expiry" => self.persistent_cookie_follows_expiry().await,
             "cycle_id_keeps_data_retires_old_id" => self.cycle_id_keeps_data_retires_old_id().await,
-            "destroy_deletes_and_expires_cookie" => {
-                self.destroy_deletes_and_expires_cookie().await
-            }
-            "store_down_gives_503_then_recovers" => {
-                self.store_down_gives_503_then_recovers().await
-            }
+            "destroy_deletes_and_expires_cookie" => self.destroy_deletes_and_expires_cookie().await,
+            "store_down_gives_503_then_recovers" => self.store_down_gives_503_then_recovers().await,
             "store_hang_is_bounded_by_timeout" => self.store_hang_is_bounded_by_timeout().await,
             other => Err(format!("unknown check {other}")),
         }
@@ -232,10 +228,16 @@ impl Ctx {
         );
         op("create", self.store().create(&mut r).await)?;
         let loaded = op("load", self.store().load(&r.id).await)?;
-        ensure!(loaded.as_ref() == Some(&r), "loaded {loaded:?}, created {r:?}");
+        ensure!(
+            loaded.as_ref() == Some(&r),
+            "loaded {loaded:?}, created {r:?}"
+        );
         // Another instance sees it too.
         let other = op("load on second instance", self.stores[1].load(&r.id).await)?;
-        ensure!(other.as_ref() == Some(&r), "second instance loaded {other:?}");
+        ensure!(
+            other.as_ref() == Some(&r),
+            "second instance loaded {other:?}"
+        );
         Ok(())
     }
 
@@ -287,13 +289,19 @@ impl Ctx {
         op("create", store.create(&mut first).await)?;
         let mut second = record(data(&[("owner", json!("second"))]), HOUR);
         second.id = first.id.clone();
-        op("create with a taken ID", self.stores[1].create(&mut second).await)?;
+        op(
+            "create with a taken ID",
+            self.stores[1].create(&mut second).await,
+        )?;
         ensure!(
             second.id != first.id,
             "create with a taken ID did not pick a fresh ID"
         );
         let a = op("load first", store.load(&first.id).await)?;
-        ensure!(a.as_ref() == Some(&first), "the first record was overwritten: {a:?}");
+        ensure!(
+            a.as_ref() == Some(&first),
+            "the first record was overwritten: {a:?}"
+        );
         let b = op("load second", store.load(&second.id).await)?;
         ensure!(
             b.as_ref() == Some(&second),
@@ -318,7 +326,10 @@ impl Ctx {
         // A store may refuse or accept it, but must not hand it out.
         let _ = store.create(&mut past).await;
         let loaded = op("load", store.load(&past.id).await)?;
-        ensure!(loaded.is_none(), "a record created already expired was loaded");
+        ensure!(
+            loaded.is_none(),
+            "a record created already expired was loaded"
+        );
         Ok(())
     }
 
@@ -344,7 +355,10 @@ impl Ctx {
             "touch changed version or data: {loaded:?}"
         );
         ensure!(
-            !op("touch missing", store.touch(&Id::random(), Some(later)).await)?,
+            !op(
+                "touch missing",
+                store.touch(&Id::random(), Some(later)).await
+            )?,
             "touch of a missing record returned true"
         );
         Ok(())
@@ -365,7 +379,9 @@ impl Ctx {
 
     async fn large_value(&self) -> Check {
         let store = self.store();
-        let blob: String = (0..256 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let blob: String = (0..256 * 1024)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let mut r = record(data(&[("blob", json!(blob))]), HOUR);
         match store.create(&mut r).await {
             Ok(()) => {}
@@ -374,7 +390,10 @@ impl Ctx {
             Err(e) => return Err(format!("create of a 256 KiB value failed: {e}")),
         }
         let loaded = op("load", store.load(&r.id).await)?;
-        ensure!(loaded.as_ref() == Some(&r), "256 KiB value did not round-trip");
+        ensure!(
+            loaded.as_ref() == Some(&r),
+            "256 KiB value did not round-trip"
+        );
         Ok(())
     }
 
@@ -389,12 +408,17 @@ impl Ctx {
 
     async fn untouched_request_costs_nothing(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(SessionLayer::new(probe.clone()), |_, _| async { Ok(String::new()) });
+        let app = App::new(SessionLayer::new(probe.clone()), |_, _| async {
+            Ok(String::new())
+        });
         let existing = self.seed().await?;
         probe.reset();
         let res = app.send(Some(&existing)).await;
         ensure!(res.status == StatusCode::OK, "status {}", res.status);
-        ensure!(probe.total() == 0, "untouched session made store calls: {probe:?}");
+        ensure!(
+            probe.total() == 0,
+            "untouched session made store calls: {probe:?}"
+        );
         ensure!(res.cookie.is_none(), "untouched session set a cookie");
         let res = app.send(None).await;
         ensure!(
@@ -405,10 +429,13 @@ impl Ctx {
     }
 
     async fn new_session_sets_secure_cookie(&self) -> Check {
-        let app = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("k", "v").await?;
-            Ok(String::new())
-        });
+        let app = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("k", "v").await?;
+                Ok(String::new())
+            },
+        );
         let res = app.send(None).await;
         let header = res.set_cookie.ok_or("no Set-Cookie for a new session")?;
         for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
@@ -432,7 +459,11 @@ impl Ctx {
         probe.reset();
         let res = app.send(Some(&cookie)).await;
         ensure!(res.status == StatusCode::OK, "status {}", res.status);
-        ensure!(res.body == "v", "read {:?}, expected the stored value", res.body);
+        ensure!(
+            res.body == "v",
+            "read {:?}, expected the stored value",
+            res.body
+        );
         ensure!(
             probe.loads() == 1 && probe.writes() == 0,
             "a read-only request should cost one load and no write: {probe:?}"
@@ -457,7 +488,11 @@ impl Ctx {
             long.as_str(),
         ] {
             let res = app.send(Some(bad)).await;
-            ensure!(res.status == StatusCode::OK, "{bad:?} gave status {}", res.status);
+            ensure!(
+                res.status == StatusCode::OK,
+                "{bad:?} gave status {}",
+                res.status
+            );
             ensure!(res.body == "true", "{bad:?} did not give a fresh session");
         }
         ensure!(
@@ -468,11 +503,14 @@ impl Ctx {
     }
 
     async fn unknown_id_starts_fresh_session(&self) -> Check {
-        let app = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            let was_empty = s.is_empty().await?;
-            s.insert("k", 1).await?;
-            Ok(format!("{was_empty}"))
-        });
+        let app = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                let was_empty = s.is_empty().await?;
+                s.insert("k", 1).await?;
+                Ok(format!("{was_empty}"))
+            },
+        );
         let planted = format!("id={}", Id::random());
         let res = app.send(Some(&planted)).await;
         ensure!(res.body == "true", "an unknown ID did not start empty");
@@ -504,20 +542,29 @@ impl Ctx {
                 })
             })
             .collect();
-        let start = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("n", 0).await?;
-            Ok(String::new())
-        });
+        let start = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("n", 0).await?;
+                Ok(String::new())
+            },
+        );
         let cookie = start.start_session().await?;
         let mut tasks = Vec::new();
         for i in 0..N {
             let app = apps[i % 3].clone();
             let cookie = cookie.clone();
-            tasks.push(tokio::spawn(async move { app.send_indexed(&cookie, i).await }));
+            tasks.push(tokio::spawn(
+                async move { app.send_indexed(&cookie, i).await },
+            ));
         }
         for t in tasks {
             let res = t.await.map_err(|e| e.to_string())?;
-            ensure!(res.status == StatusCode::OK, "a request failed: {}", res.status);
+            ensure!(
+                res.status == StatusCode::OK,
+                "a request failed: {}",
+                res.status
+            );
         }
         let id = cookie_id(&cookie)?;
         let stored = op("load", self.store().load(&id).await)?.ok_or("session vanished")?;
@@ -555,16 +602,21 @@ impl Ctx {
                 })
             })
             .collect();
-        let start = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("cart", Vec::<usize>::new()).await?;
-            Ok(String::new())
-        });
+        let start = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("cart", Vec::<usize>::new()).await?;
+                Ok(String::new())
+            },
+        );
         let cookie = start.start_session().await?;
         let mut tasks = Vec::new();
         for i in 0..N {
             let app = apps[i % 3].clone();
             let cookie = cookie.clone();
-            tasks.push(tokio::spawn(async move { app.send_indexed(&cookie, i).await }));
+            tasks.push(tokio::spawn(
+                async move { app.send_indexed(&cookie, i).await },
+            ));
         }
         for t in tasks {
             let res = t.await.map_err(|e| e.to_string())?;
@@ -577,8 +629,8 @@ impl Ctx {
         }
         let id = cookie_id(&cookie)?;
         let stored = op("load", self.store().load(&id).await)?.ok_or("session vanished")?;
-        let cart: Vec<usize> = serde_json::from_value(stored.data["cart"].clone())
-            .map_err(|e| e.to_string())?;
+        let cart: Vec<usize> =
+            serde_json::from_value(stored.data["cart"].clone()).map_err(|e| e.to_string())?;
         let distinct: BTreeSet<usize> = cart.iter().copied().collect();
         ensure!(
             cart.len() == N && distinct.len() == N,
@@ -592,10 +644,13 @@ impl Ctx {
     async fn absolute_lifetime_enforced_by_layer(&self) -> Check {
         // The record itself is valid for an hour; only the layer's absolute
         // lifetime says it is over.
-        let writer = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("k", "v").await?;
-            Ok(String::new())
-        });
+        let writer = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("k", "v").await?;
+                Ok(String::new())
+            },
+        );
         let cookie = writer.start_session().await?;
         let reader = App::new(
             SessionLayer::new(self.stores[0].clone())
@@ -632,7 +687,10 @@ impl Ctx {
         let cookie = app.start_session().await?;
         probe.reset();
         // Within the throttle interval: no touch.
-        ensure!(app.send(Some(&cookie)).await.body == "v", "session lost at once");
+        ensure!(
+            app.send(Some(&cookie)).await.body == "v",
+            "session lost at once"
+        );
         ensure!(probe.touches() == 0, "touched within the throttle interval");
         // Read-only requests every 0.9 s keep it alive past 1.5 s.
         for _ in 0..2 {
@@ -644,11 +702,17 @@ impl Ctx {
             );
         }
         ensure!(probe.touches() >= 1, "no touch was made: {probe:?}");
-        ensure!(probe.saves() == 0, "read-only requests saved data: {probe:?}");
+        ensure!(
+            probe.saves() == 0,
+            "read-only requests saved data: {probe:?}"
+        );
         // Idle for longer than the timeout: gone.
         tokio::time::sleep(Duration::from_millis(1800)).await;
         let body = app.send(Some(&cookie)).await.body;
-        ensure!(body == "new", "session outlived its idle timeout (got {body:?})");
+        ensure!(
+            body == "new",
+            "session outlived its idle timeout (got {body:?})"
+        );
         Ok(())
     }
 
@@ -670,11 +734,17 @@ impl Ctx {
             .ok_or_else(|| format!("no Max-Age in {header}"))?
             .parse()
             .map_err(|e| format!("bad Max-Age in {header}: {e}"))?;
-        ensure!((3590..=3600).contains(&age), "Max-Age {age} for a 1 h idle timeout");
-        let session_app = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("k", "v").await?;
-            Ok(String::new())
-        });
+        ensure!(
+            (3590..=3600).contains(&age),
+            "Max-Age {age} for a 1 h idle timeout"
+        );
+        let session_app = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("k", "v").await?;
+                Ok(String::new())
+            },
+        );
         let header = session_app.send(None).await.set_cookie.ok_or("no cookie")?;
         ensure!(
             !header.contains("Max-Age") && !header.contains("Expires"),
@@ -684,19 +754,29 @@ impl Ctx {
     }
 
     async fn cycle_id_keeps_data_retires_old_id(&self) -> Check {
-        let setup = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("pre", true).await?;
-            Ok(String::new())
-        });
-        let login = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("cart", vec!["A"]).await?;
-            s.cycle_id().await?;
-            s.insert("user", "alice").await?;
-            Ok(String::new())
-        });
+        let setup = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("pre", true).await?;
+                Ok(String::new())
+            },
+        );
+        let login = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("cart", vec!["A"]).await?;
+                s.cycle_id().await?;
+                s.insert("user", "alice").await?;
+                Ok(String::new())
+            },
+        );
         let pre = setup.start_session().await?;
         let res = login.send(Some(&pre)).await;
-        ensure!(res.status == StatusCode::OK, "log-in failed: {}", res.status);
+        ensure!(
+            res.status == StatusCode::OK,
+            "log-in failed: {}",
+            res.status
+        );
         let new = res.cookie.ok_or("cycle_id did not send a new cookie")?;
         ensure!(new != pre, "cycle_id kept the ID");
         ensure!(
@@ -706,25 +786,37 @@ impl Ctx {
         let stored = op("load new", self.store().load(&cookie_id(&new)?).await)?
             .ok_or("no record under the new ID")?;
         for key in ["pre", "cart", "user"] {
-            ensure!(stored.data.contains_key(key), "{key} lost by cycle_id: {stored:?}");
+            ensure!(
+                stored.data.contains_key(key),
+                "{key} lost by cycle_id: {stored:?}"
+            );
         }
         Ok(())
     }
 
     async fn destroy_deletes_and_expires_cookie(&self) -> Check {
-        let app = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.destroy().await?;
-            Ok(String::new())
-        });
-        let setup = App::new(SessionLayer::new(self.stores[0].clone()), |s, _| async move {
-            s.insert("k", "v").await?;
-            Ok(String::new())
-        });
+        let app = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.destroy().await?;
+                Ok(String::new())
+            },
+        );
+        let setup = App::new(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                s.insert("k", "v").await?;
+                Ok(String::new())
+            },
+        );
         let cookie = setup.start_session().await?;
         let res = app.send(Some(&cookie)).await;
         ensure!(res.status == StatusCode::OK, "status {}", res.status);
         let header = res.set_cookie.ok_or("destroy did not remove the cookie")?;
-        ensure!(header.contains("Max-Age=0"), "removal cookie lacks Max-Age=0: {header}");
+        ensure!(
+            header.contains("Max-Age=0"),
+            "removal cookie lacks Max-Age=0: {header}"
+        );
         ensure!(
             op("load", self.store().load(&cookie_id(&cookie)?).await)?.is_none(),
             "destroyed session still loads"
@@ -798,9 +890,15 @@ impl Ctx {
             "hung store gave {} instead of 503",
             res.status
         );
-        ensure!(took < Duration::from_secs(2), "hung store held the request {took:?}");
+        ensure!(
+            took < Duration::from_secs(2),
+            "hung store held the request {took:?}"
+        );
         probe.set_mode(Mode::Normal);
-        ensure!(app.send(Some(&cookie)).await.status == StatusCode::OK, "no recovery");
+        ensure!(
+            app.send(Some(&cookie)).await.status == StatusCode::OK,
+            "no recovery"
+        );
         Ok(())
     }
 }
@@ -929,7 +1027,6 @@ impl App {
         res.cookie.ok_or_else(|| "no session cookie was set".into())
     }
 }
-
 
 // ---- a store wrapper that counts calls and injects faults -----------
 

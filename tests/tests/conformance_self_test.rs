@@ -1,0 +1,107 @@
+//! The conformance suite must catch stores that lose updates: run it on
+//! deliberately broken stores and check that the right checks fail, then on
+//! the memory store through a real axum app, where everything must pass.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use session_core::test_suite;
+use session_core::{Id, Record, Result, SessionStore};
+use session_stores::MemoryStore;
+use time::OffsetDateTime;
+
+/// Ignores the expected version: every save wins (what a plain "SET" does).
+#[derive(Debug, Clone)]
+struct LastWriterWins(MemoryStore);
+
+#[async_trait]
+impl SessionStore for LastWriterWins {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        self.0.create(record).await
+    }
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.0.load(id).await
+    }
+    async fn save(&self, record: &Record, _expected: u64) -> Result<bool> {
+        let Some(current) = self.0.load(&record.id).await? else {
+            return Ok(false);
+        };
+        // Yield so concurrent writers interleave as over a network.
+        tokio::task::yield_now().await;
+        self.0.save(record, current.version).await
+    }
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.0.delete(id).await
+    }
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.0.touch(id, expires_at).await
+    }
+}
+
+/// Overwrites on create instead of inserting.
+#[derive(Debug, Clone)]
+struct OverwritingCreate(MemoryStore);
+
+#[async_trait]
+impl SessionStore for OverwritingCreate {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        self.0.delete(&record.id).await?;
+        self.0.create(record).await
+    }
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.0.load(id).await
+    }
+    async fn save(&self, record: &Record, expected: u64) -> Result<bool> {
+        self.0.save(record, expected).await
+    }
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.0.delete(id).await
+    }
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.0.touch(id, expires_at).await
+    }
+}
+
+async fn run_on<S: SessionStore + Clone>(store: S) -> test_suite::Report {
+    test_suite::run(|| {
+        let store = store.clone();
+        async move { store }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_fails_a_store_whose_save_ignores_versions() {
+    let report = run_on(LastWriterWins(MemoryStore::default())).await;
+    for check in [
+        "save_is_compare_and_set",
+        "concurrent_updates_all_land",
+        "different_keys_merge",
+    ] {
+        assert!(
+            report.has_failed(check),
+            "{check} passed on a last-writer-wins store: {report:#?}"
+        );
+    }
+    // The checks that do not involve concurrency still pass, so the
+    // failures above are about versions, not a broken harness.
+    assert!(report.passed.contains(&"create_load_round_trip"));
+    assert!(
+        report
+            .passed
+            .contains(&"cycle_id_keeps_data_retires_old_id")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_fails_a_store_whose_create_overwrites() {
+    let report = run_on(OverwritingCreate(MemoryStore::default())).await;
+    assert!(report.has_failed("create_never_overwrites"), "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_passes_every_check() {
+    let report = run_on(Arc::new(MemoryStore::default())).await;
+    report.assert_passed();
+    assert_eq!(report.passed.len(), test_suite::CHECKS.len());
+}
