@@ -14,8 +14,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::{Config, SameSite};
-use crate::session::CookieAction;
-use crate::{Id, Session, SessionStore};
+use crate::session::{CookieAction, Incoming};
+use crate::store::Backend;
+use crate::{ClientStore, Id, Session, SessionStore};
 
 /// Adds a [`Session`] to every request, backed by a [`SessionStore`].
 ///
@@ -31,7 +32,7 @@ use crate::{Id, Session, SessionStore};
 /// `409 Conflict`, an oversized one `413 Payload Too Large`.
 #[derive(Clone)]
 pub struct SessionLayer {
-    store: Arc<dyn SessionStore>,
+    backend: Backend,
     config: Arc<Config>,
 }
 
@@ -39,7 +40,17 @@ impl SessionLayer {
     /// A layer keeping sessions in `store`, with the default settings.
     pub fn new(store: impl SessionStore) -> Self {
         SessionLayer {
-            store: Arc::new(store),
+            backend: Backend::Server(Arc::new(store)),
+            config: Arc::new(Config::default()),
+        }
+    }
+
+    /// A layer keeping each session in its own cookie, sealed by `store`
+    /// (for example `session_stores::CookieStore`), with the default
+    /// settings. See [`ClientStore`] for what this trades away.
+    pub fn client_side(store: impl ClientStore) -> Self {
+        SessionLayer {
+            backend: Backend::Client(Arc::new(store)),
             config: Arc::new(Config::default()),
         }
     }
@@ -139,7 +150,7 @@ impl SessionLayer {
 impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("store", &self.store)
+            .field("backend", &self.backend)
             .field("config", &self.config)
             .finish()
     }
@@ -208,8 +219,15 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = self.layer.config.clone();
-        let cookie_id = session_cookie(req.headers(), &config.cookie.name);
-        let session = Session::new(self.layer.store.clone(), config.clone(), cookie_id);
+        let incoming = match &self.layer.backend {
+            Backend::Server(_) => {
+                session_cookie(req.headers(), &config.cookie.name).map(Incoming::Id)
+            }
+            Backend::Client(_) => {
+                sealed_cookie(req.headers(), &config.cookie.name).map(Incoming::Sealed)
+            }
+        };
+        let session = Session::new(self.layer.backend.clone(), config.clone(), incoming);
         req.extensions_mut().insert(session.clone());
 
         // The clone may not be ready; use the instance that was polled.
@@ -245,20 +263,35 @@ where
 /// `name`. Malformed values and non-UTF-8 headers are ignored, so they
 /// never reach the store.
 fn session_cookie(headers: &HeaderMap, name: &str) -> Option<Id> {
+    cookies(headers)
+        .filter(|c| c.name() == name)
+        .find_map(|c| Id::parse(c.value()))
+}
+
+/// Longest sealed cookie value looked at; browsers keep about 4 KB.
+const MAX_SEALED_LEN: usize = 8 * 1024;
+
+/// The first non-empty cookie named `name`, for client-side stores to open.
+fn sealed_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers)
+        .filter(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+        .find(|v| !v.is_empty() && v.len() <= MAX_SEALED_LEN)
+}
+
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = cookie::Cookie<'_>> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .filter(|c| c.name() == name)
-        .find_map(|c| Id::parse(c.value()))
 }
 
 fn set_cookie(config: &Config, action: CookieAction) -> Option<HeaderValue> {
     let settings = &config.cookie;
     let (value, max_age) = match action {
-        CookieAction::Set { id, max_age } => (id.as_str().to_owned(), max_age),
+        CookieAction::Set { value, max_age } => (value, max_age),
         CookieAction::Remove => (String::new(), Some(Duration::ZERO)),
     };
     let mut c = cookie::Cookie::build((settings.name.clone(), value))
@@ -308,7 +341,7 @@ mod tests {
         let v = set_cookie(
             &config,
             CookieAction::Set {
-                id: id.clone(),
+                value: id.to_string(),
                 max_age: None,
             },
         )
@@ -328,7 +361,7 @@ mod tests {
         let v = set_cookie(
             &config,
             CookieAction::Set {
-                id,
+                value: id.to_string(),
                 max_age: Some(Duration::from_secs(60)),
             },
         )

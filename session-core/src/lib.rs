@@ -92,7 +92,7 @@ pub use id::{Id, ParseIdError};
 pub use layer::{SessionLayer, SessionService};
 pub use record::{Data, Record};
 pub use session::Session;
-pub use store::SessionStore;
+pub use store::{ClientStore, Opened, SessionStore};
 
 /// Re-exported so stores and handlers name the same `async_trait`.
 pub use async_trait::async_trait;

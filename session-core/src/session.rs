@@ -15,7 +15,8 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::record::now;
-use crate::{Data, Error, Id, Record, Result, SessionStore};
+use crate::store::Backend;
+use crate::{Data, Error, Id, Record, Result};
 
 /// The session of the current request.
 ///
@@ -47,15 +48,16 @@ pub struct Session {
 }
 
 struct Inner {
-    store: Arc<dyn SessionStore>,
+    backend: Backend,
     config: Arc<Config>,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    /// A well-formed ID from the request's cookie, not yet checked.
-    cookie_id: Option<Id>,
+    /// The request's session cookie: a well-formed ID (server-side
+    /// stores) or a sealed session (client-side stores), not yet checked.
+    incoming: Option<Incoming>,
     loaded: bool,
     /// The record as last loaded or saved; `None` for a new session.
     base: Option<Record>,
@@ -67,27 +69,35 @@ struct State {
     send_cookie: bool,
     /// The response must remove the session cookie.
     remove_cookie: bool,
+    /// Client-side stores: `base` sealed, as the cookie should now read.
+    sealed: Option<String>,
+}
+
+/// The session cookie a request came with.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Id(Id),
+    Sealed(String),
 }
 
 /// What the layer must do with the cookie after a request.
 #[derive(Debug)]
 pub(crate) enum CookieAction {
-    Set { id: Id, max_age: Option<Duration> },
+    Set {
+        value: String,
+        max_age: Option<Duration>,
+    },
     Remove,
 }
 
 impl Session {
-    pub(crate) fn new(
-        store: Arc<dyn SessionStore>,
-        config: Arc<Config>,
-        cookie_id: Option<Id>,
-    ) -> Self {
+    pub(crate) fn new(backend: Backend, config: Arc<Config>, incoming: Option<Incoming>) -> Self {
         Session {
             inner: Arc::new(Inner {
-                store,
+                backend,
                 config,
                 state: Mutex::new(State {
-                    cookie_id,
+                    incoming,
                     ..State::default()
                 }),
             }),
@@ -127,9 +137,14 @@ impl Session {
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         let value = serde_json::to_value(value)?;
         let mut st = self.loaded().await?;
-        if st.data.get(key) != Some(&value) {
-            st.data.insert(key.to_owned(), value.clone());
-            st.changes.insert(key.to_owned(), Some(value));
+        if st.data.get(key) == Some(&value) {
+            return Ok(());
+        }
+        let previous = st.data.insert(key.to_owned(), value.clone());
+        let previous_change = st.changes.insert(key.to_owned(), Some(value));
+        if let Err(e) = self.inner.check_size(&st) {
+            restore(&mut st, key, previous, previous_change);
+            return Err(e);
         }
         Ok(())
     }
@@ -263,10 +278,16 @@ impl Session {
             old.created_at,
             inner.config.deadline(now, old.created_at),
         );
-        inner
-            .call("create", inner.store.create(&mut record))
-            .await?;
-        inner.call("delete", inner.store.delete(&old.id)).await?;
+        match &inner.backend {
+            Backend::Server(store) => {
+                inner.call("create", store.create(&mut record)).await?;
+                inner.call("delete", store.delete(&old.id)).await?;
+            }
+            Backend::Client(store) => {
+                record.version = old.version + 1;
+                st.sealed = Some(store.seal(&inner.config.cookie.name, &record)?);
+            }
+        }
         st.base = Some(record);
         st.changes.clear();
         st.send_cookie = true;
@@ -282,14 +303,19 @@ impl Session {
     pub async fn destroy(&self) -> Result<()> {
         let inner = &self.inner;
         let mut st = inner.state.lock().await;
-        let id = st
-            .base
-            .as_ref()
-            .map(|r| r.id.clone())
-            .or_else(|| st.cookie_id.clone());
-        let had_cookie = st.cookie_id.is_some();
-        if let Some(id) = id {
-            inner.call("delete", inner.store.delete(&id)).await?;
+        let had_cookie = st.incoming.is_some();
+        if let Backend::Server(store) = &inner.backend {
+            let id = st
+                .base
+                .as_ref()
+                .map(|r| r.id.clone())
+                .or_else(|| match &st.incoming {
+                    Some(Incoming::Id(id)) => Some(id.clone()),
+                    _ => None,
+                });
+            if let Some(id) = id {
+                inner.call("delete", store.delete(&id)).await?;
+            }
         }
         *st = State {
             loaded: true,
@@ -310,18 +336,27 @@ impl Session {
             inner.touch_if_due(&mut st).await;
         }
         let now = now();
-        Ok(match &st.base {
-            Some(record) if st.send_cookie => Some(CookieAction::Set {
-                id: record.id.clone(),
-                max_age: inner
-                    .config
-                    .cookie
-                    .persistent
-                    .then(|| inner.config.max_age(record.expires_at, now)),
-            }),
-            None if st.remove_cookie => Some(CookieAction::Remove),
-            _ => None,
-        })
+        let Some(record) = &st.base else {
+            return Ok(st.remove_cookie.then_some(CookieAction::Remove));
+        };
+        if !st.send_cookie {
+            return Ok(None);
+        }
+        let value = match &inner.backend {
+            Backend::Server(_) => record.id.as_str().to_owned(),
+            Backend::Client(store) => match &st.sealed {
+                Some(sealed) => sealed.clone(),
+                None => store.seal(&inner.config.cookie.name, record)?,
+            },
+        };
+        Ok(Some(CookieAction::Set {
+            value,
+            max_age: inner
+                .config
+                .cookie
+                .persistent
+                .then(|| inner.config.max_age(record.expires_at, now)),
+        }))
     }
 
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
@@ -353,13 +388,29 @@ impl Inner {
         if st.loaded {
             return Ok(());
         }
-        if let Some(id) = st.cookie_id.clone() {
-            let record = self.call("load", self.store.load(&id)).await?;
-            let now = now();
-            st.base = record.filter(|r| self.config.is_live(r, now));
-            if let Some(base) = &st.base {
-                st.data = base.data.clone();
+        let record = match (&self.backend, &st.incoming) {
+            (Backend::Server(store), Some(Incoming::Id(id))) => {
+                self.call("load", store.load(id)).await?
             }
+            (Backend::Client(store), Some(Incoming::Sealed(value))) => {
+                match store.open(&self.config.cookie.name, value) {
+                    Some(opened) => {
+                        // Sealed with a retired key: seal it again.
+                        st.send_cookie |= opened.reseal;
+                        Some(opened.record)
+                    }
+                    None => {
+                        tracing::debug!("session cookie did not open; starting a fresh session");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let now = now();
+        st.base = record.filter(|r| self.config.is_live(r, now));
+        if let Some(base) = &st.base {
+            st.data = base.data.clone();
         }
         st.loaded = true;
         Ok(())
@@ -368,46 +419,67 @@ impl Inner {
     /// One save attempt of the current data: `Ok(false)` on a version
     /// conflict.
     async fn commit(&self, st: &mut State) -> Result<bool> {
-        let now = now();
-        let record = match &st.base {
-            None => {
-                let mut record = Record::new(
-                    Id::random(),
-                    st.data.clone(),
-                    now,
-                    self.config.deadline(now, now),
-                );
-                self.call("create", self.store.create(&mut record)).await?;
-                st.remove_cookie = false;
-                record
+        let mut record = self.next_record(st);
+        match &self.backend {
+            Backend::Client(store) => {
+                st.sealed = Some(store.seal(&self.config.cookie.name, &record)?);
+                st.send_cookie = true;
             }
+            Backend::Server(store) => match &st.base {
+                None => {
+                    self.call("create", store.create(&mut record)).await?;
+                    st.send_cookie = true;
+                }
+                Some(base) => {
+                    if !self.call("save", store.save(&record, base.version)).await? {
+                        return Ok(false);
+                    }
+                    st.send_cookie |= self.config.cookie.persistent;
+                }
+            },
+        }
+        st.remove_cookie = false;
+        st.base = Some(record);
+        st.changes.clear();
+        Ok(true)
+    }
+
+    /// The record the current data would be saved as.
+    fn next_record(&self, st: &State) -> Record {
+        let now = now();
+        match &st.base {
+            None => Record::new(
+                Id::random(),
+                st.data.clone(),
+                now,
+                self.config.deadline(now, now),
+            ),
             Some(base) => {
                 let mut record = base.clone();
                 record.version = base.version + 1;
                 record.data = st.data.clone();
                 record.expires_at = self.config.deadline(now, base.created_at);
-                if !self
-                    .call("save", self.store.save(&record, base.version))
-                    .await?
-                {
-                    return Ok(false);
-                }
                 record
             }
-        };
-        st.send_cookie |= st.base.is_none() || self.config.cookie.persistent;
-        st.base = Some(record);
-        st.changes.clear();
-        Ok(true)
+        }
+    }
+
+    /// Client-side stores: fails with [`Error::TooLarge`] if the current
+    /// data no longer fits in the cookie.
+    fn check_size(&self, st: &State) -> Result<()> {
+        if let Backend::Client(store) = &self.backend {
+            store.seal(&self.config.cookie.name, &self.next_record(st))?;
+        }
+        Ok(())
     }
 
     /// Reloads the stored record and re-applies pending changes on it. A
     /// record that vanished meanwhile (expired or destroyed) is not revived:
     /// the changes go into a new session with a new ID.
     async fn rebase(&self, st: &mut State) -> Result<()> {
-        let fresh = match &st.base {
-            Some(base) => self.call("load", self.store.load(&base.id)).await?,
-            None => None,
+        let fresh = match (&self.backend, &st.base) {
+            (Backend::Server(store), Some(base)) => self.call("load", store.load(&base.id)).await?,
+            _ => None,
         };
         let now = now();
         st.base = fresh.filter(|r| self.config.is_live(r, now));
@@ -462,7 +534,20 @@ impl Inner {
             return;
         }
         let id = base.id.clone();
-        match self.call("touch", self.store.touch(&id, new_expiry)).await {
+        let store = match &self.backend {
+            Backend::Server(store) => store,
+            Backend::Client(_) => {
+                // The expiry is inside the cookie: extending it means
+                // sending the cookie again.
+                if let Some(base) = &mut st.base {
+                    base.expires_at = new_expiry;
+                }
+                st.sealed = None;
+                st.send_cookie = true;
+                return;
+            }
+        };
+        match self.call("touch", store.touch(&id, new_expiry)).await {
             Ok(true) => {
                 if let Some(base) = &mut st.base {
                     base.expires_at = new_expiry;
@@ -497,7 +582,7 @@ async fn backoff(attempt: u32) {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("store", &self.inner.store)
+            .field("backend", &self.inner.backend)
             .finish_non_exhaustive()
     }
 }
