@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+pub mod e2e;
+
 /// Serves `app` on a free loopback port in the background and returns its
 /// address.
 pub async fn serve(app: axum::Router) -> SocketAddr {

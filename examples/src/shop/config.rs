@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 pub enum StoreKind {
     /// In this process: one instance only.
     Memory,
+    /// Sealed in the cookie itself (needs `COOKIE_KEYS`).
+    Cookie,
 }
 
 /// The shop's settings, read from environment variables.
@@ -21,6 +23,11 @@ pub struct Config {
     /// `COOKIE_SECURE`: whether the session cookie is `Secure` (default
     /// `true`; browsers accept secure cookies on `http://localhost`).
     pub secure_cookie: bool,
+    /// `COOKIE_KEYS`: comma-separated base64 AES-256 keys for the cookie
+    /// store, current key first. Without it the cookie store makes a random
+    /// key at start-up, so its sessions do not survive a restart and are not
+    /// shared between instances.
+    pub cookie_keys: Option<String>,
 }
 
 /// A setting that could not be used, naming its variable.
@@ -42,6 +49,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             session_store: StoreKind::Memory,
             secure_cookie: true,
+            cookie_keys: None,
         }
     }
 }
@@ -76,7 +84,8 @@ impl Config {
         if let Some(v) = lookup("SESSION_STORE") {
             config.session_store = match v.as_str() {
                 "memory" => StoreKind::Memory,
-                _ => return Err(bad("SESSION_STORE", &v, "expected memory")),
+                "cookie" => StoreKind::Cookie,
+                _ => return Err(bad("SESSION_STORE", &v, "expected memory or cookie")),
             };
         }
         if let Some(v) = lookup("COOKIE_SECURE") {
@@ -85,6 +94,12 @@ impl Config {
                 "false" | "0" => false,
                 _ => return Err(bad("COOKIE_SECURE", &v, "expected true or false")),
             };
+        }
+        if let Some(v) = lookup("COOKIE_KEYS") {
+            if let Err(e) = session_stores::CookieStore::from_base64_keys(&v) {
+                return Err(bad("COOKIE_KEYS", "<redacted>", &e.to_string()));
+            }
+            config.cookie_keys = Some(v);
         }
         Ok(config)
     }

@@ -18,6 +18,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use session_core::{Session, SessionLayer};
 use session_stores::MemoryStore;
+use session_stores::cookie::{CookieStore, Key};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use cart::{CART_KEY, Cart, CartLine, MAX_QTY};
@@ -43,6 +44,19 @@ impl AppState {
 pub fn session_layer(config: &Config) -> SessionLayer {
     let layer = match config.session_store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
+        StoreKind::Cookie => {
+            let store = match &config.cookie_keys {
+                // Checked when the configuration was read.
+                Some(keys) => CookieStore::from_base64_keys(keys).expect("valid COOKIE_KEYS"),
+                None => {
+                    tracing::warn!(
+                        "COOKIE_KEYS not set: sealing cookies with a random key of this process only"
+                    );
+                    CookieStore::new(Key::generate())
+                }
+            };
+            SessionLayer::client_side(store)
+        }
     };
     layer
         .with_cookie_name("shop_session")
@@ -67,6 +81,61 @@ pub fn app(config: &Config) -> Router {
         .with_state(state)
         .layer(session_layer(config))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+}
+
+/// The shop's `main`: logging, settings from the environment, then
+/// [`run`]. Exits the process with status 2 on a bad setting and 1 if the
+/// server cannot run.
+pub async fn main_from_env() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            std::process::exit(2);
+        }
+    };
+    let addr = config.addr;
+    if let Err(e) = run(config).await {
+        eprintln!("shop: cannot serve on {addr} (SHOP_ADDR): {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Serves the shop with `config` until SIGINT or SIGTERM.
+///
+/// Logs `shop listening on http://ADDR` once it accepts connections.
+///
+/// # Errors
+///
+/// The address cannot be bound, or the server fails.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(store = ?config.session_store, "shop listening on http://{addr}");
+    axum::serve(listener, app(&config))
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }
 
 /// What handlers can fail with.
