@@ -1,0 +1,282 @@
+//! Replica state, health probes and the background monitor.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use sqlx::Pool;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
+
+use crate::backend::{Backend, ReplicaProbe};
+use crate::router::{Config, Inner};
+use crate::stats::{ReplicaStats, bump};
+use crate::token::Position;
+
+/// One replica: its read-only pool and what the probes last said.
+#[derive(Debug)]
+pub(crate) struct Replica<DB: sqlx::Database> {
+    pub(crate) name: String,
+    pub(crate) pool: Pool<DB>,
+    /// Not banned. Read without locking on every read.
+    healthy: AtomicBool,
+    /// Within lag limits and replicating. Read without locking.
+    within_lag: AtomicBool,
+    pub(crate) reads: AtomicU64,
+    state: Mutex<ReplicaState>,
+}
+
+#[derive(Debug, Default)]
+struct ReplicaState {
+    bans: u64,
+    probe_failures: u64,
+    consecutive_ok: u32,
+    replay: Option<Position>,
+    lag: Option<Duration>,
+    lag_bytes: Option<u64>,
+    stalled: bool,
+    probed_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl<DB: sqlx::Database> Replica<DB> {
+    pub(crate) fn new(name: String, pool: Pool<DB>) -> Self {
+        Self {
+            name,
+            pool,
+            // Optimistic until the first probe says otherwise.
+            healthy: AtomicBool::new(true),
+            within_lag: AtomicBool::new(true),
+            reads: AtomicU64::new(0),
+            state: Mutex::new(ReplicaState::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, ReplicaState> {
+        // The state stays consistent field by field; a panic elsewhere
+        // while holding the lock does not make it unusable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_within_lag(&self) -> bool {
+        self.within_lag.load(Ordering::Relaxed)
+    }
+
+    /// Connections checked out of the pool right now.
+    pub(crate) fn in_use(&self) -> u32 {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        self.pool.size().saturating_sub(idle)
+    }
+
+    /// Whether the pool is at its limit with nothing idle: a timeout then
+    /// means "busy", not "down".
+    pub(crate) fn is_saturated(&self) -> bool {
+        self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections()
+    }
+
+    /// Whether the last replay position seen already includes `target`.
+    pub(crate) fn cached_includes(&self, target: &Position) -> bool {
+        self.state()
+            .replay
+            .as_ref()
+            .is_some_and(|have| have.includes(target))
+    }
+
+    /// Lag at the last probe plus the time since that probe: an upper
+    /// bound on how stale the replica's data can be now.
+    pub(crate) fn staleness_bound(&self) -> Option<Duration> {
+        let state = self.state();
+        let lag = state.lag?;
+        let since = state.probed_at?.elapsed();
+        Some(lag.saturating_add(since))
+    }
+
+    /// Records a replay position seen outside a probe, if it is newer.
+    pub(crate) fn note_replay(&self, position: &Position) {
+        let mut state = self.state();
+        let newer = match &state.replay {
+            Some(old) => position.includes(old) && position != old,
+            None => true,
+        };
+        if newer {
+            state.replay = Some(position.clone());
+        }
+    }
+
+    pub(crate) fn record_probe(&self, probe: ReplicaProbe, config: &Config) {
+        let within = !probe.stalled
+            && match (config.max_lag, probe.lag) {
+                (Some(max), Some(lag)) => lag <= max,
+                _ => true,
+            }
+            && match (config.max_lag_bytes, probe.lag_bytes) {
+                (Some(max), Some(bytes)) => bytes <= max,
+                _ => true,
+            };
+        let mut state = self.state();
+        state.replay = probe.replay;
+        state.lag = probe.lag;
+        state.lag_bytes = probe.lag_bytes;
+        state.stalled = probe.stalled;
+        state.probed_at = Some(Instant::now());
+        state.consecutive_ok = state.consecutive_ok.saturating_add(1);
+        if !self.is_healthy() && state.consecutive_ok >= config.readmit_after {
+            self.healthy.store(true, Ordering::Relaxed);
+            tracing::info!(replica = %self.name, "replica re-admitted after recovering");
+        }
+        let was_within = self.within_lag.swap(within, Ordering::Relaxed);
+        if was_within != within {
+            tracing::info!(
+                replica = %self.name,
+                lag_ms = probe.lag.map(|l| l.as_millis() as u64),
+                lag_bytes = probe.lag_bytes,
+                stalled = probe.stalled,
+                within_lag = within,
+                "replica lag status changed"
+            );
+        }
+    }
+
+    /// Bans the replica (if not already banned) after a failure.
+    pub(crate) fn record_failure(&self, error: String, from_probe: bool) {
+        let mut state = self.state();
+        if from_probe {
+            state.probe_failures += 1;
+        }
+        state.consecutive_ok = 0;
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            state.bans += 1;
+            tracing::warn!(replica = %self.name, %error, "replica banned");
+        }
+        state.last_error = Some(error);
+    }
+
+    pub(crate) fn stats(&self) -> ReplicaStats {
+        let state = self.state();
+        ReplicaStats {
+            name: self.name.clone(),
+            healthy: self.is_healthy(),
+            within_lag: self.is_within_lag(),
+            bans: state.bans,
+            probe_failures: state.probe_failures,
+            reads: self.reads.load(Ordering::Relaxed),
+            lag: state.lag,
+            lag_bytes: state.lag_bytes,
+            replay_position: state.replay.clone(),
+            stalled: state.stalled,
+            last_error: state.last_error.clone(),
+            in_use: self.in_use(),
+        }
+    }
+}
+
+impl<DB: Backend> Inner<DB> {
+    /// One round of probes: the primary's position, then every replica
+    /// concurrently, each bounded by the probe timeout.
+    pub(crate) async fn check_health(&self) {
+        bump(&self.counters.health_checks);
+        let timeout = self.config.probe_timeout;
+        let primary = if DB::HAS_POSITIONS {
+            let pool = self.primary_read.clone();
+            let probe = async move {
+                let mut conn = pool.acquire().await?;
+                DB::primary_position(&mut conn).await
+            };
+            match tokio::time::timeout(timeout, probe).await {
+                Ok(Ok(position)) => position,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not read the primary's position");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("reading the primary's position timed out");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let mut probes = JoinSet::new();
+        for replica in &self.replicas {
+            let replica = Arc::clone(replica);
+            let primary = primary.clone();
+            probes.spawn(async move {
+                let pool = replica.pool.clone();
+                let probe = async move {
+                    let mut conn = pool.acquire().await?;
+                    DB::probe_replica(&mut conn, primary).await
+                };
+                let outcome = match tokio::time::timeout(timeout, probe).await {
+                    Ok(Ok(report)) => Ok(report),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err(format!("health probe timed out after {timeout:?}")),
+                };
+                (replica, outcome)
+            });
+        }
+        while let Some(joined) = probes.join_next().await {
+            let Ok((replica, outcome)) = joined else {
+                continue;
+            };
+            match outcome {
+                Ok(report) => {
+                    tracing::trace!(replica = %replica.name, ?report, "replica probed");
+                    replica.record_probe(report, &self.config);
+                }
+                Err(error) => replica.record_failure(error, true),
+            }
+        }
+    }
+}
+
+/// Starts the background monitor. It holds only a weak reference and is
+/// aborted when the router's last handle is dropped.
+pub(crate) fn spawn_monitor<DB: Backend>(
+    inner: Weak<Inner<DB>>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(jittered(interval)).await;
+            let Some(inner) = inner.upgrade() else {
+                break;
+            };
+            inner
+                .check_health()
+                .instrument(tracing::debug_span!("db_router.health_check"))
+                .await;
+        }
+    })
+}
+
+/// `interval` scaled by a random factor in [0.8, 1.2), so that many
+/// routers started together do not probe in lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let random = RandomState::new().hash_one(Instant::now());
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    interval.mul_f64(0.8 + 0.4 * unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let base = Duration::from_millis(1000);
+        for _ in 0..1000 {
+            let d = jittered(base);
+            assert!(
+                d >= Duration::from_millis(800) && d < Duration::from_millis(1200),
+                "{d:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! Routing against a real PostgreSQL primary and its streaming replica.
+//!
+//! Start them with `eval "$(scripts/services.sh up)"`; the URLs come from
+//! `PG_PRIMARY_URL` and `PG_REPLICA_URL`. An unreachable server fails the
+//! tests: nothing here is skipped.
+//!
+//! The tests change the replica (apply delay, stopping it), so they take a
+//! shared lock and never run concurrently with each other.
+
+#![cfg(feature = "postgres")]
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
+use http::{Request, Response};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Postgres};
+use tokio::sync::{Mutex, MutexGuard};
+use tower::{ServiceBuilder, ServiceExt};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+const HOW_TO_START: &str = "start the test servers with: eval \"$(scripts/services.sh up)\"";
+
+fn primary_url() -> String {
+    std::env::var("PG_PRIMARY_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433/stateful".to_owned())
+}
+
+fn replica_url() -> String {
+    std::env::var("PG_REPLICA_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5434/stateful".to_owned())
+}
+
+async fn connect(url: &str, what: &str) -> PgPool {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url);
+    match tokio::time::timeout(Duration::from_secs(10), pool).await {
+        Ok(Ok(pool)) => pool,
+        Ok(Err(e)) => {
+            panic!("cannot connect to the PostgreSQL {what} at {url}: {e}; {HOW_TO_START}")
+        }
+        Err(_) => panic!("connecting to the PostgreSQL {what} at {url} timed out; {HOW_TO_START}"),
+    }
+}
+
+/// Direct (unrouted) pools to both servers, with the test lock held.
+struct Servers {
+    _serial: MutexGuard<'static, ()>,
+    primary: PgPool,
+    replica: PgPool,
+}
+
+async fn servers() -> Servers {
+    let serial = SERIAL.lock().await;
+    let primary = connect(&primary_url(), "primary").await;
+    let replica = connect(&replica_url(), "replica").await;
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&replica)
+        .await
+        .unwrap();
+    assert!(
+        in_recovery,
+        "{} is not a standby; {HOW_TO_START}",
+        replica_url()
+    );
+    set_apply_delay(&replica, false).await;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS db_router_items (id bigserial PRIMARY KEY, tag text NOT NULL)",
+    )
+    .execute(&primary)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('db_router_items') IS NOT NULL")
+            .fetch_one(&replica)
+            .await
+            .unwrap();
+        if exists {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica does not replicate the test table"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Servers {
+        _serial: serial,
+        primary,
+        replica,
+    }
+}
+
+/// Sets the replica's `recovery_min_apply_delay` to 500 ms or 0 and waits
+/// until the server uses it.
+async fn set_apply_delay(replica: &PgPool, delayed: bool) {
+    let (set, want) = if delayed {
+        (
+            "ALTER SYSTEM SET recovery_min_apply_delay = '500ms'",
+            "500ms",
+        )
+    } else {
+        ("ALTER SYSTEM SET recovery_min_apply_delay = 0", "0")
+    };
+    sqlx::query(set).execute(replica).await.unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(replica)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now: String = sqlx::query_scalar("SHOW recovery_min_apply_delay")
+            .fetch_one(replica)
+            .await
+            .unwrap();
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "apply delay stays at {now}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Puts the 500 ms apply delay on the replica and takes it off again when
+/// dropped, also when the test fails.
+struct ApplyDelay;
+
+impl ApplyDelay {
+    async fn on(servers: &Servers) -> Self {
+        set_apply_delay(&servers.replica, true).await;
+        ApplyDelay
+    }
+}
+
+impl Drop for ApplyDelay {
+    fn drop(&mut self) {
+        // Drop cannot await: reset from a thread with its own runtime.
+        let reset = std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let replica = connect(&replica_url(), "replica").await;
+                set_apply_delay(&replica, false).await;
+            });
+        });
+        if reset.join().is_err() && !std::thread::panicking() {
+            panic!("could not reset the replica's apply delay");
+        }
+    }
+}
+
+fn services_script() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+fn replica_ctl(action: &str) -> Result<(), String> {
+    let status = Command::new("bash")
+        .arg(services_script())
+        .arg(format!("pg-replica-{action}"))
+        .status()
+        .map_err(|e| format!("cannot run scripts/services.sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scripts/services.sh pg-replica-{action} failed: {status}"
+        ))
+    }
+}
+
+/// Stops the replica; restarts it when dropped, also when the test fails.
+struct StoppedReplica {
+    running: bool,
+}
+
+impl StoppedReplica {
+    fn stop() -> Self {
+        let mut guard = StoppedReplica { running: true };
+        replica_ctl("stop").unwrap();
+        guard.running = false;
+        guard
+    }
+
+    fn start(&mut self) {
+        replica_ctl("start").unwrap();
+        self.running = true;
+    }
+}
+
+impl Drop for StoppedReplica {
+    fn drop(&mut self) {
+        if self.running {
+            return;
+        }
+        if let Err(e) = replica_ctl("start") {
+            // Panicking again while unwinding would abort the whole run.
+            if std::thread::panicking() {
+                eprintln!("{e}");
+            } else {
+                panic!("{e}");
+            }
+        }
+    }
+}
+
+fn unique_tag(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn insert(pool: &PgPool, tag: &str) {
+    sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
+        .bind(tag)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn count(conn: &mut PgConnection, tag: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM db_router_items WHERE tag = $1")
+        .bind(tag)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+async fn on_replica(conn: &mut PgConnection) -> bool {
+    sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// A router over both servers. The timeouts are generous so that a busy
+/// machine does not ban the replica; the outage test shortens them.
+fn routed(primary: &PgPool) -> db_router::RouterBuilder<Postgres> {
+    DbRouter::builder(primary.clone())
+        .with_replica_url(replica_url())
+        .with_health_interval(Duration::from_millis(300))
+        .with_probe_timeout(Duration::from_secs(3))
+        .with_replica_acquire_timeout(Duration::from_secs(3))
+}
+
+#[tokio::test]
+async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
+    let servers = servers().await;
+    let router = routed(&servers.primary).build().await.unwrap();
+    assert!(router.stats().replicas[0].healthy, "{:?}", router.stats());
+    let _delay = ApplyDelay::on(&servers).await;
+
+    const ROUNDS: usize = 8;
+    let mut stale_plain_reads = 0;
+    for _ in 0..ROUNDS {
+        let tag = unique_tag("ryw");
+        insert(router.writer(), &tag).await;
+        let token = router.write_token().await.unwrap();
+        assert!(token.position().is_some(), "PostgreSQL tokens carry an LSN");
+
+        let mut conn = router.reader_with(Some(&token)).await.unwrap();
+        assert_eq!(
+            count(&mut conn, &tag).await,
+            1,
+            "a read with the token must see the write"
+        );
+        drop(conn);
+
+        let mut conn = router.reader().await.unwrap();
+        assert!(
+            on_replica(&mut conn).await,
+            "plain reads use the replica: {:?}",
+            router.stats()
+        );
+        if count(&mut conn, &tag).await == 0 {
+            stale_plain_reads += 1;
+        }
+    }
+    // The same reads without the token are stale: the token is what makes
+    // the reads above correct.
+    assert!(
+        stale_plain_reads >= ROUNDS - 1,
+        "only {stale_plain_reads} of {ROUNDS} plain replica reads were stale: is the apply delay on?"
+    );
+    let stats = router.stats();
+    assert!(
+        stats.fallbacks.get(FallbackReason::TokenNotReached) >= ROUNDS as u64 - 1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.token_reads, ROUNDS as u64);
+
+    // Waiting instead: the replica catches up within the wait and serves.
+    let waiting = routed(&servers.primary)
+        .with_token_wait(Duration::from_secs(3), Duration::from_millis(10))
+        .build()
+        .await
+        .unwrap();
+    let tag = unique_tag("wait");
+    insert(waiting.writer(), &tag).await;
+    let token = waiting.write_token().await.unwrap();
+    let started = Instant::now();
+    let mut conn = waiting.reader_with(Some(&token)).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        on_replica(&mut conn).await,
+        "after waiting, the replica serves"
+    );
+    assert_eq!(count(&mut conn, &tag).await, 1);
+    assert!(
+        waited >= Duration::from_millis(200),
+        "it had to wait for the delay ({waited:?})"
+    );
+    let stats = waiting.stats();
+    assert_eq!(
+        (stats.token_waits, stats.token_wait_hits),
+        (1, 1),
+        "{stats:?}"
+    );
+
+    // Lag: just after a write the delayed replica is behind in bytes and
+    // time; with a 100 ms limit it is skipped.
+    let strict = routed(&servers.primary)
+        .with_max_lag(Some(Duration::from_millis(100)))
+        .build()
+        .await
+        .unwrap();
+    insert(strict.writer(), &unique_tag("lag")).await;
+    strict.check_health().await;
+    let replica = &strict.stats().replicas[0];
+    assert!(replica.lag_bytes.is_some_and(|b| b > 0), "{replica:?}");
+    assert!(
+        replica.lag.is_some_and(|l| l > Duration::from_millis(100)),
+        "{replica:?}"
+    );
+    assert!(!replica.within_lag, "{replica:?}");
+    let mut conn = strict.reader().await.unwrap();
+    assert!(
+        !on_replica(&mut conn).await,
+        "a lagging replica is not used"
+    );
+    assert_eq!(
+        strict
+            .stats()
+            .fallbacks
+            .get(FallbackReason::ReplicasLagging),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_replica_is_banned_and_readmitted_after_restart() {
+    let servers = servers().await;
+    let interval = Duration::from_millis(300);
+    let probe_timeout = Duration::from_millis(500);
+    let router = routed(&servers.primary)
+        .with_probe_timeout(probe_timeout)
+        .with_replica_acquire_timeout(probe_timeout)
+        .build()
+        .await
+        .unwrap();
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    drop(conn);
+
+    let mut replica = StoppedReplica::stop();
+    let stopped = Instant::now();
+    // The monitor alone notices within one (jittered) interval plus a probe.
+    let deadline = interval.mul_f64(1.2) + probe_timeout + Duration::from_millis(300);
+    while router.stats().replicas[0].healthy {
+        assert!(
+            stopped.elapsed() < deadline,
+            "replica not banned after {:?}: {:?}",
+            stopped.elapsed(),
+            router.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..5 {
+        let mut conn = router.reader().await.expect("reads keep working");
+        assert!(!on_replica(&mut conn).await, "reads come from the primary");
+    }
+    let stats = router.stats();
+    assert_eq!(stats.replicas[0].bans, 1);
+    assert!(stats.fallbacks.get(FallbackReason::ReplicasUnhealthy) >= 5);
+
+    replica.start();
+    let restarted = Instant::now();
+    loop {
+        let mut conn = router.reader().await.expect("reads keep working");
+        if on_replica(&mut conn).await {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "the restarted replica is not used again: {:?}",
+            router.stats().replicas[0]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = router.stats();
+    assert!(stats.replicas[0].healthy);
+    assert_eq!(stats.replicas[0].bans, 1);
+}
+
+#[tokio::test]
+async fn readers_refuse_writes_on_the_replica_and_on_primary_fallback() {
+    let servers = servers().await;
+    let router = routed(&servers.primary).build().await.unwrap();
+
+    async fn assert_refuses_write(conn: &mut PgConnection, expect_replica: bool) {
+        assert_eq!(on_replica(conn).await, expect_replica);
+        let err = sqlx::query("INSERT INTO db_router_items (tag) VALUES ('must-fail')")
+            .execute(&mut *conn)
+            .await
+            .expect_err("a reader must refuse writes");
+        assert!(err.to_string().contains("read-only transaction"), "{err}");
+    }
+
+    let mut conn = router.reader().await.unwrap();
+    assert_refuses_write(&mut conn, true).await;
+
+    // Fallback to the primary: a write request's reads...
+    let handle = DbHandle::new(router.clone(), Role::Write, None);
+    let mut conn = handle.reader().await.unwrap();
+    assert_refuses_write(&mut conn, false).await;
+
+    // ...a router whose only replica is down...
+    let down = DbRouter::builder(servers.primary.clone())
+        .with_replica_url("postgres://postgres@127.0.0.1:1/stateful")
+        .with_probe_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    assert!(!down.stats().replicas[0].healthy);
+    let mut conn = down.reader().await.unwrap();
+    assert_refuses_write(&mut conn, false).await;
+    assert_eq!(
+        down.stats()
+            .fallbacks
+            .get(FallbackReason::ReplicasUnhealthy),
+        1
+    );
+
+    // ...and a router without replicas.
+    let single = DbRouter::builder(servers.primary.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut conn = single.reader().await.unwrap();
+    assert_refuses_write(&mut conn, false).await;
+    let pool = single.read_pool(None).await.unwrap();
+    let err = sqlx::query("DELETE FROM db_router_items WHERE tag = 'none'")
+        .execute(pool)
+        .await
+        .expect_err("the read pool refuses writes");
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
+}
+
+#[tokio::test]
+async fn transactions_read_and_write_on_the_primary() {
+    let servers = servers().await;
+    let router = routed(&servers.primary).build().await.unwrap();
+    let _delay = ApplyDelay::on(&servers).await;
+    let tag = unique_tag("tx");
+
+    let mut tx = router.begin().await.unwrap();
+    assert!(
+        !on_replica(&mut tx).await,
+        "a transaction runs on the primary"
+    );
+    let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(read_only, "off");
+    sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
+        .bind(&tag)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut tx, &tag).await,
+        1,
+        "reads in the transaction see its writes"
+    );
+    let port: i32 = sqlx::query_scalar("SELECT inet_server_port()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let primary_port: i32 = sqlx::query_scalar("SELECT inet_server_port()")
+        .fetch_one(&servers.primary)
+        .await
+        .unwrap();
+    assert_eq!(port, primary_port);
+    tx.commit().await.unwrap();
+
+    // The delayed replica has not applied it yet: had the transaction's
+    // read gone there, it would have seen nothing.
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    assert_eq!(count(&mut conn, &tag).await, 0);
+    assert_eq!(router.stats().writes, 1);
+}
+
+/// GET `/?tag` answers `<replica|primary>:<count>`, POST inserts the body.
+async fn app_handler(request: Request<String>) -> Result<Response<String>, Infallible> {
+    let db = request
+        .extensions()
+        .get::<DbHandle<Postgres>>()
+        .expect("RouterLayer installed")
+        .clone();
+    if request.method() == http::Method::POST {
+        insert(db.writer(), request.body()).await;
+        return Ok(Response::new("created".to_owned()));
+    }
+    let tag = request.uri().query().unwrap_or_default().to_owned();
+    let mut conn = db.reader().await.unwrap();
+    let server = if on_replica(&mut conn).await {
+        "replica"
+    } else {
+        "primary"
+    };
+    Ok(Response::new(format!(
+        "{server}:{}",
+        count(&mut conn, &tag).await
+    )))
+}
+
+#[tokio::test]
+async fn tower_layer_carries_the_token_from_post_to_get() {
+    let servers = servers().await;
+    let router = routed(&servers.primary).build().await.unwrap();
+    let app = ServiceBuilder::new()
+        .layer(RouterLayer::new(router.clone()))
+        .service_fn(app_handler);
+    let _delay = ApplyDelay::on(&servers).await;
+
+    for _ in 0..3 {
+        let tag = unique_tag("layer");
+        let get = |cookie: Option<&str>| {
+            let mut request = Request::get(format!("/?{tag}"));
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            request.body(String::new()).unwrap()
+        };
+
+        let response = app.clone().oneshot(get(None)).await.unwrap();
+        assert_eq!(response.body(), "replica:0", "GET reads from the replica");
+
+        let post = Request::post("/").body(tag.clone()).unwrap();
+        let response = app.clone().oneshot(post).await.unwrap();
+        assert_eq!(response.body(), "created");
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+        assert!(
+            set_cookie.contains(".l"),
+            "the token carries an LSN: {set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+        let response = app.clone().oneshot(get(Some(&cookie))).await.unwrap();
+        assert_eq!(
+            response.body(),
+            "primary:1",
+            "the user who wrote sees the write"
+        );
+
+        let response = app.clone().oneshot(get(None)).await.unwrap();
+        assert_eq!(
+            response.body(),
+            "replica:0",
+            "without the cookie the replica is stale"
+        );
+    }
+    let stats = router.stats();
+    assert_eq!(stats.writes, 3);
+    assert_eq!(stats.tokens_issued, 3);
+    assert_eq!(stats.fallbacks.get(FallbackReason::TokenNotReached), 3);
+}
