@@ -1,0 +1,282 @@
+//! Configuration of a [`Cache`].
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{Cache, Settings};
+use crate::loader::Loader;
+
+/// Computes a per-entry time to live; see [`CacheBuilder::with_entry_ttl`].
+pub(crate) type EntryTtl<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
+
+/// What a read does when Redis fails or times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailMode {
+    /// Go around the shared tier: call the loader (still coalesced per
+    /// process), log and count ([`CacheStats::fail_open`](crate::CacheStats::fail_open)).
+    /// The default: a cache outage degrades into database load, not errors.
+    #[default]
+    Open,
+    /// Return [`Error::Redis`](crate::Error::Redis),
+    /// [`Error::Timeout`](crate::Error::Timeout) or
+    /// [`Error::Unavailable`](crate::Error::Unavailable) without calling the
+    /// loader, to shield a database that cannot take the uncached load.
+    Closed,
+}
+
+/// Builds a [`Cache`]. Created with [`CacheBuilder::new`]; every option is a
+/// `with_*` method and has a default.
+///
+/// | option | default |
+/// |---|---|
+/// | [`with_ttl`](Self::with_ttl) | 60 s |
+/// | [`with_jitter`](Self::with_jitter) | 0.1 (TTLs shortened by up to 10 %) |
+/// | [`with_negative_ttl`](Self::with_negative_ttl) | 5 s |
+/// | [`with_entry_ttl`](Self::with_entry_ttl) | none |
+/// | [`with_early_refresh`](Self::with_early_refresh) | off |
+/// | `with_l1` / `with_l1_ttl` (`moka`) | no L1; L1 TTL = TTL, capped at 10 s when Redis is on |
+/// | `with_redis` and its options (`redis`) | no L2; see each method |
+pub struct CacheBuilder<K, V> {
+    pub(crate) settings: Settings,
+    pub(crate) entry_ttl: Option<EntryTtl<K, V>>,
+    #[cfg(feature = "moka")]
+    pub(crate) l1_capacity: Option<u64>,
+    #[cfg(feature = "moka")]
+    pub(crate) l1_ttl: Option<Duration>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<(redis::Client, crate::shared::Codec<K, V>)>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis_options: crate::shared::Options,
+}
+
+impl<K, V> fmt::Debug for CacheBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("CacheBuilder");
+        d.field("settings", &self.settings)
+            .field("entry_ttl", &self.entry_ttl.is_some());
+        #[cfg(feature = "moka")]
+        d.field("l1_capacity", &self.l1_capacity)
+            .field("l1_ttl", &self.l1_ttl);
+        #[cfg(feature = "redis")]
+        d.field(
+            "redis",
+            &self
+                .redis
+                .as_ref()
+                .map(|(c, _)| c.get_connection_info().addr().to_string()),
+        )
+        .field("redis_options", &self.redis_options);
+        d.finish()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Starts a cache named `name`. The name prefixes every Redis key and the
+    /// invalidation channel, so caches sharing a Redis need distinct names;
+    /// change it (e.g. `products:v2`) when the value's encoding changes.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            settings: Settings {
+                name: name.into(),
+                ttl: Duration::from_secs(60),
+                jitter: 0.1,
+                negative_ttl: Some(Duration::from_secs(5)),
+                early_refresh: None,
+            },
+            entry_ttl: None,
+            #[cfg(feature = "moka")]
+            l1_capacity: None,
+            #[cfg(feature = "moka")]
+            l1_ttl: None,
+            #[cfg(feature = "redis")]
+            redis: None,
+            #[cfg(feature = "redis")]
+            redis_options: crate::shared::Options::default(),
+        }
+    }
+
+    /// How long a loaded value stays cached (before jitter). This is the
+    /// Redis expiry when the shared tier is on, and the L1 expiry otherwise.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Shortens every TTL by a random fraction of at most `jitter` (clamped to
+    /// 0.0–1.0), so keys filled together do not expire together. A TTL never
+    /// exceeds the configured one.
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.settings.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// How long a negative entry ("the loader found nothing") is kept, so a
+    /// missing row is not looked up on every request. Jitter applies too.
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.negative_ttl = Some(ttl.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Stores nothing when the loader finds nothing.
+    pub fn without_negative_caching(mut self) -> Self {
+        self.settings.negative_ttl = None;
+        self
+    }
+
+    /// Chooses a TTL per loaded value; `None` falls back to
+    /// [`with_ttl`](Self::with_ttl), `Some(Duration::ZERO)` does not cache
+    /// the value at all. Jitter applies to the result.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cache_aside::CacheBuilder;
+    /// let builder = CacheBuilder::<u64, String>::new("products")
+    ///     .with_entry_ttl(|_id, name| name.starts_with("sale").then(|| Duration::from_secs(5)));
+    /// # let _ = builder;
+    /// ```
+    pub fn with_entry_ttl<F>(mut self, ttl: F) -> Self
+    where
+        F: Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.entry_ttl = Some(Arc::new(ttl));
+        self
+    }
+
+    /// Turns on probabilistic early refresh ("XFetch"): a read refreshes the
+    /// entry ahead of its expiry when `now − delta·beta·ln(rand()) ≥ expiry`,
+    /// where `delta` is how long the last load took. `beta = 1.0` is the usual
+    /// choice; larger values refresh earlier. The refresh runs in the reading
+    /// call, at most once per key per process and (with Redis) per fleet, and
+    /// other callers keep getting the current value. If the refresh fails, the
+    /// current (still valid) value is returned. Costs one clock read per hit.
+    pub fn with_early_refresh(mut self, beta: f64) -> Self {
+        self.settings.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self
+    }
+
+    /// Adds the in-process tier: a `moka::future::Cache` bounded to
+    /// `max_capacity` entries.
+    #[cfg(feature = "moka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
+    pub fn with_l1(mut self, max_capacity: u64) -> Self {
+        self.l1_capacity = Some(max_capacity);
+        self
+    }
+
+    /// Caps how long an entry lives in L1. With Redis, invalidations reach
+    /// other instances by pub/sub; this short TTL bounds staleness when a
+    /// message is lost. Default: the TTL, capped at 10 s when Redis is on.
+    #[cfg(feature = "moka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
+    pub fn with_l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = Some(ttl.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Adds the shared tier on the Redis server of `client`.
+    ///
+    /// Keys are named after the key's `Display` form; the key's serde form
+    /// travels on the invalidation channel, and values are stored as
+    /// MessagePack. The connection is a `redis::aio::ConnectionManager`
+    /// (reconnects by itself) opened lazily, so [`build`](Self::build)
+    /// succeeds even while Redis is down.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_redis(mut self, client: redis::Client) -> Self
+    where
+        K: fmt::Display + serde::Serialize + serde::de::DeserializeOwned,
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.redis = Some((client, crate::shared::Codec::new()));
+        self
+    }
+
+    /// Bounds every Redis command (default 250 ms); also the connection's
+    /// response timeout. A call never waits longer than this on Redis.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_redis_timeout(mut self, timeout: Duration) -> Self {
+        self.redis_options.op_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Bounds each connection attempt to Redis (default 1 s).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.redis_options.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// What reads do when Redis fails (default [`FailMode::Open`]).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_fail_mode(mut self, mode: FailMode) -> Self {
+        self.redis_options.fail_mode = mode;
+        self
+    }
+
+    /// After a Redis failure, reads skip Redis for this long before trying it
+    /// again (default 1 s), so a dead server costs one timeout, not one per
+    /// request.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_retry_after(mut self, pause: Duration) -> Self {
+        self.redis_options.retry_after = pause;
+        self
+    }
+
+    /// Lifetime of the fill lease (default 5 s): the longest a load may take
+    /// before another instance may start a second one. The lease of a holder
+    /// that crashed, or whose call was cancelled mid-load, simply expires;
+    /// a failed load frees it at once.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.redis_options.lease_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a miss waits for another instance's lease before loading
+    /// itself (default: the lease TTL). Waiters poll Redis with backoff
+    /// (2 ms doubling to 50 ms).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_lease_wait(mut self, wait: Duration) -> Self {
+        self.redis_options.lease_wait = Some(wait);
+        self
+    }
+
+    /// How long Redis remembers a key's generation after its last
+    /// invalidation (default 24 h). Must exceed the longest possible load.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_generation_ttl(mut self, ttl: Duration) -> Self {
+        self.redis_options.generation_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Builds the cache around `loader`.
+    ///
+    /// # Panics
+    ///
+    /// With Redis configured, panics when called outside a Tokio runtime:
+    /// the invalidation listener is spawned here.
+    pub fn build<L>(self, loader: L) -> Cache<K, V, L>
+    where
+        L: Loader<K, V>,
+    {
+        Cache::from_builder(self, loader)
+    }
+}
