@@ -205,6 +205,7 @@ impl Session {
             let value = serde_json::to_value(&new)?;
             let previous = st.data.insert(key.to_owned(), value.clone());
             let previous_change = st.changes.insert(key.to_owned(), Some(value));
+            let started = std::time::Instant::now();
             match inner.commit(&mut st).await {
                 Ok(true) => return Ok(new),
                 Ok(false) => {}
@@ -216,7 +217,7 @@ impl Session {
             // Lost the race: re-read and let `f` run on the fresh value.
             st.changes.remove(key);
             if attempt < max {
-                backoff(attempt).await;
+                backoff(attempt, started.elapsed()).await;
             }
             if let Err(e) = inner.rebase(&mut st).await {
                 restore(&mut st, key, previous, previous_change);
@@ -501,11 +502,12 @@ impl Inner {
         self.ensure_loaded(st).await?;
         let max = self.config.max_attempts.max(1);
         for attempt in 1..=max {
+            let started = std::time::Instant::now();
             if self.commit(st).await? {
                 return Ok(());
             }
             if attempt < max {
-                backoff(attempt).await;
+                backoff(attempt, started.elapsed()).await;
                 self.rebase(st).await?;
             }
         }
@@ -571,11 +573,17 @@ fn restore(st: &mut State, key: &str, previous: Option<Value>, change: Option<Op
     };
 }
 
-/// Full-jitter exponential back-off: up to 1 ms, 2 ms, 4 ms … capped at
-/// 50 ms, so writers that collided spread out.
-async fn backoff(attempt: u32) {
-    let cap = (1000u64 << attempt.min(16)).min(50_000);
-    let micros = rand::rng().random_range(0..=cap);
+/// Full-jitter exponential back-off in units of the store's own latency:
+/// after the k-th lost race, a random pause of up to 2^k times the time the
+/// failed save took (at least 1 ms), capped at 2 s. Writers that collided
+/// spread out in proportion to how slow the store is, so a slow backend
+/// does not suffer a herd of retries.
+async fn backoff(attempt: u32, latency: Duration) {
+    let unit = latency.max(Duration::from_millis(1));
+    let cap = unit
+        .saturating_mul(1 << attempt.min(12))
+        .min(Duration::from_secs(2));
+    let micros = rand::rng().random_range(0..=cap.as_micros() as u64);
     tokio::time::sleep(Duration::from_micros(micros)).await;
 }
 

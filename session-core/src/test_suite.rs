@@ -408,7 +408,7 @@ impl Ctx {
 
     async fn untouched_request_costs_nothing(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(SessionLayer::new(probe.clone()), |_, _| async {
+        let app = TestApp::new(SessionLayer::new(probe.clone()), |_, _| async {
             Ok(String::new())
         });
         let existing = self.seed().await?;
@@ -429,7 +429,7 @@ impl Ctx {
     }
 
     async fn new_session_sets_secure_cookie(&self) -> Check {
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("k", "v").await?;
@@ -451,7 +451,7 @@ impl Ctx {
 
     async fn read_only_request_does_not_write(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(probe.clone()).with_touch_after(HOUR),
             |s, _| async move { Ok(s.get::<String>("k").await?.unwrap_or_default()) },
         );
@@ -474,7 +474,7 @@ impl Ctx {
 
     async fn malformed_cookie_is_never_looked_up(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(SessionLayer::new(probe.clone()), |s, _| async move {
+        let app = TestApp::new(SessionLayer::new(probe.clone()), |s, _| async move {
             Ok(format!("{}", s.is_empty().await?))
         });
         let long = format!("id={}", "A".repeat(8000));
@@ -503,7 +503,7 @@ impl Ctx {
     }
 
     async fn unknown_id_starts_fresh_session(&self) -> Check {
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 let was_empty = s.is_empty().await?;
@@ -528,10 +528,10 @@ impl Ctx {
         // its own key. Every key must be there at the end.
         const N: usize = 20;
         let barrier = Arc::new(Barrier::new(N));
-        let apps: Vec<App> = (0..3)
+        let apps: Vec<TestApp> = (0..3)
             .map(|i| {
                 let barrier = barrier.clone();
-                App::new(SessionLayer::new(self.stores[i].clone()), move |s, i| {
+                TestApp::new(SessionLayer::new(self.stores[i].clone()), move |s, i| {
                     let barrier = barrier.clone();
                     async move {
                         s.get::<usize>("n").await?;
@@ -542,7 +542,7 @@ impl Ctx {
                 })
             })
             .collect();
-        let start = App::new(
+        let start = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("n", 0).await?;
@@ -581,62 +581,17 @@ impl Ctx {
 
     async fn concurrent_updates_all_land(&self) -> Check {
         const N: usize = 50;
-        let barrier = Arc::new(Barrier::new(N));
-        let apps: Vec<App> = (0..3)
-            .map(|i| {
-                let barrier = barrier.clone();
-                App::new(SessionLayer::new(self.stores[i].clone()), move |s, i| {
-                    let barrier = barrier.clone();
-                    async move {
-                        s.get::<Vec<usize>>("cart").await?;
-                        barrier.wait().await;
-                        let cart = s
-                            .update("cart", |cart: Option<Vec<usize>>| {
-                                let mut cart = cart.unwrap_or_default();
-                                cart.push(i);
-                                cart
-                            })
-                            .await?;
-                        Ok(cart.len().to_string())
-                    }
-                })
-            })
+        let layers: Vec<SessionLayer> = self
+            .stores
+            .iter()
+            .map(|s| SessionLayer::new(s.clone()))
             .collect();
-        let start = App::new(
-            SessionLayer::new(self.stores[0].clone()),
-            |s, _| async move {
-                s.insert("cart", Vec::<usize>::new()).await?;
-                Ok(String::new())
-            },
-        );
-        let cookie = start.start_session().await?;
-        let mut tasks = Vec::new();
-        for i in 0..N {
-            let app = apps[i % 3].clone();
-            let cookie = cookie.clone();
-            tasks.push(tokio::spawn(
-                async move { app.send_indexed(&cookie, i).await },
-            ));
-        }
-        for t in tasks {
-            let res = t.await.map_err(|e| e.to_string())?;
-            ensure!(
-                res.status == StatusCode::OK,
-                "an update failed with {}: {}",
-                res.status,
-                res.body
-            );
-        }
-        let id = cookie_id(&cookie)?;
-        let stored = op("load", self.store().load(&id).await)?.ok_or("session vanished")?;
-        let cart: Vec<usize> =
-            serde_json::from_value(stored.data["cart"].clone()).map_err(|e| e.to_string())?;
-        let distinct: BTreeSet<usize> = cart.iter().copied().collect();
+        let outcome = concurrent_cart_updates(&layers, N).await?;
         ensure!(
-            cart.len() == N && distinct.len() == N,
+            outcome.items == N && outcome.distinct == N,
             "{N} concurrent updates over 3 instances left {} items ({} distinct): lost updates",
-            cart.len(),
-            distinct.len()
+            outcome.items,
+            outcome.distinct
         );
         Ok(())
     }
@@ -644,7 +599,7 @@ impl Ctx {
     async fn absolute_lifetime_enforced_by_layer(&self) -> Check {
         // The record itself is valid for an hour; only the layer's absolute
         // lifetime says it is over.
-        let writer = App::new(
+        let writer = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("k", "v").await?;
@@ -652,7 +607,7 @@ impl Ctx {
             },
         );
         let cookie = writer.start_session().await?;
-        let reader = App::new(
+        let reader = TestApp::new(
             SessionLayer::new(self.stores[0].clone())
                 .with_absolute_lifetime(Some(Duration::from_millis(600))),
             |s, _| async move { Ok(s.get::<String>("k").await?.unwrap_or_default()) },
@@ -672,7 +627,7 @@ impl Ctx {
 
     async fn idle_timeout_and_touch(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(probe.clone())
                 .with_idle_timeout(Some(Duration::from_millis(1500)))
                 .with_touch_after(Duration::from_millis(500)),
@@ -717,7 +672,7 @@ impl Ctx {
     }
 
     async fn persistent_cookie_follows_expiry(&self) -> Check {
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(self.stores[0].clone())
                 .with_persistent_cookie(true)
                 .with_idle_timeout(Some(HOUR)),
@@ -738,7 +693,7 @@ impl Ctx {
             (3590..=3600).contains(&age),
             "Max-Age {age} for a 1 h idle timeout"
         );
-        let session_app = App::new(
+        let session_app = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("k", "v").await?;
@@ -754,14 +709,14 @@ impl Ctx {
     }
 
     async fn cycle_id_keeps_data_retires_old_id(&self) -> Check {
-        let setup = App::new(
+        let setup = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("pre", true).await?;
                 Ok(String::new())
             },
         );
-        let login = App::new(
+        let login = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("cart", vec!["A"]).await?;
@@ -795,14 +750,14 @@ impl Ctx {
     }
 
     async fn destroy_deletes_and_expires_cookie(&self) -> Check {
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.destroy().await?;
                 Ok(String::new())
             },
         );
-        let setup = App::new(
+        let setup = TestApp::new(
             SessionLayer::new(self.stores[0].clone()),
             |s, _| async move {
                 s.insert("k", "v").await?;
@@ -826,7 +781,7 @@ impl Ctx {
 
     async fn store_down_gives_503_then_recovers(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(SessionLayer::new(probe.clone()), |s, _| async move {
+        let app = TestApp::new(SessionLayer::new(probe.clone()), |s, _| async move {
             s.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).await?;
             Ok(String::new())
         });
@@ -842,7 +797,7 @@ impl Ctx {
         // layer saves it: the client must not be told it worked.
         let late = {
             let probe = probe.clone();
-            App::new(SessionLayer::new(probe.clone()), move |s, _| {
+            TestApp::new(SessionLayer::new(probe.clone()), move |s, _| {
                 let probe = probe.clone();
                 async move {
                     s.insert("k", "v").await?;
@@ -873,7 +828,7 @@ impl Ctx {
 
     async fn store_hang_is_bounded_by_timeout(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = App::new(
+        let app = TestApp::new(
             SessionLayer::new(probe.clone()).with_store_timeout(Duration::from_millis(200)),
             |s, _| async move {
                 s.insert("k", "v").await?;
@@ -903,6 +858,126 @@ impl Ctx {
     }
 }
 
+/// What [`concurrent_cart_updates`] found in the cart afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CartOutcome {
+    /// Items in the stored cart.
+    pub items: usize,
+    /// Distinct items among them.
+    pub distinct: usize,
+}
+
+/// The concurrency acceptance test: `n` requests of one session, spread
+/// round-robin over `layers` (one per app instance, each with its own store
+/// connection), first all read the cart, then each adds its own item with
+/// [`Session::update`]. Without lost updates the cart ends with `n`
+/// distinct items.
+///
+/// Each layer's attempt limit is raised to `n + 1`, which always suffices:
+/// every failed attempt means another request's save succeeded.
+///
+/// # Errors
+///
+/// A request that failed, with its status and message.
+pub async fn concurrent_cart_updates(
+    layers: &[SessionLayer],
+    n: usize,
+) -> std::result::Result<CartOutcome, String> {
+    let barrier = Arc::new(Barrier::new(n));
+    let attempts = u32::try_from(n + 1).unwrap_or(u32::MAX);
+    let apps: Vec<TestApp> = layers
+        .iter()
+        .map(|layer| {
+            let barrier = barrier.clone();
+            TestApp::new(layer.clone(), move |s, i| {
+                let barrier = barrier.clone();
+                async move {
+                    s.get::<Vec<usize>>("cart").await?;
+                    barrier.wait().await;
+                    let cart = s
+                        .update("cart", |cart: Option<Vec<usize>>| {
+                            let mut cart = cart.unwrap_or_default();
+                            cart.push(i);
+                            cart
+                        })
+                        .await?;
+                    Ok(cart.len().to_string())
+                }
+            })
+            .with_max_attempts(attempts)
+        })
+        .collect();
+    let first = apps.first().ok_or("no layer given")?;
+    let start = TestApp::new(first.layer.clone(), |s, _| async move {
+        s.insert("cart", Vec::<usize>::new()).await?;
+        Ok(String::new())
+    });
+    let cookie = start.start_session().await?;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let app = apps[i % apps.len()].clone();
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(
+            async move { app.send_indexed(&cookie, i).await },
+        ));
+    }
+    for t in tasks {
+        let res = t.await.map_err(|e| e.to_string())?;
+        ensure!(
+            res.status == StatusCode::OK,
+            "an update failed with {}: {}",
+            res.status,
+            res.body
+        );
+    }
+    let reader = TestApp::new(first.layer.clone(), |s, _| async move {
+        let cart = s.get::<Vec<usize>>("cart").await?.unwrap_or_default();
+        Ok(serde_json::to_string(&cart)?)
+    });
+    let res = reader.send(Some(&cookie)).await;
+    ensure!(
+        res.status == StatusCode::OK,
+        "reading the cart failed: {}",
+        res.body
+    );
+    let cart: Vec<usize> = serde_json::from_str(&res.body).map_err(|e| e.to_string())?;
+    let distinct: BTreeSet<usize> = cart.iter().copied().collect();
+    Ok(CartOutcome {
+        items: cart.len(),
+        distinct: distinct.len(),
+    })
+}
+
+/// A deliberately broken wrapper: its `save` ignores the expected version
+/// (it reads the current one and saves against that), as a plain `SET` or
+/// `PutItem` would. Tests run their concurrency checks on it to show that
+/// they catch lost updates.
+#[derive(Debug, Clone)]
+pub struct LastWriterWins<S>(pub S);
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for LastWriterWins<S> {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        self.0.create(record).await
+    }
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.0.load(id).await
+    }
+    async fn save(&self, record: &Record, _expected_version: u64) -> Result<bool> {
+        let Some(current) = self.0.load(&record.id).await? else {
+            return Ok(false);
+        };
+        self.0.save(record, current.version).await
+    }
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.0.delete(id).await
+    }
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.0.touch(id, expires_at).await
+    }
+}
+
 fn cookie_id(cookie: &str) -> std::result::Result<Id, String> {
     cookie
         .split_once('=')
@@ -918,31 +993,73 @@ type Handler = Arc<
         + Sync,
 >;
 
+/// A minimal app around a [`SessionLayer`] for store tests: each request
+/// runs one async handler with the request's [`Session`] and an index.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use session_core::SessionLayer;
+/// use session_core::test_suite::TestApp;
+///
+/// let app = TestApp::new(
+///     SessionLayer::new(session_stores::MemoryStore::default()),
+///     |session, _index| async move {
+///         let n = session.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).await?;
+///         Ok(n.to_string())
+///     },
+/// );
+/// let first = app.send(None).await;
+/// let second = app.send(first.cookie.as_deref()).await;
+/// assert_eq!(second.body, "2");
+/// # }
+/// ```
 #[derive(Clone)]
-struct App {
+pub struct TestApp {
     layer: SessionLayer,
     handler: Handler,
 }
 
-struct Reply {
-    status: StatusCode,
-    body: String,
-    /// The raw `Set-Cookie` header.
-    set_cookie: Option<String>,
-    /// `name=value` from it, as a client would send it back.
-    cookie: Option<String>,
+impl fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestApp")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
 }
 
-impl App {
-    fn new<F, Fut>(layer: SessionLayer, f: F) -> Self
+/// A response from a [`TestApp`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TestReply {
+    /// The status: a handler's error gives [`Error::status`].
+    pub status: StatusCode,
+    /// The handler's output, or the error message.
+    pub body: String,
+    /// The raw `Set-Cookie` header.
+    pub set_cookie: Option<String>,
+    /// `name=value` from it, as a client would send it back.
+    pub cookie: Option<String>,
+}
+
+impl TestApp {
+    /// An app running `f` behind `layer` (with a generous attempt limit
+    /// of 1000 for concurrent saves).
+    pub fn new<F, Fut>(layer: SessionLayer, f: F) -> Self
     where
         F: Fn(Session, usize) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<String>> + Send + 'static,
     {
-        App {
+        TestApp {
             layer: layer.with_max_attempts(1000),
             handler: Arc::new(move |s, i| Box::pin(f(s, i))),
         }
+    }
+
+    /// Overrides the layer's attempt limit.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.layer = self.layer.with_max_attempts(attempts);
+        self
     }
 
     fn service(
@@ -979,15 +1096,18 @@ impl App {
             }))
     }
 
-    async fn send(&self, cookie: Option<&str>) -> Reply {
+    /// One request, with `cookie` (`name=value`) if given; the handler's
+    /// index is 0.
+    pub async fn send(&self, cookie: Option<&str>) -> TestReply {
         self.send_with(cookie, 0).await
     }
 
-    async fn send_indexed(&self, cookie: &str, index: usize) -> Reply {
+    /// One request with `cookie`, telling the handler `index`.
+    pub async fn send_indexed(&self, cookie: &str, index: usize) -> TestReply {
         self.send_with(Some(cookie), index).await
     }
 
-    async fn send_with(&self, cookie: Option<&str>, index: usize) -> Reply {
+    async fn send_with(&self, cookie: Option<&str>, index: usize) -> TestReply {
         let mut req = Request::new(String::new());
         if let Some(c) = cookie {
             req.headers_mut()
@@ -1003,7 +1123,7 @@ impl App {
             .get(http::header::SET_COOKIE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Reply {
+        TestReply {
             status: res.status(),
             cookie: set_cookie
                 .as_deref()
@@ -1016,7 +1136,11 @@ impl App {
 
     /// Sends one request without a cookie and returns the cookie of the
     /// session it created.
-    async fn start_session(&self) -> std::result::Result<String, String> {
+    ///
+    /// # Errors
+    ///
+    /// The request failed or set no cookie.
+    pub async fn start_session(&self) -> std::result::Result<String, String> {
         let res = self.send(None).await;
         ensure!(
             res.status == StatusCode::OK,

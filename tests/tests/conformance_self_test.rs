@@ -5,38 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use session_core::test_suite;
+use session_core::test_suite::{self, LastWriterWins};
 use session_core::{Id, Record, Result, SessionStore};
 use session_stores::MemoryStore;
 use time::OffsetDateTime;
-
-/// Ignores the expected version: every save wins (what a plain "SET" does).
-#[derive(Debug, Clone)]
-struct LastWriterWins(MemoryStore);
-
-#[async_trait]
-impl SessionStore for LastWriterWins {
-    async fn create(&self, record: &mut Record) -> Result<()> {
-        self.0.create(record).await
-    }
-    async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.0.load(id).await
-    }
-    async fn save(&self, record: &Record, _expected: u64) -> Result<bool> {
-        let Some(current) = self.0.load(&record.id).await? else {
-            return Ok(false);
-        };
-        // Yield so concurrent writers interleave as over a network.
-        tokio::task::yield_now().await;
-        self.0.save(record, current.version).await
-    }
-    async fn delete(&self, id: &Id) -> Result<()> {
-        self.0.delete(id).await
-    }
-    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
-        self.0.touch(id, expires_at).await
-    }
-}
 
 /// Overwrites on create instead of inserting.
 #[derive(Debug, Clone)]

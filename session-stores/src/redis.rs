@@ -1,0 +1,777 @@
+//! The Redis store: single node, Redis Cluster, TLS and ACL users.
+//!
+//! [`RedisStore`] keeps each session in one Redis hash and does every
+//! write as one atomic Lua script, so saves are compare-and-set on the
+//! record's version across any number of app instances.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use session_core::SessionLayer;
+//! use session_stores::RedisStore;
+//!
+//! # async fn run() -> session_core::Result<()> {
+//! // Defaults: keys `session:{<id>}`, 1 s connection and response timeouts.
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! let layer = SessionLayer::new(store);
+//!
+//! // TLS with a private CA, an ACL user, and a prefix of our own.
+//! let ca = std::fs::read("/etc/redis/ca.crt").expect("CA certificate");
+//! let store = RedisStore::builder()
+//!     .with_key_prefix("shop:session:")
+//!     .with_tls_root_cert_pem(ca)
+//!     .with_response_timeout(Duration::from_millis(300))
+//!     .connect("rediss://app:secret@redis.internal:6380")
+//!     .await?;
+//!
+//! // Redis Cluster: any reachable nodes; the rest is discovered.
+//! let store = RedisStore::connect_cluster([
+//!     "redis://10.0.0.1:6379",
+//!     "redis://10.0.0.2:6379",
+//!     "redis://10.0.0.3:6379",
+//! ])
+//! .await?;
+//! # let _ = (layer, store);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! A session lives under the key `<prefix>{<id>}` (default prefix
+//! `session:`). The braces are a Cluster hash tag, so every key of one
+//! session maps to one hash slot. The key is a hash with four fields:
+//!
+//! | field | content |
+//! |-------|---------|
+//! | `v`   | the record's version, in decimal |
+//! | `e`   | the expiry in milliseconds since the Unix epoch (absent: none) |
+//! | `d`   | the record as written by [`Record::encode`] |
+//! | `w`   | a random token naming the last write, so that a write the client retries after a lost reply is recognised as already done |
+//!
+//! The expiry is also the key's TTL (`PEXPIREAT`, to the millisecond), so
+//! Redis evicts expired sessions by itself; a session without expiry has
+//! no TTL. Reads filter on `e` as well, so a record past its expiry is never
+//! returned even if the clocks of Redis and the app differ.
+//!
+//! # Cost
+//!
+//! | operation | Redis commands |
+//! |-----------|----------------|
+//! | `load`    | 1 (`HMGET`) |
+//! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover) |
+//! | `delete`  | 1 (`DEL`) |
+//!
+//! Through the [`SessionLayer`](session_core::SessionLayer) a request that
+//! only reads its session costs one command, a request that changes it two
+//! (load and save; one for a new session), and a request that does not use
+//! its session none.
+//!
+//! # Redis Cluster
+//!
+//! The cluster client follows `MOVED` (refreshing its slot map) and `ASK`
+//! redirections by itself. A redirected command has not run, so `create`'s
+//! insert-only check still runs exactly once, atomically, on the node that
+//! owns the slot. If a connection drops after a write ran but before its
+//! reply arrived, the client sends it again; the write token in `w` lets
+//! the script answer "done" instead of reporting a conflict, so an update
+//! is never applied twice.
+//!
+//! On failover, Redis replicates asynchronously: a write acknowledged by a
+//! master in the last moment before it crashed may be missing on the
+//! promoted replica, and that session is then read as it was before the
+//! write. Reads and new sessions work again once a replica has been
+//! promoted and the client has refreshed its slot map (about
+//! `cluster-node-timeout` plus a second).
+//!
+//! # Failures
+//!
+//! | situation | result |
+//! |-----------|--------|
+//! | Redis down, refused, reset | [`Error::Backend`]; the layer answers `503` with `Retry-After: 1`. The single-node connection reconnects in the background, the cluster connection refreshes its topology; later calls work again without a restart |
+//! | no reply within the response timeout | [`Error::Timeout`]; `503` as well. The layer's own store timeout bounds each call too |
+//! | a record above Redis's 512 MB value limit | rejected by Redis: [`Error::Backend`] (the store sets no lower limit of its own) |
+//! | a key under the prefix that is not a session hash, or an unknown record format | [`Error::Decode`], never a panic; the layer answers `500` |
+//!
+//! [`Error::Backend`]: session_core::Error::Backend
+//! [`Error::Timeout`]: session_core::Error::Timeout
+//! [`Error::Decode`]: session_core::Error::Decode
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, TlsCertificates};
+use session_core::record::{DecodeError, from_unix_millis, now, unix_millis};
+use session_core::{Error, Id, Record, Result, SessionStore};
+use time::OffsetDateTime;
+
+const DEFAULT_PREFIX: &str = "session:";
+const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Sessions in Redis: a single node (over an auto-reconnecting connection)
+/// or a Redis Cluster, with or without TLS.
+///
+/// Every write is one atomic Lua script, so saves are compare-and-set on
+/// the version across all app instances, creates never overwrite, and
+/// touches change the expiry only. See the [module documentation](self)
+/// for an example, the key layout, command counts and failure behaviour.
+///
+/// Clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    prefix: Box<str>,
+    response_timeout: Duration,
+    scripts: Scripts,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field(
+                "mode",
+                &match self.inner.conn {
+                    Conn::Single(_) => "single node",
+                    Conn::Cluster(_) => "cluster",
+                },
+            )
+            .field("prefix", &self.inner.prefix)
+            .field("response_timeout", &self.inner.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to a single Redis node with the default settings (see
+    /// [`RedisStoreBuilder`]).
+    ///
+    /// `url` is `redis://[user:password@]host[:port][/db]`, or `rediss://…`
+    /// for TLS (verified against the system's root certificates; see
+    /// [`RedisStoreBuilder::with_tls_root_cert_pem`] for a private CA).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the URL is invalid or the server cannot be
+    /// reached or refuses the credentials.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Connects to a Redis Cluster with the default settings, given one or
+    /// more of its nodes (the others are discovered). All URLs must use the
+    /// same scheme and credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a URL is invalid or no node can be reached.
+    pub async fn connect_cluster<I>(urls: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::builder().connect_cluster(urls).await
+    }
+
+    /// Settings for a new store.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            prefix: DEFAULT_PREFIX.into(),
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            root_cert: None,
+        }
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis key of the session `id`: `<prefix>{<id>}`.
+    pub fn key(&self, id: &Id) -> String {
+        format!("{}{{{}}}", self.inner.prefix, id.as_str())
+    }
+
+    /// Runs a script: `EVALSHA`, and `EVAL` with the source if the server
+    /// does not have it cached (which also caches it there).
+    async fn script(&self, script: &Lua, key: &str, args: &[&[u8]]) -> redis::RedisResult<i64> {
+        let with = |verb: &str, first: &[u8]| {
+            let mut cmd = redis::cmd(verb);
+            cmd.arg(first).arg(1).arg(key);
+            for a in args {
+                cmd.arg(*a);
+            }
+            cmd
+        };
+        let hash = script.script.get_hash().as_bytes();
+        match self.inner.conn.query(&with("EVALSHA", hash)).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                tracing::debug!(
+                    script = script.name,
+                    "script not cached on the server, sending EVAL"
+                );
+                self.inner
+                    .conn
+                    .query(&with("EVAL", script.source.as_bytes()))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    fn error(&self, op: &'static str, err: RedisError) -> Error {
+        if err.code() == Some("WRONGTYPE") {
+            return Error::Decode(DecodeError::Malformed(format!(
+                "a key under the session prefix {:?} is not a session hash",
+                self.inner.prefix
+            )));
+        }
+        if err.is_timeout() {
+            return Error::Timeout(self.inner.response_timeout);
+        }
+        Error::backend(RedisStoreError::Command { op, source: err })
+    }
+}
+
+/// Builds a [`RedisStore`]: key prefix, timeouts and TLS roots, then
+/// [`connect`](Self::connect) or [`connect_cluster`](Self::connect_cluster).
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+    root_cert: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("root_cert", &self.root_cert.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key (default `session:`), so sessions can share
+    /// a database with other data.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one attempt to open a connection may take (default 1 s).
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the reply to one command (default 1 s); a
+    /// command that takes longer fails with [`Error::Timeout`]. On a
+    /// cluster this also bounds the command's redirections and retries.
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Trust the CA certificate(s) in `pem` for `rediss://` connections
+    /// instead of the system's root certificates, e.g. a private CA that
+    /// signed the server's certificate. The server name in the URL is still
+    /// checked against the certificate.
+    ///
+    /// TLS is rustls with the ring crypto provider. If the process has not
+    /// installed a rustls provider when the store connects over TLS, ring's
+    /// is installed as the process default; an application that wants
+    /// another one installs it before connecting.
+    pub fn with_tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    fn tls_certs(&self) -> Option<TlsCertificates> {
+        self.root_cert.as_ref().map(|pem| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+    }
+
+    /// Connects to a single Redis node; see [`RedisStore::connect`].
+    ///
+    /// The connection is multiplexed (one connection serves all concurrent
+    /// calls) and reconnects in the background after a failure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the URL is invalid or the server cannot be
+    /// reached or refuses the credentials.
+    #[tracing::instrument(name = "redis_connect", level = "debug", skip_all)]
+    pub async fn connect(self, url: &str) -> Result<RedisStore> {
+        if is_tls(url) {
+            ensure_crypto_provider();
+        }
+        let client = match self.tls_certs() {
+            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(url),
+        }
+        .map_err(RedisStoreError::Connect)
+        .map_err(Error::backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(2);
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(RedisStoreError::Connect)
+            .map_err(Error::backend)?;
+        Ok(self.finish(Conn::Single(manager)))
+    }
+
+    /// Connects to a Redis Cluster; see [`RedisStore::connect_cluster`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a URL is invalid or no node can be reached.
+    #[tracing::instrument(name = "redis_connect_cluster", level = "debug", skip_all)]
+    pub async fn connect_cluster<I>(self, urls: I) -> Result<RedisStore>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        if urls.iter().any(|u| is_tls(u)) {
+            ensure_crypto_provider();
+        }
+        let mut builder = ClusterClient::builder(urls)
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout);
+        if let Some(certs) = self.tls_certs() {
+            builder = builder.certs(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(RedisStoreError::Connect)
+            .map_err(Error::backend)?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(RedisStoreError::Connect)
+            .map_err(Error::backend)?;
+        Ok(self.finish(Conn::Cluster(conn)))
+    }
+
+    fn finish(self, conn: Conn) -> RedisStore {
+        RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: self.prefix.into_boxed_str(),
+                response_timeout: self.response_timeout,
+                scripts: Scripts::new(),
+            }),
+        }
+    }
+}
+
+fn is_tls(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+}
+
+/// rustls needs a process-wide crypto provider when more than one (or none)
+/// is compiled in; install ring's unless the application chose one.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: one is in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The store's own errors, carried inside
+/// [`Error::Backend`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum RedisStoreError {
+    #[error("cannot connect to Redis: {0}")]
+    Connect(#[source] RedisError),
+    #[error("Redis {op} failed: {source}")]
+    Command {
+        op: &'static str,
+        #[source]
+        source: RedisError,
+    },
+    #[error("Redis {op} script replied {reply}, expected 0 or 1")]
+    UnexpectedReply { op: &'static str, reply: i64 },
+}
+
+// ---- scripts ------------------------------------------------------------
+
+struct Lua {
+    name: &'static str,
+    source: &'static str,
+    script: redis::Script,
+}
+
+impl Lua {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        Lua {
+            name,
+            source,
+            script: redis::Script::new(source),
+        }
+    }
+}
+
+struct Scripts {
+    create: Lua,
+    save: Lua,
+    touch: Lua,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            create: Lua::new("create", CREATE),
+            save: Lua::new("save", SAVE),
+            touch: Lua::new("touch", TOUCH),
+        }
+    }
+}
+
+/// Lua: `set_expiry` sets field `e` and the key's TTL to `at` (ms since the
+/// epoch), or removes both when `at` is empty; `write` also sets the
+/// version, data and write token.
+macro_rules! lua_helpers {
+    () => {
+        r"
+local function write(key, v, d, w, at)
+  if at == '' then
+    redis.call('HSET', key, 'v', v, 'd', d, 'w', w)
+    redis.call('HDEL', key, 'e')
+    redis.call('PERSIST', key)
+  else
+    redis.call('HSET', key, 'v', v, 'd', d, 'w', w, 'e', at)
+    redis.call('PEXPIREAT', key, at)
+  end
+end
+local function set_expiry(key, at)
+  if at == '' then
+    redis.call('HDEL', key, 'e')
+    redis.call('PERSIST', key)
+  else
+    redis.call('HSET', key, 'e', at)
+    redis.call('PEXPIREAT', key, at)
+  end
+end
+"
+    };
+}
+
+/// KEYS[1] = key; ARGV = version, expiry ms or '', data, now ms, write token.
+/// Returns 1 if written (or already written by this very call), 0 if a live
+/// record holds the key.
+const CREATE: &str = concat!(
+    lua_helpers!(),
+    r"
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 1 then
+  local cur = redis.call('HMGET', key, 'e', 'w')
+  if cur[2] == ARGV[5] then return 1 end
+  if not cur[1] or tonumber(cur[1]) > tonumber(ARGV[4]) then return 0 end
+  redis.call('DEL', key)
+end
+write(key, ARGV[1], ARGV[3], ARGV[5], ARGV[2])
+return 1
+"
+);
+
+/// KEYS[1] = key; ARGV = expected version, new version, expiry ms or '',
+/// data, now ms, write token. Returns 1 if written (or already written by
+/// this very call), 0 if the stored version differs or the record is gone.
+const SAVE: &str = concat!(
+    lua_helpers!(),
+    r"
+local key = KEYS[1]
+local cur = redis.call('HMGET', key, 'v', 'e', 'w')
+if cur[1] ~= ARGV[1] then
+  if cur[1] == ARGV[2] and cur[3] == ARGV[6] then return 1 end
+  return 0
+end
+if cur[2] and tonumber(cur[2]) <= tonumber(ARGV[5]) then return 0 end
+write(key, ARGV[2], ARGV[4], ARGV[6], ARGV[3])
+return 1
+"
+);
+
+/// KEYS[1] = key; ARGV = expiry ms or '', now ms. Returns 1 if the live
+/// record's expiry was set, 0 if there is none.
+const TOUCH: &str = concat!(
+    lua_helpers!(),
+    r"
+local key = KEYS[1]
+local cur = redis.call('HMGET', key, 'v', 'e')
+if not cur[1] then return 0 end
+if cur[2] and tonumber(cur[2]) <= tonumber(ARGV[2]) then return 0 end
+set_expiry(key, ARGV[1])
+return 1
+"
+);
+
+fn expiry_arg(at: Option<OffsetDateTime>) -> String {
+    at.map(|t| unix_millis(t).to_string()).unwrap_or_default()
+}
+
+fn reply_to_bool(op: &'static str, reply: i64) -> Result<bool> {
+    match reply {
+        0 => Ok(false),
+        1 => Ok(true),
+        reply => Err(Error::backend(RedisStoreError::UnexpectedReply {
+            op,
+            reply,
+        })),
+    }
+}
+
+/// Builds a record from the fields `v`, `e` and `d` of its hash, or `None`
+/// if there is no hash or it has expired at `now`.
+fn parse_fields(
+    id: &Id,
+    fields: [Option<Vec<u8>>; 3],
+    now: OffsetDateTime,
+) -> Result<Option<Record>> {
+    let malformed = |what: String| Error::Decode(DecodeError::Malformed(what));
+    let [v, e, d] = fields;
+    if v.is_none() && e.is_none() && d.is_none() {
+        return Ok(None);
+    }
+    let number = |name: &str, raw: &[u8]| -> Result<i64> {
+        std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| malformed(format!("session hash field `{name}` is not a number")))
+    };
+    let expires_ms = e.as_deref().map(|raw| number("e", raw)).transpose()?;
+    if expires_ms.is_some_and(|ms| ms <= unix_millis(now)) {
+        return Ok(None);
+    }
+    let version = v
+        .as_deref()
+        .map(|raw| number("v", raw))
+        .transpose()?
+        .ok_or_else(|| malformed("session hash has no version field `v`".into()))?;
+    let data = d.ok_or_else(|| malformed("session hash has no data field `d`".into()))?;
+    let mut record = Record::decode(id.clone(), &data)?;
+    if i64::try_from(record.version).ok() != Some(version) {
+        return Err(malformed(format!(
+            "session hash version {version} differs from its record's version {}",
+            record.version
+        )));
+    }
+    record.expires_at = match expires_ms {
+        Some(ms) => Some(from_unix_millis(ms).ok_or(DecodeError::TimeOutOfRange)?),
+        None => None,
+    };
+    Ok(Some(record))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(id = ?record.id))]
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        let data = record.encode()?;
+        let version = record.version.to_string();
+        let expires = expiry_arg(record.expires_at);
+        let token = Id::random();
+        loop {
+            let key = self.key(&record.id);
+            let now = unix_millis(now()).to_string();
+            let reply = self
+                .script(
+                    &self.inner.scripts.create,
+                    &key,
+                    &[
+                        version.as_bytes(),
+                        expires.as_bytes(),
+                        &data,
+                        now.as_bytes(),
+                        token.as_str().as_bytes(),
+                    ],
+                )
+                .await
+                .map_err(|e| self.error("create", e))?;
+            if reply_to_bool("create", reply)? {
+                return Ok(());
+            }
+            tracing::debug!("session ID taken, retrying with a fresh one");
+            record.id = Id::random();
+        }
+    }
+
+    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(id = ?id))]
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.key(id)).arg("v").arg("e").arg("d");
+        let fields: Vec<Option<Vec<u8>>> = self
+            .inner
+            .conn
+            .query(&cmd)
+            .await
+            .map_err(|e| self.error("load", e))?;
+        let fields: [Option<Vec<u8>>; 3] = fields.try_into().map_err(|_| {
+            Error::backend(RedisStoreError::UnexpectedReply {
+                op: "HMGET",
+                reply: -1,
+            })
+        })?;
+        parse_fields(id, fields, now())
+    }
+
+    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
+    async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
+        let data = record.encode()?;
+        let reply = self
+            .script(
+                &self.inner.scripts.save,
+                &self.key(&record.id),
+                &[
+                    expected_version.to_string().as_bytes(),
+                    record.version.to_string().as_bytes(),
+                    expiry_arg(record.expires_at).as_bytes(),
+                    &data,
+                    unix_millis(now()).to_string().as_bytes(),
+                    Id::random().as_str().as_bytes(),
+                ],
+            )
+            .await
+            .map_err(|e| self.error("save", e))?;
+        reply_to_bool("save", reply)
+    }
+
+    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(id = ?id))]
+    async fn delete(&self, id: &Id) -> Result<()> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key(id));
+        let _: i64 = self
+            .inner
+            .conn
+            .query(&cmd)
+            .await
+            .map_err(|e| self.error("delete", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(id = ?id))]
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        let reply = self
+            .script(
+                &self.inner.scripts.touch,
+                &self.key(id),
+                &[
+                    expiry_arg(expires_at).as_bytes(),
+                    unix_millis(now()).to_string().as_bytes(),
+                ],
+            )
+            .await
+            .map_err(|e| self.error("touch", e))?;
+        reply_to_bool("touch", reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::Data;
+
+    fn sample(expires_at: Option<OffsetDateTime>) -> Record {
+        let mut data = Data::new();
+        data.insert("k".into(), serde_json::json!("v"));
+        let mut r = Record::new(Id::random(), data, now(), expires_at);
+        r.version = 7;
+        r
+    }
+
+    #[test]
+    fn fields_round_trip_and_expiry_comes_from_e() {
+        let r = sample(Some(now() + time::Duration::hours(1)));
+        let later = now() + time::Duration::hours(2);
+        let fields = [
+            Some(b"7".to_vec()),
+            Some(unix_millis(later).to_string().into_bytes()),
+            Some(r.encode().unwrap()),
+        ];
+        let loaded = parse_fields(&r.id, fields, now()).unwrap().unwrap();
+        assert_eq!(loaded.expires_at, Some(later));
+        assert_eq!((loaded.version, &loaded.data), (r.version, &r.data));
+    }
+
+    #[test]
+    fn missing_and_expired_are_none() {
+        let r = sample(None);
+        assert!(
+            parse_fields(&r.id, [None, None, None], now())
+                .unwrap()
+                .is_none()
+        );
+        let past = unix_millis(now()) - 1;
+        let fields = [
+            Some(b"7".to_vec()),
+            Some(past.to_string().into_bytes()),
+            Some(r.encode().unwrap()),
+        ];
+        assert!(parse_fields(&r.id, fields, now()).unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        let r = sample(None);
+        let mut bad_format = r.encode().unwrap();
+        bad_format[0] = 200;
+        for fields in [
+            [Some(b"7".to_vec()), None, Some(bad_format)],
+            [Some(b"x".to_vec()), None, Some(r.encode().unwrap())],
+            [Some(b"8".to_vec()), None, Some(r.encode().unwrap())],
+            [Some(b"7".to_vec()), None, None],
+            [None, None, Some(r.encode().unwrap())],
+            [Some(b"7".to_vec()), None, Some(Vec::new())],
+        ] {
+            let got = parse_fields(&r.id, fields.clone(), now());
+            assert!(
+                matches!(got, Err(Error::Decode(_))),
+                "{fields:?} gave {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_scheme_detection() {
+        assert!(is_tls("rediss://h:1"));
+        assert!(is_tls("REDISS://h:1"));
+        assert!(!is_tls("redis://h:1"));
+        assert!(!is_tls("redis"));
+    }
+}

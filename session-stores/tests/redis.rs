@@ -1,0 +1,1006 @@
+//! The Redis store against real Redis servers: the shared single node, TLS
+//! (with and without an ACL user) and Cluster from `scripts/services.sh`,
+//! plus private servers and a private cluster that the tests start
+//! themselves (command counts, outage, failover).
+//!
+//! The shared servers are found through `REDIS_URL`, `REDIS_TLS_URL`,
+//! `REDIS_TLS_CA`, `REDIS_TLS_ACL_URL` and `REDIS_CLUSTER_URLS`, with the
+//! defaults of `scripts/services.sh`. A test whose server cannot be reached
+//! fails and says how to start it.
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use session_core::record::now;
+use session_core::test_suite::{LastWriterWins, TestApp, TestReply, concurrent_cart_updates};
+use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
+use session_stores::RedisStore;
+
+// ---- where the servers are ----------------------------------------------
+
+const START_HINT: &str = "start the test servers with `eval \"$(scripts/services.sh up)\"`";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn redis_url() -> String {
+    env_or("REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+fn cluster_urls() -> Vec<String> {
+    env_or(
+        "REDIS_CLUSTER_URLS",
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003,\
+         redis://127.0.0.1:7004,redis://127.0.0.1:7005,redis://127.0.0.1:7006",
+    )
+    .split(',')
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+fn tls_ca() -> Vec<u8> {
+    let path = std::env::var("REDIS_TLS_CA").unwrap_or_else(|_| {
+        panic!("REDIS_TLS_CA is not set (the CA certificate of the TLS Redis); {START_HINT}")
+    });
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read REDIS_TLS_CA={path}: {e}; {START_HINT}"))
+}
+
+async fn single(url: &str, var: &str) -> RedisStore {
+    RedisStore::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at {var}={url}: {e}; {START_HINT}"))
+}
+
+async fn tls(url: &str, var: &str) -> RedisStore {
+    RedisStore::builder()
+        .with_tls_root_cert_pem(tls_ca())
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach TLS Redis at {var}={url}: {e}; {START_HINT}"))
+}
+
+async fn cluster(urls: &[String]) -> RedisStore {
+    RedisStore::connect_cluster(urls).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the Redis Cluster at REDIS_CLUSTER_URLS={}: {e}; {START_HINT}",
+            urls.join(",")
+        )
+    })
+}
+
+// ---- conformance ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_node_passes_the_conformance_suite() {
+    let url = redis_url();
+    session_core::test_suite::run(|| single(&url, "REDIS_URL"))
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_passes_the_conformance_suite() {
+    let url = env_or("REDIS_TLS_URL", "rediss://127.0.0.1:6390");
+    session_core::test_suite::run(|| tls(&url, "REDIS_TLS_URL"))
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_with_acl_user_passes_the_conformance_suite() {
+    let url = env_or(
+        "REDIS_TLS_ACL_URL",
+        "rediss://stateful:stateful-pass@127.0.0.1:6390",
+    );
+    session_core::test_suite::run(|| tls(&url, "REDIS_TLS_ACL_URL"))
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_passes_the_conformance_suite() {
+    let urls = cluster_urls();
+    session_core::test_suite::run(|| cluster(&urls))
+        .await
+        .assert_passed();
+}
+
+#[tokio::test]
+async fn tls_checks_the_certificate_and_acl_checks_the_password() {
+    // Reachable first, so that the failures below are about trust and
+    // credentials, not about a missing server.
+    let url = env_or(
+        "REDIS_TLS_ACL_URL",
+        "rediss://stateful:stateful-pass@127.0.0.1:6390",
+    );
+    tls(&url, "REDIS_TLS_ACL_URL").await;
+
+    // Without the private CA the server's certificate is not trusted.
+    let err = RedisStore::connect(&url).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+
+    let wrong = url.replace("stateful-pass", "wrong-pass");
+    assert_ne!(wrong, url, "REDIS_TLS_ACL_URL has no password to replace");
+    let err = RedisStore::builder()
+        .with_tls_root_cert_pem(tls_ca())
+        .connect(&wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
+}
+
+// ---- layout ---------------------------------------------------------------
+
+fn record(data: &[(&str, serde_json::Value)], ttl: Option<Duration>) -> Record {
+    let data: Data = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let now = now();
+    Record::new(Id::random(), data, now, ttl.map(|t| now + t))
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at REDIS_URL={url}: {e}; {START_HINT}"))
+}
+
+async fn query<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    args: &[&[u8]],
+) -> T {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(conn).await.expect("redis command")
+}
+
+#[tokio::test]
+async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
+    let url = redis_url();
+    let store = RedisStore::builder()
+        .with_key_prefix("stores-test:")
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at REDIS_URL={url}: {e}; {START_HINT}"));
+    let mut conn = raw(&url).await;
+
+    let mut r = record(&[("k", "v".into())], Some(Duration::from_secs(600)));
+    store.create(&mut r).await.unwrap();
+    let key = store.key(&r.id);
+    assert_eq!(key, format!("stores-test:{{{}}}", r.id));
+
+    let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
+    let want = session_core::record::unix_millis(r.expires_at.unwrap());
+    assert_eq!(
+        pexpiretime, want,
+        "the key's TTL is not the record's expiry"
+    );
+
+    // Touch moves the TTL and the expiry field, but leaves the data alone.
+    let before: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
+    let later = now() + Duration::from_secs(7200);
+    assert!(store.touch(&r.id, Some(later)).await.unwrap());
+    let after: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
+    assert_eq!(before, after, "touch rewrote the data");
+    let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
+    assert_eq!(pexpiretime, session_core::record::unix_millis(later));
+    assert_eq!(
+        store.load(&r.id).await.unwrap().unwrap().expires_at,
+        Some(later)
+    );
+
+    // No expiry: no TTL.
+    assert!(store.touch(&r.id, None).await.unwrap());
+    let pttl: i64 = query(&mut conn, &[b"PTTL", key.as_bytes()]).await;
+    assert_eq!(pttl, -1, "a session without expiry has a TTL");
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().expires_at, None);
+
+    // A save sets the TTL again.
+    let mut next = store.load(&r.id).await.unwrap().unwrap();
+    next.version += 1;
+    next.expires_at = Some(now() + Duration::from_secs(60));
+    assert!(store.save(&next, r.version).await.unwrap());
+    let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
+    assert_eq!(
+        pexpiretime,
+        session_core::record::unix_millis(next.expires_at.unwrap())
+    );
+    store.delete(&r.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_record_format_is_a_decode_error() {
+    let url = redis_url();
+    let store = single(&url, "REDIS_URL").await;
+    let mut conn = raw(&url).await;
+
+    // A hash whose record has a format byte from the future.
+    let mut r = record(&[("k", "v".into())], Some(Duration::from_secs(60)));
+    store.create(&mut r).await.unwrap();
+    let key = store.key(&r.id);
+    let mut bytes = r.encode().unwrap();
+    bytes[0] = 0xEE;
+    let _: i64 = query(&mut conn, &[b"HSET", key.as_bytes(), b"d", &bytes]).await;
+    let err = store.load(&r.id).await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("unknown session record format"),
+        "{err}"
+    );
+
+    // A plain string where a session hash belongs.
+    let id = Id::random();
+    let key = store.key(&id);
+    let _: () = query(&mut conn, &[b"SET", key.as_bytes(), b"hello", b"EX", b"60"]).await;
+    let err = store.load(&id).await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    let mut other = record(&[], Some(Duration::from_secs(60)));
+    other.id = id.clone();
+    other.version = 2;
+    let err = store.save(&other, 1).await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+
+    // The hash fields themselves garbled.
+    let id = Id::random();
+    let key = store.key(&id);
+    let _: i64 = query(
+        &mut conn,
+        &[b"HSET", key.as_bytes(), b"v", b"one", b"d", b"\x01"],
+    )
+    .await;
+    let _: i64 = query(&mut conn, &[b"EXPIRE", key.as_bytes(), b"60"]).await;
+    let err = store.load(&id).await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_after_a_script_flush() {
+    let url = redis_url();
+    let store = single(&url, "REDIS_URL").await;
+    let mut conn = raw(&url).await;
+    let mut r = record(&[("n", 1.into())], Some(Duration::from_secs(60)));
+    store.create(&mut r).await.unwrap();
+    // Forget every cached script: the next EVALSHA gets NOSCRIPT and the
+    // store falls back to EVAL.
+    let _: () = query(&mut conn, &[b"SCRIPT", b"FLUSH"]).await;
+    let mut next = r.clone();
+    next.version = 2;
+    next.data.insert("n".into(), 2.into());
+    assert!(store.save(&next, 1).await.unwrap());
+    assert_eq!(store.load(&r.id).await.unwrap(), Some(next));
+}
+
+// ---- concurrent updates ----------------------------------------------------
+
+const UPDATES: usize = 200;
+
+fn cookie_id(cookie: &str) -> Id {
+    cookie
+        .split_once('=')
+        .and_then(|(_, v)| Id::parse(v))
+        .expect("a session cookie")
+}
+
+fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
+    SessionLayer::new(store)
+}
+
+/// The shared concurrency acceptance on `stores`: (items, distinct items).
+async fn concurrent_cart(stores: Vec<Arc<dyn SessionStore>>) -> (usize, usize) {
+    let layers: Vec<SessionLayer> = stores.into_iter().map(layer_for).collect();
+    let outcome = concurrent_cart_updates(&layers, UPDATES)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (outcome.items, outcome.distinct)
+}
+
+async fn assert_concurrent_updates_all_land<F, Fut>(connect: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = RedisStore>,
+{
+    let mut stores: Vec<Arc<dyn SessionStore>> = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(connect().await));
+    }
+    let started = Instant::now();
+    let (items, distinct) = concurrent_cart(stores).await;
+    eprintln!(
+        "{UPDATES} concurrent updates over 3 instances: {items} items in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (items, distinct),
+        (UPDATES, UPDATES),
+        "{UPDATES} concurrent updates over 3 store instances lost updates"
+    );
+
+    // The same scenario on a store that ignores the version loses items,
+    // so the assertion above does test something.
+    let mut lww: Vec<Arc<dyn SessionStore>> = Vec::new();
+    for _ in 0..3 {
+        lww.push(Arc::new(LastWriterWins(connect().await)));
+    }
+    let (items, _) = concurrent_cart(lww).await;
+    eprintln!("the same with last-writer-wins saves: {items} items");
+    assert!(
+        items < UPDATES,
+        "a last-writer-wins store kept all {UPDATES} items: the test cannot see lost updates"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_node_200_concurrent_updates_all_land() {
+    let url = redis_url();
+    assert_concurrent_updates_all_land(|| single(&url, "REDIS_URL")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_200_concurrent_updates_all_land() {
+    let urls = cluster_urls();
+    assert_concurrent_updates_all_land(|| cluster(&urls)).await;
+}
+
+// ---- private servers ------------------------------------------------------
+
+/// A `redis-server` process of this test, killed when dropped.
+struct Server {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[&str]) -> Server {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start redis-server (is it installed? `scripts/services.sh up` installs it): {e}")
+        });
+    Server { port, child }
+}
+
+async fn wait_for_ping(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let url = format!("redis://127.0.0.1:{port}");
+    loop {
+        if let Ok(client) = redis::Client::open(url.as_str())
+            && let Ok(mut c) = client.get_multiplexed_async_connection().await
+            && redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "private redis-server on :{port} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A directory of this test, removed when dropped (also on failure).
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!(
+        "session-stores-{name}-{}-{}",
+        std::process::id(),
+        Id::random().as_str()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}
+
+/// Counts the commands a private server runs for one request, two ways:
+///
+/// - `INFO commandstats` after `CONFIG RESETSTAT`: every command the server
+///   ran, including those called inside scripts;
+/// - `MONITOR`: the commands clients sent, each a round trip (commands run
+///   by a script show up as `[0 lua]` there and are not counted).
+///
+/// The test's own bookkeeping commands are left out of both.
+struct Meter {
+    admin: redis::aio::MultiplexedConnection,
+    admin_addr: String,
+    monitor: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    marker: u64,
+}
+
+struct Counts {
+    /// `cmdstat_*` calls, script internals included.
+    stats: BTreeMap<String, u64>,
+    /// Commands sent by the store, in order.
+    sent: Vec<String>,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let _ = self.monitor.kill();
+        let _ = self.monitor.wait();
+    }
+}
+
+impl Meter {
+    async fn new(port: u16) -> Meter {
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut admin = raw(&url).await;
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut admin)
+            .await
+            .expect("CLIENT INFO");
+        let admin_addr = info
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("addr="))
+            .expect("addr in CLIENT INFO")
+            .to_owned();
+        let mut monitor = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "monitor"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli (is it installed? `scripts/services.sh up` installs it)");
+        let stdout = monitor.stdout.take().expect("monitor output");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut meter = Meter {
+            admin,
+            admin_addr,
+            monitor,
+            lines,
+            marker: 0,
+        };
+        // MONITOR is live once it shows our first marker.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let marker = meter.echo_marker().await;
+            let seen = tokio::time::timeout(Duration::from_millis(200), async {
+                while let Some(line) = meter.lines.recv().await {
+                    if line.contains(&marker) {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            if seen == Ok(true) {
+                break meter;
+            }
+            assert!(Instant::now() < deadline, "redis-cli monitor did not start");
+        }
+    }
+
+    async fn echo_marker(&mut self) -> String {
+        self.marker += 1;
+        let marker = format!("meter-marker-{}", self.marker);
+        let _: String = redis::cmd("ECHO")
+            .arg(&marker)
+            .query_async(&mut self.admin)
+            .await
+            .expect("ECHO");
+        marker
+    }
+
+    /// The MONITOR lines up to a fresh marker.
+    async fn lines_until_marker(&mut self) -> Vec<String> {
+        let marker = self.echo_marker().await;
+        let mut out = Vec::new();
+        let collected = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(line) = self.lines.recv().await {
+                if line.contains(&marker) {
+                    return;
+                }
+                out.push(line);
+            }
+        })
+        .await;
+        assert!(collected.is_ok(), "MONITOR output did not arrive");
+        out
+    }
+
+    async fn measure<F: Future<Output = TestReply>>(&mut self, request: F) -> (TestReply, Counts) {
+        self.lines_until_marker().await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut self.admin)
+            .await
+            .expect("CONFIG RESETSTAT");
+        let reply = request.await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.admin)
+            .await
+            .expect("INFO commandstats");
+        let stats = info
+            .lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .filter(|(name, _): &(String, u64)| name != "info" && !name.starts_with("config"))
+            .collect();
+        let admin = format!(" {}]", self.admin_addr);
+        let sent = self
+            .lines_until_marker()
+            .await
+            .into_iter()
+            .filter(|l| !l.contains(" lua]") && !l.contains(&admin))
+            .map(|l| {
+                l.split_once("] ")
+                    .map(|(_, cmd)| {
+                        cmd.split(' ')
+                            .next()
+                            .unwrap_or("")
+                            .trim_matches('"')
+                            .to_uppercase()
+                    })
+                    .unwrap_or(l)
+            })
+            .collect();
+        (reply, Counts { stats, sent })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_counts_per_request() {
+    let dir = temp_dir("counts");
+    let server = spawn_redis(free_port(), &dir, &[]);
+    wait_for_ping(server.port).await;
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let store = RedisStore::connect(&url).await.expect("private redis");
+    let mut meter = Meter::new(server.port).await;
+
+    // Cache the scripts first, as on any server that has seen a write.
+    let mut warm = record(&[("w", 1.into())], Some(Duration::from_secs(60)));
+    store.create(&mut warm).await.unwrap();
+    let mut next = warm.clone();
+    next.version = 2;
+    assert!(store.save(&next, 1).await.unwrap());
+    assert!(
+        store
+            .touch(&warm.id, Some(now() + Duration::from_secs(60)))
+            .await
+            .unwrap()
+    );
+
+    let writer = TestApp::new(
+        SessionLayer::new(store.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move {
+            let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+            Ok(n.to_string())
+        },
+    );
+    let inserter = TestApp::new(
+        SessionLayer::new(store.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move {
+            s.insert("k", Id::random().as_str()).await?;
+            Ok(String::new())
+        },
+    );
+    let reader = TestApp::new(
+        SessionLayer::new(store.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move { Ok(s.get::<u64>("n").await?.unwrap_or(0).to_string()) },
+    );
+    let toucher = TestApp::new(
+        SessionLayer::new(store.clone()).with_touch_after(Duration::ZERO),
+        |s, _| async move { Ok(s.get::<u64>("n").await?.unwrap_or(0).to_string()) },
+    );
+    let idle = TestApp::new(SessionLayer::new(store.clone()), |_s, _| async move {
+        Ok(String::new())
+    });
+
+    let (res, new_session) = meter.measure(writer.send(None)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let cookie = res.cookie.expect("cookie");
+    let (res, read) = meter.measure(reader.send(Some(&cookie))).await;
+    assert_eq!((res.status, res.body.as_str()), (StatusCode::OK, "1"));
+    let (res, update) = meter.measure(writer.send(Some(&cookie))).await;
+    assert_eq!((res.status, res.body.as_str()), (StatusCode::OK, "2"));
+    let (res, insert) = meter.measure(inserter.send(Some(&cookie))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (res, touched) = meter.measure(toucher.send(Some(&cookie))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let (res, untouched) = meter.measure(idle.send(Some(&cookie))).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    for (what, counts) in [
+        ("new session (update)", &new_session),
+        ("read-only request", &read),
+        ("update of an existing session", &update),
+        ("insert into an existing session", &insert),
+        ("read-only request with a due touch", &touched),
+        ("request not using its session", &untouched),
+    ] {
+        eprintln!(
+            "{what}: {} commands sent {:?}; INFO commandstats, script internals included: {:?}",
+            counts.sent.len(),
+            counts.sent,
+            counts.stats
+        );
+    }
+    fn sent(c: &Counts) -> Vec<&str> {
+        c.sent.iter().map(String::as_str).collect()
+    }
+    assert_eq!(sent(&new_session), ["EVALSHA"], "new session");
+    assert_eq!(sent(&read), ["HMGET"], "read-only request");
+    assert_eq!(
+        read.stats,
+        BTreeMap::from([("hmget".to_owned(), 1)]),
+        "read-only request"
+    );
+    assert_eq!(sent(&update), ["HMGET", "EVALSHA"], "changed session");
+    assert_eq!(sent(&insert), ["HMGET", "EVALSHA"], "changed session");
+    assert_eq!(
+        sent(&touched),
+        ["HMGET", "EVALSHA"],
+        "read with a due touch"
+    );
+    assert!(
+        untouched.sent.is_empty(),
+        "untouched session: {:?}",
+        untouched.sent
+    );
+    assert!(
+        untouched.stats.is_empty(),
+        "untouched session: {:?}",
+        untouched.stats
+    );
+    for c in [&update, &insert, &new_session] {
+        let scripts = c.stats.get("evalsha").copied().unwrap_or(0)
+            + c.stats.get("eval").copied().unwrap_or(0);
+        assert_eq!(scripts, 1, "one script per write: {:?}", c.stats);
+    }
+
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_gives_backend_errors_and_503_then_recovers() {
+    let dir = temp_dir("outage");
+    let port = free_port();
+    let server = spawn_redis(port, &dir, &[]);
+    wait_for_ping(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder()
+        .with_response_timeout(Duration::from_millis(300))
+        .connect(&url)
+        .await
+        .expect("private redis");
+    let app = TestApp::new(SessionLayer::new(store.clone()), |s, _| async move {
+        let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+        Ok(n.to_string())
+    });
+    let cookie = app.send(None).await.cookie.expect("cookie");
+
+    drop(server);
+    let started = Instant::now();
+    let err = store.load(&cookie_id(&cookie)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Backend(_) | Error::Timeout(_)),
+        "a stopped server gave {err:?}"
+    );
+    let res = app.send(Some(&cookie)).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // The server comes back (empty: it keeps nothing on disk) and the same
+    // store works again without being rebuilt.
+    let server = spawn_redis(port, &dir, &[]);
+    wait_for_ping(port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = app.send(None).await;
+        if res.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after restart: {}",
+            res.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+}
+
+// ---- failover on a private cluster ----------------------------------------
+
+async fn node_info(port: u16, section: &str) -> Option<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut c)
+        .await
+        .ok()
+}
+
+async fn cluster_state_ok(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
+    let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    let info: String = match redis::cmd("CLUSTER").arg("INFO").query_async(&mut c).await {
+        Ok(info) => info,
+        Err(_) => return false,
+    };
+    info.contains("cluster_state:ok")
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// Six free ports whose cluster bus ports (+10000) are free too.
+fn cluster_ports() -> Vec<u16> {
+    for _ in 0..200 {
+        let base = 20_000 + (rand_u16() % 9_000);
+        let ports: Vec<u16> = (base..base + 6).collect();
+        if ports.iter().all(|&p| port_free(p) && port_free(p + 10_000)) {
+            return ports;
+        }
+    }
+    panic!("no six free ports for a private cluster");
+}
+
+fn rand_u16() -> u16 {
+    let id = Id::random();
+    let b = id.as_str().as_bytes();
+    u16::from(b[0]) << 8 | u16::from(b[1]) ^ u16::from(b[2])
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_keeps_sessions() {
+    let started = Instant::now();
+    let dir = temp_dir("failover");
+    let ports = cluster_ports();
+    let mut servers: Vec<Option<Server>> = ports
+        .iter()
+        .map(|&p| {
+            let conf = format!("nodes-{p}.conf");
+            Some(spawn_redis(
+                p,
+                &dir,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf,
+                    "--cluster-node-timeout",
+                    "1000",
+                ],
+            ))
+        })
+        .collect();
+    for &p in &ports {
+        wait_for_ping(p).await;
+    }
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli (is it installed? `scripts/services.sh up` installs it)");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for &p in &ports {
+        wait_until("cluster_state:ok", Duration::from_secs(10), || {
+            cluster_state_ok(p)
+        })
+        .await;
+    }
+    // Every replica must have synced, or none is eligible for promotion.
+    for &p in &ports {
+        wait_until("replicas in sync", Duration::from_secs(10), || async move {
+            let Some(info) = node_info(p, "replication").await else {
+                return false;
+            };
+            match info_field(&info, "role") {
+                Some("slave") => info_field(&info, "master_link_status") == Some("up"),
+                Some("master") => info_field(&info, "connected_slaves") == Some("1"),
+                _ => false,
+            }
+        })
+        .await;
+    }
+    eprintln!("private cluster up in {:?}", started.elapsed());
+
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let store = RedisStore::connect_cluster(&urls)
+        .await
+        .expect("private cluster");
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let mut r = record(&[("i", i.into())], Some(Duration::from_secs(600)));
+        store.create(&mut r).await.unwrap();
+        sessions.push(r);
+    }
+
+    // The victim: the master on the first port, once its replica has every
+    // write (replication is asynchronous; see the module docs).
+    let victim = ports[0];
+    let info = node_info(victim, "replication").await.expect("victim info");
+    assert_eq!(info_field(&info, "role"), Some("master"), "{info}");
+    wait_until(
+        "the replica to catch up",
+        Duration::from_secs(5),
+        || async move {
+            let Some(info) = node_info(victim, "replication").await else {
+                return false;
+            };
+            let replica_offset = info_field(&info, "slave0")
+                .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("offset=")));
+            replica_offset.is_some() && replica_offset == info_field(&info, "master_repl_offset")
+        },
+    )
+    .await;
+    let victim_index = 0;
+    let killed_at = Instant::now();
+    drop(servers[victim_index].take()); // SIGKILL
+
+    // The store moves on by itself: new sessions work again once a replica
+    // has been promoted.
+    let mut first_error = None;
+    loop {
+        let mut r = record(&[("after", true.into())], Some(Duration::from_secs(600)));
+        // Keys on the surviving masters may never have failed: wait until
+        // the keys of the victim's slots work too.
+        let mut result = store.create(&mut r).await;
+        for s in &sessions {
+            if result.is_err() {
+                break;
+            }
+            result = store.load(&s.id).await.map(drop);
+        }
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "the store did not recover within 20 s of the master's death (first error: {first_error:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "recovered {:?} after killing the master (first error while failing over: {first_error:?})",
+        killed_at.elapsed()
+    );
+
+    // Every session written before the crash (and replicated) is intact,
+    // and compare-and-set still works on the promoted replica.
+    for s in &sessions {
+        assert_eq!(
+            store.load(&s.id).await.unwrap().as_ref(),
+            Some(s),
+            "a session was lost"
+        );
+    }
+    for s in &sessions {
+        let mut next = s.clone();
+        next.version += 1;
+        next.data.insert("after".into(), true.into());
+        assert!(store.save(&next, s.version).await.unwrap());
+        assert!(
+            !store.save(&next, s.version).await.unwrap(),
+            "stale save accepted"
+        );
+        let mut fresh = record(&[("after", true.into())], Some(Duration::from_secs(600)));
+        store.create(&mut fresh).await.unwrap();
+        assert!(store.load(&fresh.id).await.unwrap().is_some());
+    }
+    let promoted = ports[1..].iter().copied();
+    let mut masters = 0;
+    for p in promoted {
+        if let Some(info) = node_info(p, "replication").await {
+            masters += usize::from(info_field(&info, "role") == Some("master"));
+        }
+    }
+    assert_eq!(masters, 3, "no replica was promoted");
+    eprintln!("failover test took {:?}", started.elapsed());
+    drop(servers);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
