@@ -1004,3 +1004,53 @@ async fn cluster_failover_keeps_sessions() {
     drop(servers);
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+// ---- least privilege --------------------------------------------------------
+
+/// The ACL rule SECURITY.md recommends for the store's user: its key prefix
+/// and the commands it sends (or runs inside its scripts), nothing else.
+const LEAST_PRIVILEGE: &str = "-@all +hmget +del +evalsha +eval +script|load +hset +hdel +exists \
+     +pexpireat +persist +ping";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn least_privilege_acl_user_is_enough() {
+    let url = redis_url();
+    let mut admin = raw(&url).await;
+    let user = format!(
+        "sessions-{}",
+        Id::random().as_str().replace(['-', '_'], "x")
+    );
+    let prefix = format!("lp-{user}:");
+    let mut rule: Vec<String> = vec![
+        "ACL".into(),
+        "SETUSER".into(),
+        user.clone(),
+        "on".into(),
+        ">lp-pass".into(),
+        "resetkeys".into(),
+        format!("~{prefix}*"),
+    ];
+    rule.extend(LEAST_PRIVILEGE.split_whitespace().map(str::to_owned));
+    let args: Vec<&[u8]> = rule.iter().map(|s| s.as_bytes()).collect();
+    let _: () = query(&mut admin, &args).await;
+
+    let user_url = url.replacen("redis://", &format!("redis://{user}:lp-pass@"), 1);
+    let connect = || async {
+        RedisStore::builder()
+            .with_key_prefix(prefix.clone())
+            .connect(&user_url)
+            .await
+            .expect("connect as the least-privilege user")
+    };
+    let report = session_core::test_suite::run(connect).await;
+
+    // The user can reach nothing outside its prefix.
+    let mut limited = raw(&user_url).await;
+    let denied: redis::RedisResult<Option<String>> = redis::cmd("GET")
+        .arg("other:key")
+        .query_async(&mut limited)
+        .await;
+    let _: () = query(&mut admin, &[b"ACL", b"DELUSER", user.as_bytes()]).await;
+    report.assert_passed();
+    assert!(denied.is_err(), "the user could read outside its prefix");
+}
