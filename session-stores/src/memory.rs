@@ -121,7 +121,11 @@ impl SessionStore for MemoryStore {
                     std::future::ready(op)
                 })
                 .await;
-            if matches!(inserted, moka::ops::compute::CompResult::Inserted(_) | moka::ops::compute::CompResult::ReplacedWith(_)) {
+            if matches!(
+                inserted,
+                moka::ops::compute::CompResult::Inserted(_)
+                    | moka::ops::compute::CompResult::ReplacedWith(_)
+            ) {
                 return Ok(());
             }
             record.id = Id::random();
@@ -146,7 +150,10 @@ impl SessionStore for MemoryStore {
                 std::future::ready(op)
             })
             .await;
-        Ok(matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)))
+        Ok(matches!(
+            result,
+            moka::ops::compute::CompResult::ReplacedWith(_)
+        ))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
@@ -170,6 +177,9 @@ impl SessionStore for MemoryStore {
                 std::future::ready(op)
             })
             .await;
-        Ok(matches!(result, moka::ops::compute::CompResult::ReplacedWith(_)))
+        Ok(matches!(
+            result,
+            moka::ops::compute::CompResult::ReplacedWith(_)
+        ))
     }
 }
