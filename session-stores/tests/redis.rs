@@ -1054,3 +1054,116 @@ async fn least_privilege_acl_user_is_enough() {
     report.assert_passed();
     assert!(denied.is_err(), "the user could read outside its prefix");
 }
+
+// ---- faults: paused server, crash with requests in flight -------------------
+
+fn signal(server: &Server, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_redis_times_out_and_acknowledged_adds_survive_a_crash() {
+    let dir = temp_dir("faults");
+    let port = free_port();
+    // Persistence on: every acknowledged write is on disk before the reply.
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    let mut server = spawn_redis(port, &dir, &aof);
+    wait_for_ping(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder()
+        .with_response_timeout(Duration::from_millis(300))
+        .with_connection_timeout(Duration::from_millis(300))
+        .connect(&url)
+        .await
+        .expect("private redis");
+    let layer = SessionLayer::new(store.clone()).with_store_timeout(Duration::from_millis(500));
+    let app = TestApp::new(layer, |s, i| async move {
+        let cart = s
+            .update("cart", |c: Option<Vec<usize>>| {
+                let mut c = c.unwrap_or_default();
+                c.push(i);
+                c
+            })
+            .await?;
+        Ok(cart.len().to_string())
+    });
+    let cookie = app.send(None).await.cookie.expect("cookie");
+
+    // Paused (SIGSTOP): requests fail with 503 within the timeout bound.
+    signal(&server, "-STOP");
+    let started = Instant::now();
+    let res = app.send_indexed(&cookie, 1).await;
+    let took = started.elapsed();
+    signal(&server, "-CONT");
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert!(
+        took < Duration::from_secs(2),
+        "a paused Redis held the request {took:?}"
+    );
+    // Resumed: the same app works again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.send_indexed(&cookie, 2).await.status != StatusCode::OK {
+        assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Crash (SIGKILL) while adds are in flight: each request answers 200
+    // or 503, never hangs, and every acknowledged add survives the restart.
+    let mut tasks = Vec::new();
+    for i in 100..160 {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((i as u64 - 100) * 5)).await;
+            (i, app.send_indexed(&cookie, i).await.status)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    drop(std::mem::replace(&mut server, spawn_placeholder()));
+    let mut acknowledged = vec![2];
+    for t in tasks {
+        let (i, status) = t.await.expect("request task");
+        match status {
+            StatusCode::OK => acknowledged.push(i),
+            StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("request {i} answered {other} during the crash"),
+        }
+    }
+    assert!(
+        acknowledged.len() > 1,
+        "no add was acknowledged before the crash"
+    );
+    let server = spawn_redis(port, &dir, &aof);
+    wait_for_ping(port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cart: Vec<usize> = loop {
+        match store.load(&cookie_id(&cookie)).await {
+            Ok(Some(record)) => break serde_json::from_value(record.data["cart"].clone()).unwrap(),
+            Ok(None) => panic!("the session was lost in the crash"),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no recovery after the restart: {e}"),
+        }
+    };
+    let lost: Vec<usize> = acknowledged
+        .iter()
+        .copied()
+        .filter(|i| !cart.contains(i))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged adds lost in the crash: {lost:?}"
+    );
+    drop(server);
+}
+
+/// A stand-in after the real server was killed: a process that has exited.
+fn spawn_placeholder() -> Server {
+    let child = Command::new("true").spawn().expect("spawn true");
+    Server { port: 0, child }
+}
