@@ -105,6 +105,36 @@ impl Record {
             data,
         })
     }
+
+    /// Decodes a record whose store keeps the version and the expiry beside
+    /// the encoded bytes, so that scripts and conditional writes can check
+    /// and change them without decoding: `version` must match the encoded
+    /// one, and `expires_ms` (which `touch` updates) replaces the encoded
+    /// expiry.
+    ///
+    /// # Errors
+    ///
+    /// As [`Record::decode`], and [`DecodeError::Malformed`] when the
+    /// versions differ.
+    pub fn decode_with_metadata(
+        id: Id,
+        bytes: &[u8],
+        version: i64,
+        expires_ms: Option<i64>,
+    ) -> Result<Self, DecodeError> {
+        let mut record = Record::decode(id, bytes)?;
+        if i64::try_from(record.version).ok() != Some(version) {
+            return Err(DecodeError::Malformed(format!(
+                "stored version {version} differs from the record's version {}",
+                record.version
+            )));
+        }
+        record.expires_at = match expires_ms {
+            Some(ms) => Some(from_unix_millis(ms).ok_or(DecodeError::TimeOutOfRange)?),
+            None => None,
+        };
+        Ok(record)
+    }
 }
 
 const FORMAT_V1: u8 = 1;

@@ -949,6 +949,53 @@ pub async fn concurrent_cart_updates(
     })
 }
 
+/// The concurrency acceptance with its counter-proof: runs
+/// [`concurrent_cart_updates`] with `n` requests over three stores from
+/// `make_store` (each behind `layer(store)`) and asserts that every update
+/// landed, then runs the same over the stores wrapped in [`LastWriterWins`]
+/// and asserts that updates were lost there, which shows the check can
+/// fail. Returns the items kept by the last-writer-wins run.
+///
+/// # Panics
+///
+/// If an update was lost, a request failed, or the last-writer-wins run
+/// lost nothing.
+pub async fn assert_no_lost_updates<F, Fut, S>(
+    make_store: F,
+    n: usize,
+    layer: fn(Arc<dyn SessionStore>) -> SessionLayer,
+) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: SessionStore,
+{
+    let mut layers = Vec::new();
+    let mut broken = Vec::new();
+    for _ in 0..3 {
+        layers.push(layer(Arc::new(make_store().await)));
+        broken.push(layer(Arc::new(LastWriterWins(make_store().await))));
+    }
+    let started = tokio::time::Instant::now();
+    let outcome = concurrent_cart_updates(&layers, n)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tracing::info!(n, took = ?started.elapsed(), "concurrent updates over 3 instances");
+    assert_eq!(
+        (outcome.items, outcome.distinct),
+        (n, n),
+        "{n} concurrent updates over 3 store instances lost updates"
+    );
+    let lww = concurrent_cart_updates(&broken, n)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        lww.distinct < n,
+        "a last-writer-wins store kept all {n} items: the check cannot see lost updates"
+    );
+    lww.distinct
+}
+
 /// A deliberately broken wrapper: its `save` ignores the expected version
 /// (it reads the current one and saves against that), as a plain `SET` or
 /// `PutItem` would. Tests run their concurrency checks on it to show that

@@ -124,7 +124,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use session_core::record::{DecodeError, from_unix_millis, now, unix_millis};
+use session_core::record::{DecodeError, now, unix_millis};
 use session_core::{Error, Id, Record, Result, SessionStore};
 use time::OffsetDateTime;
 
@@ -528,17 +528,7 @@ impl DynamoDbStore {
                 )));
             }
         };
-        let mut record = Record::decode(id.clone(), data)?;
-        if i64::try_from(record.version).ok() != Some(version) {
-            return Err(malformed(format!(
-                "session item version {version} differs from its record's version {}",
-                record.version
-            )));
-        }
-        record.expires_at = match expires_ms {
-            Some(ms) => Some(from_unix_millis(ms).ok_or(DecodeError::TimeOutOfRange)?),
-            None => None,
-        };
+        let record = Record::decode_with_metadata(id.clone(), data, version, expires_ms)?;
         Ok(Some(record))
     }
 }
@@ -700,7 +690,7 @@ mod tests {
 
     #[test]
     fn ttl_seconds_round_up() {
-        let at = |ms| from_unix_millis(ms).unwrap();
+        let at = |ms| session_core::record::from_unix_millis(ms).unwrap();
         assert_eq!(ttl_seconds(at(1_000)), 1);
         assert_eq!(ttl_seconds(at(1_001)), 2);
         assert_eq!(ttl_seconds(at(1_999)), 2);

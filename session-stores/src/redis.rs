@@ -106,7 +106,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, TlsCertificates};
-use session_core::record::{DecodeError, from_unix_millis, now, unix_millis};
+use session_core::record::{DecodeError, now, unix_millis};
 use session_core::{Error, Id, Record, Result, SessionStore};
 use time::OffsetDateTime;
 
@@ -585,17 +585,7 @@ fn parse_fields(
         .transpose()?
         .ok_or_else(|| malformed("session hash has no version field `v`".into()))?;
     let data = d.ok_or_else(|| malformed("session hash has no data field `d`".into()))?;
-    let mut record = Record::decode(id.clone(), &data)?;
-    if i64::try_from(record.version).ok() != Some(version) {
-        return Err(malformed(format!(
-            "session hash version {version} differs from its record's version {}",
-            record.version
-        )));
-    }
-    record.expires_at = match expires_ms {
-        Some(ms) => Some(from_unix_millis(ms).ok_or(DecodeError::TimeOutOfRange)?),
-        None => None,
-    };
+    let record = Record::decode_with_metadata(id.clone(), &data, version, expires_ms)?;
     Ok(Some(record))
 }
 

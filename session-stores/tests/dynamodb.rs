@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
 use session_core::record::{now, unix_millis};
-use session_core::test_suite::{LastWriterWins, TestApp, concurrent_cart_updates};
+use session_core::test_suite::{TestApp, assert_no_lost_updates};
 use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
 use session_stores::DynamoDbStore;
 
@@ -110,15 +110,6 @@ fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
     SessionLayer::new(store).with_store_timeout(Duration::from_secs(60))
 }
 
-/// The shared concurrency acceptance on `stores`: (items, distinct items).
-async fn concurrent_cart(stores: Vec<Arc<dyn SessionStore>>) -> (usize, usize) {
-    let layers: Vec<SessionLayer> = stores.into_iter().map(layer_for).collect();
-    let outcome = concurrent_cart_updates(&layers, UPDATES)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (outcome.items, outcome.distinct)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn passes_the_conformance_suite() {
     let _heavy = HEAVY.lock().await;
@@ -135,34 +126,8 @@ async fn passes_the_conformance_suite() {
 async fn concurrent_updates_all_land() {
     let _heavy = HEAVY.lock().await;
     let table = table_name("concurrent");
-    let mut stores: Vec<Arc<dyn SessionStore>> = Vec::new();
-    for _ in 0..3 {
-        stores.push(Arc::new(store_on(&table).await));
-    }
-    let started = Instant::now();
-    let (items, distinct) = concurrent_cart(stores).await;
-    eprintln!(
-        "{UPDATES} concurrent updates over 3 instances: {items} items in {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        (items, distinct),
-        (UPDATES, UPDATES),
-        "{UPDATES} concurrent updates over 3 store instances lost updates"
-    );
-
-    // The same on a store that ignores the version loses items, so the
-    // assertion above does test something.
-    let mut lww: Vec<Arc<dyn SessionStore>> = Vec::new();
-    for _ in 0..3 {
-        lww.push(Arc::new(LastWriterWins(store_on(&table).await)));
-    }
-    let (items, _) = concurrent_cart(lww).await;
-    eprintln!("the same with last-writer-wins saves: {items} items");
-    assert!(
-        items < UPDATES,
-        "a last-writer-wins store kept all {UPDATES} items: the test cannot see lost updates"
-    );
+    let kept = assert_no_lost_updates(|| store_on(&table), UPDATES, layer_for).await;
+    eprintln!("last-writer-wins kept {kept} of {UPDATES}");
     drop_table(&table).await;
 }
 

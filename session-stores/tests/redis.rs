@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use session_core::record::now;
-use session_core::test_suite::{LastWriterWins, TestApp, TestReply, concurrent_cart_updates};
+use session_core::test_suite::{TestApp, TestReply, assert_no_lost_updates};
 use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
 use session_stores::RedisStore;
 
@@ -303,60 +303,18 @@ fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
     SessionLayer::new(store)
 }
 
-/// The shared concurrency acceptance on `stores`: (items, distinct items).
-async fn concurrent_cart(stores: Vec<Arc<dyn SessionStore>>) -> (usize, usize) {
-    let layers: Vec<SessionLayer> = stores.into_iter().map(layer_for).collect();
-    let outcome = concurrent_cart_updates(&layers, UPDATES)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (outcome.items, outcome.distinct)
-}
-
-async fn assert_concurrent_updates_all_land<F, Fut>(connect: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = RedisStore>,
-{
-    let mut stores: Vec<Arc<dyn SessionStore>> = Vec::new();
-    for _ in 0..3 {
-        stores.push(Arc::new(connect().await));
-    }
-    let started = Instant::now();
-    let (items, distinct) = concurrent_cart(stores).await;
-    eprintln!(
-        "{UPDATES} concurrent updates over 3 instances: {items} items in {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        (items, distinct),
-        (UPDATES, UPDATES),
-        "{UPDATES} concurrent updates over 3 store instances lost updates"
-    );
-
-    // The same scenario on a store that ignores the version loses items,
-    // so the assertion above does test something.
-    let mut lww: Vec<Arc<dyn SessionStore>> = Vec::new();
-    for _ in 0..3 {
-        lww.push(Arc::new(LastWriterWins(connect().await)));
-    }
-    let (items, _) = concurrent_cart(lww).await;
-    eprintln!("the same with last-writer-wins saves: {items} items");
-    assert!(
-        items < UPDATES,
-        "a last-writer-wins store kept all {UPDATES} items: the test cannot see lost updates"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_node_200_concurrent_updates_all_land() {
     let url = redis_url();
-    assert_concurrent_updates_all_land(|| single(&url, "REDIS_URL")).await;
+    let kept = assert_no_lost_updates(|| single(&url, "REDIS_URL"), UPDATES, layer_for).await;
+    eprintln!("last-writer-wins kept {kept} of {UPDATES}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_200_concurrent_updates_all_land() {
     let urls = cluster_urls();
-    assert_concurrent_updates_all_land(|| cluster(&urls)).await;
+    let kept = assert_no_lost_updates(|| cluster(&urls), UPDATES, layer_for).await;
+    eprintln!("last-writer-wins kept {kept} of {UPDATES}");
 }
 
 // ---- private servers ------------------------------------------------------
