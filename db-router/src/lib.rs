@@ -33,7 +33,8 @@
 //! * **Tower**: [`RouterLayer`] picks the role per request (`GET`, `HEAD`,
 //!   `OPTIONS` read), gives handlers a [`DbHandle`], and carries the
 //!   causal token to the user's next request in a cookie, a header, or any
-//!   [`TokenCarrier`] (a session, say).
+//!   [`TokenCarrier`] (the user's session: `SessionCarrier`, feature
+//!   `session`).
 //! * **Observability**: [`DbRouter::stats`] and `tracing` events (bans,
 //!   re-admissions, fallbacks, tokens).
 //!
@@ -104,6 +105,7 @@
 //! | `mysql`    | MySQL and MariaDB: lag from replica status, MariaDB GTID tokens |
 //! | `sqlite`   | SQLite: a single file or in-memory database as the primary      |
 //! | `axum`     | [`DbHandle`] as an axum extractor                               |
+//! | `session`  | `SessionCarrier`: the causal token kept in a `session_core::Session` |
 //! | `full`     | all of the above                                                |
 //!
 //! # Caveats
@@ -130,6 +132,9 @@ pub use backend::{ConnectOptionsOf, RoutedDatabase};
 pub use error::{BoxError, Error, Result};
 #[cfg(feature = "axum")]
 pub use layer::MissingRouterLayer;
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+pub use layer::SessionCarrier;
 pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterService, TokenCarrier};
 pub use router::{DbRouter, MAX_REPLICAS, ReadFallback, Role, RouterBuilder, Selection};
 pub use stats::{FallbackReason, Fallbacks, ReplicaStats, Stats};

@@ -96,12 +96,18 @@ mod carrier;
 mod extract;
 pub mod future;
 mod handle;
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+pub mod session_carrier;
 
 pub use carrier::{CookieCarrier, HeaderCarrier, TokenCarrier};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::MissingRouterLayer;
 pub use handle::DbHandle;
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+pub use session_carrier::SessionCarrier;
 
 use self::future::ResponseFuture;
 
