@@ -233,6 +233,8 @@ ensure_packages() {
   have node || need+=(nodejs)
   have npm || need+=(npm)
   have haproxy || need+=(haproxy)
+  # headless browser for the shop's browser test (driven by playwright-core from npm)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
   have openssl || need+=(openssl)
   [ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
   have setsid || need+=(util-linux)
@@ -722,7 +724,7 @@ ensure_npm_deps() {
   if [ -f "$NPM_DIR/node_modules/dynalite/cli.js" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
-  log "npm ci (dynalite) into $NPM_DIR"
+  log "npm ci (dynalite, playwright-core) into $NPM_DIR"
   mkdir -p "$NPM_DIR"
   cp "$SCRIPT_DIR/package.json" "$SCRIPT_DIR/package-lock.json" "$NPM_DIR/"
   (cd "$NPM_DIR" && npm ci --no-audit --no-fund --update-notifier=false) </dev/null >>"$LOGS/npm.log" 2>&1 ||

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+pub mod client;
 pub mod e2e;
 
 /// Serves `app` on a free loopback port in the background and returns its

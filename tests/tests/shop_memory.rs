@@ -9,7 +9,12 @@ fn config() -> Config {
     let mut config = Config::default();
     // reqwest's cookie jar does not send `Secure` cookies over plain HTTP.
     config.secure_cookie = false;
+    config.database_url = Some("sqlite::memory:".into());
     config
+}
+
+async fn shop(config: &Config) -> std::net::SocketAddr {
+    tests::serve(app(config).await.expect("the shop starts")).await
 }
 
 fn client() -> reqwest::Client {
@@ -21,7 +26,7 @@ fn client() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cart_is_kept_per_browser() {
-    let addr = tests::serve(app(&config())).await;
+    let addr = shop(&config()).await;
     let alice = client();
     let bob = client();
     for (sku, qty) in [("SKU-0001", 2), ("SKU-0002", 1), ("SKU-0001", 1)] {
@@ -68,7 +73,7 @@ async fn cart_is_kept_per_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_adds_of_one_browser_all_land() {
-    let addr = tests::serve(app(&config())).await;
+    let addr = shop(&config()).await;
     let browser = client();
     // First request creates the session.
     browser
@@ -111,7 +116,7 @@ async fn concurrent_adds_of_one_browser_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_cookies_start_a_fresh_session_never_an_error() {
-    let addr = tests::serve(app(&config())).await;
+    let addr = shop(&config()).await;
     let plain = reqwest::Client::new();
     let long = format!("shop_session={}", "x".repeat(6000));
     for cookie in [
@@ -145,7 +150,7 @@ async fn bad_cookies_start_a_fresh_session_never_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_4xx() {
-    let addr = tests::serve(app(&config())).await;
+    let addr = shop(&config()).await;
     let c = client();
     let url = format!("http://{addr}/api/cart/items");
     let unknown = c
@@ -195,7 +200,9 @@ fn set_cookie_has_safe_defaults() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         // The shop keeps the library defaults apart from the name.
-        let addr = tests::serve(app(&Config::default())).await;
+        let mut config = Config::default();
+        config.database_url = Some("sqlite::memory:".into());
+        let addr = shop(&config).await;
         let res = reqwest::Client::new()
             .post(format!("http://{addr}/api/cart/items"))
             .json(&json!({"sku": "SKU-0001"}))

@@ -42,6 +42,15 @@ impl Cart {
         self.items.retain(|l| l.sku != sku);
     }
 
+    /// Takes `qty` of `sku` out (after an order), dropping the line when
+    /// none is left.
+    pub fn take(&mut self, sku: &str, qty: u32) {
+        for line in self.items.iter_mut().filter(|l| l.sku == sku) {
+            line.qty = line.qty.saturating_sub(qty);
+        }
+        self.items.retain(|l| l.qty > 0);
+    }
+
     /// Number of items (sum of quantities).
     pub fn count(&self) -> u32 {
         self.items.iter().map(|l| l.qty).sum()

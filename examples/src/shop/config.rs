@@ -1,24 +1,45 @@
 //! Configuration from the environment.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-/// Which session store the shop uses.
+use super::db::Backend;
+
+/// Which session store the shop uses (`SESSION_STORE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreKind {
-    /// In this process: one instance only.
+    /// In this process: one instance only (or sticky load balancing).
     Memory,
-    /// Sealed in the cookie itself (needs `COOKIE_KEYS`).
+    /// Sealed in the cookie itself (`COOKIE_KEYS`).
     Cookie,
+    /// Redis (`REDIS_URL`, or `REDIS_CLUSTER_URLS` for a cluster).
+    Redis,
+    /// DynamoDB (`DYNAMODB_ENDPOINT`, `DYNAMODB_TABLE`, `AWS_*`).
+    DynamoDb,
+}
+
+/// Where the product caches keep entries (`CACHE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheKind {
+    /// No cache: every product read queries the database (concurrent
+    /// reads of one product still share one query).
+    None,
+    /// In process (moka).
+    Local,
+    /// In process, then shared in Redis (`REDIS_URL`).
+    Redis,
 }
 
 /// The shop's settings, read from environment variables.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// `SHOP_ADDR`: where to listen (default `127.0.0.1:3000`).
     pub addr: SocketAddr,
-    /// `SESSION_STORE`: `memory` (default).
+    /// `SESSION_STORE`: `memory` (default), `cookie`, `redis` or `dynamodb`.
     pub session_store: StoreKind,
     /// `COOKIE_SECURE`: whether the session cookie is `Secure` (default
     /// `true`; browsers accept secure cookies on `http://localhost`).
@@ -28,6 +49,35 @@ pub struct Config {
     /// key at start-up, so its sessions do not survive a restart and are not
     /// shared between instances.
     pub cookie_keys: Option<String>,
+    /// `REDIS_URL`: a single Redis node, for `SESSION_STORE=redis` and
+    /// `CACHE=redis`.
+    pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER_URLS`: comma-separated nodes of a Redis Cluster; when
+    /// set, `SESSION_STORE=redis` uses the cluster.
+    pub redis_cluster_urls: Vec<String>,
+    /// `DYNAMODB_ENDPOINT`: another endpoint than AWS's (an emulator).
+    /// Region and credentials come from the usual `AWS_*` variables.
+    pub dynamodb_endpoint: Option<String>,
+    /// `DYNAMODB_TABLE`: the sessions table, created if missing (default
+    /// `shop_sessions`).
+    pub dynamodb_table: String,
+    /// `DATABASE_URL`: `sqlite:…`, `postgres://…` or `mysql://…` (default:
+    /// the SQLite file `shop.db` in [`data_dir`](Self::data_dir)).
+    pub database_url: Option<String>,
+    /// `DATABASE_REPLICA_URLS`: comma-separated read replicas of the same
+    /// kind as the primary.
+    pub replica_urls: Vec<String>,
+    /// `SHOP_DATA_DIR`: where the default SQLite file lives (default: the
+    /// working directory).
+    pub data_dir: PathBuf,
+    /// `CACHE`: `none`, `local` (default) or `redis`.
+    pub cache: CacheKind,
+    /// `SESSION_MAX_ATTEMPTS`: how often a session save is retried when
+    /// concurrent requests of the same user keep saving first (default 64).
+    pub session_max_attempts: u32,
+    /// `SESSION_STORE_TIMEOUT_MS`: the bound on each session store call
+    /// (default 3000).
+    pub session_store_timeout: std::time::Duration,
 }
 
 /// A setting that could not be used, naming its variable.
@@ -37,10 +87,28 @@ pub struct Config {
 pub struct ConfigError {
     /// The environment variable.
     pub var: &'static str,
-    /// Its value.
+    /// Its value (`<redacted>` for secrets).
     pub value: String,
     /// What is wrong with it.
     pub reason: String,
+}
+
+/// A backend that could not be used at start-up, naming the variable that
+/// points to it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+#[non_exhaustive]
+pub struct StartError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl StartError {
+    pub(crate) fn new(var: &'static str, reason: String) -> Self {
+        StartError { var, reason }
+    }
 }
 
 impl Default for Config {
@@ -50,8 +118,75 @@ impl Default for Config {
             session_store: StoreKind::Memory,
             secure_cookie: true,
             cookie_keys: None,
+            redis_url: None,
+            redis_cluster_urls: Vec::new(),
+            dynamodb_endpoint: None,
+            dynamodb_table: "shop_sessions".to_owned(),
+            database_url: None,
+            replica_urls: Vec::new(),
+            data_dir: PathBuf::from("."),
+            cache: CacheKind::Local,
+            session_max_attempts: 64,
+            session_store_timeout: std::time::Duration::from_secs(3),
         }
     }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let userinfo = &url[start + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("session_store", &self.session_store)
+            .field("secure_cookie", &self.secure_cookie)
+            .field("cookie_keys", &self.cookie_keys.as_ref().map(|_| "<set>"))
+            .field("redis_url", &self.redis_url.as_deref().map(redact))
+            .field(
+                "redis_cluster_urls",
+                &self
+                    .redis_cluster_urls
+                    .iter()
+                    .map(|u| redact(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .field("dynamodb_table", &self.dynamodb_table)
+            .field("database_url", &self.database_url.as_deref().map(redact))
+            .field(
+                "replica_urls",
+                &self
+                    .replica_urls
+                    .iter()
+                    .map(|u| redact(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("cache", &self.cache)
+            .field("session_max_attempts", &self.session_max_attempts)
+            .field("session_store_timeout", &self.session_store_timeout)
+            .finish()
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Config {
@@ -64,16 +199,18 @@ impl Config {
         Self::from_lookup(|var| std::env::var(var).ok())
     }
 
-    /// Reads the settings through `lookup` (for tests).
+    /// Reads the settings through `lookup` (for tests). Empty values count
+    /// as unset.
     ///
     /// # Errors
     ///
     /// A variable whose value cannot be used.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let lookup = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
         let mut config = Config::default();
         let bad = |var: &'static str, value: &str, reason: &str| ConfigError {
             var,
-            value: value.to_owned(),
+            value: redact(value),
             reason: reason.to_owned(),
         };
         if let Some(v) = lookup("SHOP_ADDR") {
@@ -85,7 +222,15 @@ impl Config {
             config.session_store = match v.as_str() {
                 "memory" => StoreKind::Memory,
                 "cookie" => StoreKind::Cookie,
-                _ => return Err(bad("SESSION_STORE", &v, "expected memory or cookie")),
+                "redis" => StoreKind::Redis,
+                "dynamodb" => StoreKind::DynamoDb,
+                _ => {
+                    return Err(bad(
+                        "SESSION_STORE",
+                        &v,
+                        "expected memory, cookie, redis or dynamodb",
+                    ));
+                }
             };
         }
         if let Some(v) = lookup("COOKIE_SECURE") {
@@ -101,6 +246,116 @@ impl Config {
             }
             config.cookie_keys = Some(v);
         }
+        if let Some(v) = lookup("REDIS_URL") {
+            if !(v.starts_with("redis://") || v.starts_with("rediss://")) {
+                return Err(bad("REDIS_URL", &v, "expected a redis:// or rediss:// URL"));
+            }
+            config.redis_url = Some(v);
+        }
+        if let Some(v) = lookup("REDIS_CLUSTER_URLS") {
+            config.redis_cluster_urls = list(&v);
+            if config
+                .redis_cluster_urls
+                .iter()
+                .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+            {
+                return Err(bad(
+                    "REDIS_CLUSTER_URLS",
+                    &v,
+                    "expected comma-separated redis:// or rediss:// URLs",
+                ));
+            }
+        }
+        if let Some(v) = lookup("DYNAMODB_ENDPOINT") {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(bad(
+                    "DYNAMODB_ENDPOINT",
+                    &v,
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            config.dynamodb_endpoint = Some(v);
+        }
+        if let Some(v) = lookup("DYNAMODB_TABLE") {
+            let valid = (3..=255).contains(&v.len())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(bad(
+                    "DYNAMODB_TABLE",
+                    &v,
+                    "expected 3 to 255 letters, digits, '_', '-' or '.'",
+                ));
+            }
+            config.dynamodb_table = v;
+        }
+        let mut backend = None;
+        if let Some(v) = lookup("DATABASE_URL") {
+            backend = Some(Backend::of_url(&v).map_err(|e| bad("DATABASE_URL", &v, &e))?);
+            config.database_url = Some(v);
+        }
+        if let Some(v) = lookup("DATABASE_REPLICA_URLS") {
+            config.replica_urls = list(&v);
+            for url in &config.replica_urls {
+                let kind =
+                    Backend::of_url(url).map_err(|e| bad("DATABASE_REPLICA_URLS", url, &e))?;
+                if kind != backend.unwrap_or(Backend::Sqlite) {
+                    return Err(bad(
+                        "DATABASE_REPLICA_URLS",
+                        url,
+                        "replicas must be of the same database as DATABASE_URL",
+                    ));
+                }
+            }
+        }
+        if let Some(v) = lookup("SHOP_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("CACHE") {
+            config.cache = match v.as_str() {
+                "none" => CacheKind::None,
+                "local" => CacheKind::Local,
+                "redis" => CacheKind::Redis,
+                _ => return Err(bad("CACHE", &v, "expected none, local or redis")),
+            };
+        }
+        if let Some(v) = lookup("SESSION_MAX_ATTEMPTS") {
+            config.session_max_attempts = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "SESSION_MAX_ATTEMPTS",
+                        &v,
+                        "expected a number from 1 to 1000000",
+                    )
+                })?;
+        }
+        if let Some(v) = lookup("SESSION_STORE_TIMEOUT_MS") {
+            config.session_store_timeout = v
+                .parse()
+                .ok()
+                .filter(|ms| (1..=600_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    bad(
+                        "SESSION_STORE_TIMEOUT_MS",
+                        &v,
+                        "expected milliseconds from 1 to 600000",
+                    )
+                })?;
+        }
+        let needs_redis_url = (config.session_store == StoreKind::Redis
+            && config.redis_cluster_urls.is_empty())
+            || config.cache == CacheKind::Redis;
+        if needs_redis_url && config.redis_url.is_none() {
+            return Err(bad(
+                "REDIS_URL",
+                "",
+                "required with SESSION_STORE=redis (or set REDIS_CLUSTER_URLS) and with CACHE=redis",
+            ));
+        }
         Ok(config)
     }
 }
@@ -109,17 +364,70 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(move |var| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
+    }
+
     #[test]
     fn bad_values_name_their_variable() {
-        let err =
-            Config::from_lookup(|v| (v == "SESSION_STORE").then(|| "mongo".into())).unwrap_err();
+        let err = with(&[("SESSION_STORE", "mongo")]).unwrap_err();
         assert_eq!(err.var, "SESSION_STORE");
         assert!(err.to_string().contains("SESSION_STORE=\"mongo\""), "{err}");
-        let err =
-            Config::from_lookup(|v| (v == "SHOP_ADDR").then(|| "nowhere".into())).unwrap_err();
-        assert_eq!(err.var, "SHOP_ADDR");
-        let ok = Config::from_lookup(|_| None).unwrap();
+        for (var, value) in [
+            ("SHOP_ADDR", "nowhere"),
+            ("CACHE", "disk"),
+            ("DATABASE_URL", "oracle://db"),
+            ("DATABASE_URL", "postgres://h:notaport/db"),
+            ("REDIS_URL", "localhost:6379"),
+            ("DYNAMODB_TABLE", "a"),
+            ("SESSION_MAX_ATTEMPTS", "0"),
+            ("SESSION_STORE_TIMEOUT_MS", "soon"),
+            ("COOKIE_KEYS", "short"),
+        ] {
+            let err = with(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+        let err = with(&[
+            ("DATABASE_URL", "postgres://u:secret@h/db"),
+            ("DATABASE_REPLICA_URLS", "mysql://u:secret@r/db"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "DATABASE_REPLICA_URLS");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let err = with(&[("SESSION_STORE", "redis")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+    }
+
+    #[test]
+    fn defaults_need_no_server() {
+        let ok = with(&[]).unwrap();
         assert_eq!(ok.addr.port(), 3000);
         assert_eq!(ok.session_store, StoreKind::Memory);
+        assert_eq!(ok.cache, CacheKind::Local);
+        assert_eq!(ok.database_url, None);
+        let ok = with(&[
+            ("SESSION_STORE", "redis"),
+            ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2"),
+        ])
+        .unwrap();
+        assert_eq!(ok.redis_cluster_urls.len(), 2);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let config = Config {
+            database_url: Some("postgres://app:hunter2@db/shop".into()),
+            cookie_keys: Some("c2VjcmV0".into()),
+            ..Config::default()
+        };
+        let text = format!("{config:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("c2VjcmV0"),
+            "{text}"
+        );
     }
 }

@@ -1,53 +1,83 @@
-//! The shop: products, a cart in the session, pages and a JSON API.
+//! The shop: products from a database behind read replicas and a cache, a
+//! cart in the session, accounts, profiles, orders; HTML pages and a JSON
+//! API.
 //!
-//! [`app`] builds the axum `Router`; the `shop` binary serves it with the
-//! settings of [`Config::from_env`].
+//! [`app`] connects what the [`Config`] names and builds the axum
+//! `Router`; the `shop` binary serves it with the settings of
+//! [`Config::from_env`]. How the crates fit together:
+//!
+//! | concern | crate | here |
+//! |---------|-------|------|
+//! | cart, log-in, CSRF token | `session-core` + `session-stores` | `SESSION_STORE`: memory, cookie, Redis, DynamoDB |
+//! | products, users, orders | `db-router` over sqlx | `DATABASE_URL` (SQLite, PostgreSQL, MariaDB) + `DATABASE_REPLICA_URLS` |
+//! | read-your-writes | `db-router`'s `SessionCarrier` | the causal token of a write travels in the session |
+//! | product reads | `cache-aside` | `CACHE`: none, local (moka), redis |
 
+mod actions;
+mod api;
 mod cart;
 mod catalog;
 mod config;
+mod db;
 mod pages;
+mod security;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Form, Json, Router};
-use serde::Deserialize;
-use session_core::{Session, SessionLayer};
-use session_stores::MemoryStore;
+use db_router::{DbRouter, RouterLayer, SessionCarrier};
+use session_core::SessionLayer;
 use session_stores::cookie::{CookieStore, Key};
+use session_stores::{DynamoDbStore, MemoryStore, RedisStore};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use cart::{CART_KEY, Cart, CartLine, MAX_QTY};
-pub use catalog::{Product, seed_products};
-pub use config::{Config, ConfigError, StoreKind};
+pub use catalog::{
+    Listing, ListingCache, ListingLoader, MAX_SKU_LEN, PAGE_SIZE, Product, ProductCache,
+    ProductLoader, seed_products,
+};
+pub use config::{CacheKind, Config, ConfigError, StartError, StoreKind};
+pub use db::{Backend, Order, OrderLine, OrderSummary, Profile, Repo, UserRow};
+pub use security::{
+    CONTENT_SECURITY_POLICY, LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW,
+};
+
+use catalog::Tiers;
+use db::Routers;
+use security::LoginLimiter;
 
 /// Largest request body the shop accepts.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// Shared state of the handlers.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    products: Arc<Vec<Product>>,
+/// Shared state of the handlers for the database `DB`.
+#[derive(Debug)]
+pub struct Shop<DB: Repo> {
+    products: ProductCache<DB>,
+    listing: ListingCache<DB>,
+    limiter: LoginLimiter,
 }
 
-impl AppState {
-    fn product(&self, sku: &str) -> Option<&Product> {
-        self.products.iter().find(|p| p.sku == sku)
-    }
-}
+/// The handlers' state: the shop behind an `Arc`.
+type AppState<DB> = Arc<Shop<DB>>;
 
-/// The session layer for `config`.
-pub fn session_layer(config: &Config) -> SessionLayer {
+/// The session layer for `config`, connecting to the store it names.
+///
+/// # Errors
+///
+/// The store cannot be reached (Redis, DynamoDB); the error names the
+/// variable that points to it.
+pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> {
     let layer = match config.session_store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Cookie => {
             let store = match &config.cookie_keys {
-                // Checked when the configuration was read.
-                Some(keys) => CookieStore::from_base64_keys(keys).expect("valid COOKIE_KEYS"),
+                Some(keys) => CookieStore::from_base64_keys(keys)
+                    .map_err(|e| StartError::new("COOKIE_KEYS", e.to_string()))?,
                 None => {
                     tracing::warn!(
                         "COOKIE_KEYS not set: sealing cookies with a random key of this process only"
@@ -57,35 +87,153 @@ pub fn session_layer(config: &Config) -> SessionLayer {
             };
             SessionLayer::client_side(store)
         }
+        StoreKind::Redis => {
+            let builder = RedisStore::builder().with_key_prefix("shop:session:");
+            let store = if config.redis_cluster_urls.is_empty() {
+                let url = config.redis_url.as_deref().unwrap_or_default();
+                builder
+                    .connect(url)
+                    .await
+                    .map_err(|e| StartError::new("REDIS_URL", e.to_string()))?
+            } else {
+                builder
+                    .connect_cluster(&config.redis_cluster_urls)
+                    .await
+                    .map_err(|e| StartError::new("REDIS_CLUSTER_URLS", e.to_string()))?
+            };
+            SessionLayer::new(store)
+        }
+        StoreKind::DynamoDb => SessionLayer::new(dynamodb_store(config).await?),
     };
-    layer
+    Ok(layer
         .with_cookie_name("shop_session")
         .with_secure(config.secure_cookie)
+        .with_max_attempts(config.session_max_attempts)
+        .with_store_timeout(config.session_store_timeout))
 }
 
-/// The shop's router for `config`.
-pub fn app(config: &Config) -> Router {
-    let state = AppState {
-        products: Arc::new(seed_products()),
+async fn dynamodb_store(config: &Config) -> Result<DynamoDbStore, StartError> {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let var = if config.dynamodb_endpoint.is_some() {
+        "DYNAMODB_ENDPOINT"
+    } else {
+        "DYNAMODB_TABLE"
     };
+    // Idle connections are dropped before servers that close them after a
+    // few seconds (such as the emulator) do.
+    let http = aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(endpoint) = &config.dynamodb_endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk))
+        .with_table_name(&config.dynamodb_table);
+    match tokio::time::timeout(Duration::from_secs(15), store.create_table_if_missing()).await {
+        Ok(Ok(())) => Ok(store),
+        Ok(Err(e)) => Err(StartError::new(var, e.to_string())),
+        Err(_) => Err(StartError::new(var, "no answer within 15 s".to_owned())),
+    }
+}
+
+async fn cache_tiers(config: &Config) -> Result<Tiers, StartError> {
+    Ok(match config.cache {
+        CacheKind::None => Tiers::None,
+        CacheKind::Local => Tiers::Local,
+        CacheKind::Redis => {
+            let url = config.redis_url.as_deref().unwrap_or_default();
+            let bad = |e: String| StartError::new("REDIS_URL", e);
+            let client = redis::Client::open(url).map_err(|e| bad(e.to_string()))?;
+            let ping = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), ping).await {
+                Ok(Ok(_)) => Tiers::Redis(Box::new(client)),
+                Ok(Err(e)) => return Err(bad(format!("cannot reach Redis: {e}"))),
+                Err(_) => return Err(bad("Redis did not answer within 5 s".to_owned())),
+            }
+        }
+    })
+}
+
+/// The shop's router for `config`: connects the session store, the
+/// database (running the migrations, which create and seed a new
+/// database) and the cache.
+///
+/// # Errors
+///
+/// A backend that cannot be reached, naming its variable.
+pub async fn app(config: &Config) -> Result<Router, StartError> {
+    let sessions = session_layer(config).await?;
+    let tiers = cache_tiers(config).await?;
+    let routes = match db::connect(config).await? {
+        Routers::Sqlite(router) => routes(router, &tiers),
+        Routers::Postgres(router) => routes(router, &tiers),
+        Routers::MySql(router) => routes(router, &tiers),
+    };
+    let [nosniff, frames, referrer, csp] = security::header_layers();
+    Ok(routes
+        // Outside the router layer: it adds the session the token
+        // carrier uses, and saves it after the token was stored.
+        .layer(sessions)
+        .layer(nosniff)
+        .layer(frames)
+        .layer(referrer)
+        .layer(csp)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY)))
+}
+
+fn routes<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> Router {
+    let (products, listing) = catalog::caches(&router, tiers);
+    let shop = Arc::new(Shop {
+        products,
+        listing,
+        limiter: LoginLimiter::default(),
+    });
     Router::new()
-        .route("/", get(pages::index))
-        .route("/cart", get(pages::cart))
-        .route("/cart/add", post(add_form))
-        .route("/cart/remove", post(remove_form))
-        .route("/api/products", get(api_products))
-        .route("/api/cart", get(api_cart))
-        .route("/api/cart/items", post(api_add))
-        .route("/api/cart/items/{sku}", delete(api_remove))
+        .route("/", get(pages::index::<DB>))
+        .route("/products/{sku}", get(pages::product::<DB>))
+        .route("/cart", get(pages::cart::<DB>))
+        .route("/cart/add", post(pages::add::<DB>))
+        .route("/cart/remove", post(pages::remove))
+        .route("/signup", get(pages::signup_form).post(pages::signup::<DB>))
+        .route("/login", get(pages::login_form).post(pages::login::<DB>))
+        .route("/logout", post(pages::logout))
+        .route(
+            "/profile",
+            get(pages::profile::<DB>).post(pages::save_profile::<DB>),
+        )
+        .route("/checkout", post(pages::checkout::<DB>))
+        .route("/orders/{id}", get(pages::order::<DB>))
+        .route("/static/shop.css", get(pages::stylesheet))
+        .route("/api/products", get(api::products::<DB>))
+        .route("/api/products/{sku}", get(api::product::<DB>))
+        .route("/api/cart", get(api::cart))
+        .route("/api/cart/items", post(api::add::<DB>))
+        .route("/api/cart/items/{sku}", delete(api::remove))
+        .route("/api/signup", post(api::signup::<DB>))
+        .route("/api/login", post(api::login::<DB>))
+        .route("/api/logout", post(api::logout))
+        .route(
+            "/api/profile",
+            get(api::profile::<DB>).post(api::save_profile::<DB>),
+        )
+        .route("/api/checkout", post(api::checkout::<DB>))
+        .route("/api/orders/{id}", get(api::order::<DB>))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
-        .layer(session_layer(config))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .fallback(pages::not_found)
+        .with_state(shop)
+        .layer(RouterLayer::new(router).with_carrier(SessionCarrier::new()))
 }
 
 /// The shop's `main`: logging, settings from the environment, then
-/// [`run`]. Exits the process with status 2 on a bad setting and 1 if the
-/// server cannot run.
+/// [`run`]. Exits the process with status 2 on a bad setting and 1 when a
+/// backend cannot be reached or the server cannot run; the message names
+/// the variable.
 pub async fn main_from_env() {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
@@ -100,9 +248,8 @@ pub async fn main_from_env() {
             std::process::exit(2);
         }
     };
-    let addr = config.addr;
     if let Err(e) = run(config).await {
-        eprintln!("shop: cannot serve on {addr} (SHOP_ADDR): {e}");
+        eprintln!("shop: cannot start: {e}");
         std::process::exit(1);
     }
 }
@@ -113,14 +260,28 @@ pub async fn main_from_env() {
 ///
 /// # Errors
 ///
-/// The address cannot be bound, or the server fails.
-pub async fn run(config: Config) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(store = ?config.session_store, "shop listening on http://{addr}");
-    axum::serve(listener, app(&config))
-        .with_graceful_shutdown(shutdown())
+/// A backend cannot be reached, the address cannot be bound, or the server
+/// fails.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let app = app(&config).await?;
+    let addr_error =
+        |e: std::io::Error| StartError::new("SHOP_ADDR", format!("{}: {e}", config.addr));
+    let listener = tokio::net::TcpListener::bind(config.addr)
         .await
+        .map_err(addr_error)?;
+    let addr = listener.local_addr().map_err(addr_error)?;
+    tracing::info!(
+        store = ?config.session_store,
+        cache = ?config.cache,
+        "shop listening on http://{addr}"
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .map_err(addr_error)
 }
 
 async fn shutdown() {
@@ -138,126 +299,141 @@ async fn shutdown() {
     }
 }
 
-/// What handlers can fail with.
+/// What handlers can fail with. The JSON API answers
+/// `{"error": "<message>"}` with the status of [`AppError::status`]; the
+/// pages show the message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppError {
     /// The session could not be read or saved.
     #[error(transparent)]
     Session(#[from] session_core::Error),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] db_router::Error),
+    /// The product cache failed.
+    #[error("product lookup failed: {0}")]
+    Cache(#[from] cache_aside::Error<db_router::Error>),
     /// No product has this SKU.
     #[error("unknown product {0:?}")]
     UnknownProduct(String),
     /// A quantity outside `1..=MAX_QTY`.
     #[error("quantity must be between 1 and {MAX_QTY}")]
     BadQuantity,
+    /// Nothing here.
+    #[error("not found")]
+    NotFound,
+    /// The request needs a logged-in user.
+    #[error("log in first")]
+    Unauthorized,
+    /// Wrong e-mail or password.
+    #[error("wrong e-mail or password")]
+    BadCredentials,
+    /// Too many failed log-ins; try again after this many seconds.
+    #[error("too many failed log-ins, try again in {0} s")]
+    RateLimited(u64),
+    /// Sign-up with an e-mail that has an account.
+    #[error("this e-mail already has an account")]
+    EmailTaken,
+    /// A form or JSON field that cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+    /// A form without the session's CSRF token.
+    #[error("the form expired, reload the page and try again")]
+    Csrf,
+    /// Checkout of an empty cart.
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Database(e.into())
+    }
+}
+
+fn database_status(e: &db_router::Error) -> StatusCode {
+    use db_router::Error as E;
+    match e {
+        E::Database(inner) => match **inner {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        E::NoReplicaAvailable { .. } | E::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl AppError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Session(e) => e.status(),
+            AppError::Database(e) => database_status(e),
+            AppError::Cache(e) => match e.loader_error() {
+                Some(e) => database_status(e),
+                None => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            AppError::UnknownProduct(_) | AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadQuantity | AppError::Invalid(_) | AppError::EmptyCart => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::EmailTaken => StatusCode::CONFLICT,
+            AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to the client: server-side details stay in the
+    /// log.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Session(e) => e.public_message().to_owned(),
+            e if e.status().is_server_error() => {
+                "the shop cannot answer right now, try again shortly".to_owned()
+            }
+            e => e.to_string(),
+        }
+    }
+
+    fn headers(&self, response: &mut Response) {
+        let retry = match self {
+            AppError::RateLimited(secs) => Some(*secs),
+            e if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+
+    fn log(&self) {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+    }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status = match self {
-            AppError::Session(e) => return e.into_response(),
-            AppError::UnknownProduct(_) => StatusCode::NOT_FOUND,
-            AppError::BadQuantity => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+        self.log();
+        let mut response = (
+            self.status(),
+            axum::Json(serde_json::json!({ "error": self.public_message() })),
         )
-            .into_response()
+            .into_response();
+        self.headers(&mut response);
+        response
     }
-}
-
-async fn load_cart(session: &Session) -> Result<Cart, AppError> {
-    Ok(session.get::<Cart>(CART_KEY).await?.unwrap_or_default())
-}
-
-async fn add_to_cart(
-    state: &AppState,
-    session: &Session,
-    sku: &str,
-    qty: u32,
-) -> Result<Cart, AppError> {
-    if !(1..=MAX_QTY).contains(&qty) {
-        return Err(AppError::BadQuantity);
-    }
-    if state.product(sku).is_none() {
-        return Err(AppError::UnknownProduct(sku.to_owned()));
-    }
-    Ok(session
-        .update(CART_KEY, |cart: Option<Cart>| {
-            let mut cart = cart.unwrap_or_default();
-            cart.add(sku, qty);
-            cart
-        })
-        .await?)
-}
-
-async fn remove_from_cart(session: &Session, sku: &str) -> Result<Cart, AppError> {
-    Ok(session
-        .update(CART_KEY, |cart: Option<Cart>| {
-            let mut cart = cart.unwrap_or_default();
-            cart.remove(sku);
-            cart
-        })
-        .await?)
-}
-
-/// Body of `POST /api/cart/items` and of the add-to-cart form.
-#[derive(Debug, Deserialize)]
-struct AddItem {
-    sku: String,
-    #[serde(default = "one")]
-    qty: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-#[derive(Debug, Deserialize)]
-struct RemoveItem {
-    sku: String,
-}
-
-async fn api_products(State(state): State<AppState>) -> Json<Arc<Vec<Product>>> {
-    Json(state.products.clone())
-}
-
-async fn api_cart(session: Session) -> Result<Json<serde_json::Value>, AppError> {
-    Ok(Json(cart_json(&load_cart(&session).await?)))
-}
-
-async fn api_add(
-    State(state): State<AppState>,
-    session: Session,
-    Json(item): Json<AddItem>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let cart = add_to_cart(&state, &session, &item.sku, item.qty).await?;
-    Ok(Json(cart_json(&cart)))
-}
-
-async fn api_remove(
-    session: Session,
-    Path(sku): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    Ok(Json(cart_json(&remove_from_cart(&session, &sku).await?)))
-}
-
-async fn add_form(
-    State(state): State<AppState>,
-    session: Session,
-    Form(item): Form<AddItem>,
-) -> Result<Redirect, AppError> {
-    add_to_cart(&state, &session, &item.sku, item.qty).await?;
-    Ok(Redirect::to("/cart"))
-}
-
-async fn remove_form(session: Session, Form(item): Form<RemoveItem>) -> Result<Redirect, AppError> {
-    remove_from_cart(&session, &item.sku).await?;
-    Ok(Redirect::to("/cart"))
-}
-
-fn cart_json(cart: &Cart) -> serde_json::Value {
-    serde_json::json!({ "items": cart.items, "count": cart.count() })
 }

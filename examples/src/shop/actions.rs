@@ -1,0 +1,279 @@
+//! What the pages and the JSON API both do: cart changes, accounts,
+//! profiles and orders.
+
+use db_router::DbHandle;
+use serde::{Deserialize, Serialize};
+use session_core::Session;
+
+use super::cart::{CART_KEY, Cart, MAX_QTY};
+use super::catalog::{MAX_SKU_LEN, Product};
+use super::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
+use super::security::{self, CSRF_KEY, ClientIp};
+use super::{AppError, Shop};
+
+/// Session key of the logged-in user.
+pub(crate) const USER_KEY: &str = "user";
+
+/// Most addresses a profile keeps.
+pub(crate) const MAX_ADDRESSES: usize = 3;
+
+/// The logged-in user, as kept in the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionUser {
+    pub(crate) id: i64,
+    pub(crate) email: String,
+}
+
+pub(crate) async fn current_user(session: &Session) -> Result<Option<SessionUser>, AppError> {
+    Ok(session.get::<SessionUser>(USER_KEY).await?)
+}
+
+pub(crate) async fn require_user(session: &Session) -> Result<SessionUser, AppError> {
+    current_user(session).await?.ok_or(AppError::Unauthorized)
+}
+
+pub(crate) async fn load_cart(session: &Session) -> Result<Cart, AppError> {
+    Ok(session.get::<Cart>(CART_KEY).await?.unwrap_or_default())
+}
+
+/// A product by SKU, through the cache.
+pub(crate) async fn product<DB: Repo>(shop: &Shop<DB>, sku: &str) -> Result<Product, AppError> {
+    if sku.is_empty() || sku.len() > MAX_SKU_LEN {
+        return Err(AppError::UnknownProduct(
+            sku.chars().take(MAX_SKU_LEN).collect(),
+        ));
+    }
+    shop.products
+        .get(&sku.to_owned())
+        .await?
+        .ok_or_else(|| AppError::UnknownProduct(sku.to_owned()))
+}
+
+pub(crate) async fn add_to_cart<DB: Repo>(
+    shop: &Shop<DB>,
+    session: &Session,
+    sku: &str,
+    qty: u32,
+) -> Result<Cart, AppError> {
+    if !(1..=MAX_QTY).contains(&qty) {
+        return Err(AppError::BadQuantity);
+    }
+    product(shop, sku).await?;
+    Ok(session
+        .update(CART_KEY, |cart: Option<Cart>| {
+            let mut cart = cart.unwrap_or_default();
+            cart.add(sku, qty);
+            cart
+        })
+        .await?)
+}
+
+pub(crate) async fn remove_from_cart(session: &Session, sku: &str) -> Result<Cart, AppError> {
+    Ok(session
+        .update(CART_KEY, |cart: Option<Cart>| {
+            let mut cart = cart.unwrap_or_default();
+            cart.remove(sku);
+            cart
+        })
+        .await?)
+}
+
+fn clean_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(AppError::Invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AppError::Invalid(format!(
+            "{field} contains control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn clean_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim().to_lowercase();
+    let valid = (3..=254).contains(&email.len())
+        && email
+            .split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(AppError::Invalid("enter a valid e-mail address".to_owned()))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AppError> {
+    if !(8..=256).contains(&password.chars().count()) {
+        return Err(AppError::Invalid(
+            "the password needs 8 to 256 characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes `user` the session's user: a new session ID (so an ID seen or
+/// planted before log-in is worthless) and a new CSRF token, keeping the
+/// cart.
+async fn start_session(session: &Session, user: SessionUser) -> Result<SessionUser, AppError> {
+    session.cycle_id().await?;
+    session.insert(USER_KEY, &user).await?;
+    session.insert(CSRF_KEY, security::random_token()).await?;
+    Ok(user)
+}
+
+pub(crate) async fn signup<DB: Repo>(
+    db: &DbHandle<DB>,
+    session: &Session,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> Result<SessionUser, AppError> {
+    let email = clean_email(email)?;
+    let name = clean_text("the name", name, 100)?;
+    check_password(password)?;
+    let hash = security::hash_password(password.to_owned()).await?;
+    let mut tx = db.begin().await?;
+    let id = match DB::create_user(&mut *tx, &email, &hash, &name).await {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => return Err(AppError::EmailTaken),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    start_session(session, SessionUser { id, email }).await
+}
+
+pub(crate) async fn login<DB: Repo>(
+    shop: &Shop<DB>,
+    db: &DbHandle<DB>,
+    session: &Session,
+    ClientIp(ip): ClientIp,
+    email: &str,
+    password: &str,
+) -> Result<SessionUser, AppError> {
+    let email = clean_email(email).map_err(|_| AppError::BadCredentials)?;
+    shop.limiter
+        .check(&email, ip)
+        .map_err(AppError::RateLimited)?;
+    // A write request: the reader is the primary, which has every account.
+    let user = {
+        let mut conn = db.reader().await?;
+        DB::user_by_email(&mut *conn, &email).await?
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if password.len() > 1024 || !security::verify_password(password.to_owned(), hash).await {
+        shop.limiter.failed(&email, ip);
+        return Err(AppError::BadCredentials);
+    }
+    shop.limiter.succeeded(&email);
+    let user = user.ok_or(AppError::BadCredentials)?;
+    start_session(
+        session,
+        SessionUser {
+            id: user.id,
+            email: user.email,
+        },
+    )
+    .await
+}
+
+pub(crate) async fn logout(session: &Session) -> Result<(), AppError> {
+    Ok(session.destroy().await?)
+}
+
+/// The user's profile, read with the session's causal token: right after a
+/// save it comes from the primary or a replica that has the save.
+pub(crate) async fn profile<DB: Repo>(
+    db: &DbHandle<DB>,
+    user: &SessionUser,
+) -> Result<Profile, AppError> {
+    let mut conn = db.reader().await?;
+    DB::profile(&mut *conn, user.id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub(crate) async fn save_profile<DB: Repo>(
+    db: &DbHandle<DB>,
+    user: &SessionUser,
+    name: &str,
+    addresses: &[String],
+) -> Result<(), AppError> {
+    let name = clean_text("the name", name, 100)?;
+    let addresses = addresses
+        .iter()
+        .map(|a| clean_text("an address", a, 300))
+        .filter(|a| !matches!(a, Ok(a) if a.is_empty()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if addresses.len() > MAX_ADDRESSES {
+        return Err(AppError::Invalid(format!(
+            "at most {MAX_ADDRESSES} addresses"
+        )));
+    }
+    let mut tx = db.begin().await?;
+    DB::save_profile(&mut *tx, user.id, &name, &addresses).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes the order on the primary in one transaction, then takes the
+/// ordered quantities out of the cart.
+pub(crate) async fn checkout<DB: Repo>(
+    shop: &Shop<DB>,
+    db: &DbHandle<DB>,
+    session: &Session,
+) -> Result<Order, AppError> {
+    let user = require_user(session).await?;
+    let cart = load_cart(session).await?;
+    if cart.items.is_empty() {
+        return Err(AppError::EmptyCart);
+    }
+    let mut lines = Vec::with_capacity(cart.items.len());
+    for item in &cart.items {
+        let p = product(shop, &item.sku).await?;
+        lines.push(OrderLine {
+            sku: p.sku,
+            name: p.name,
+            qty: i64::from(item.qty),
+            price_cents: p.price_cents,
+        });
+    }
+    let mut tx = db.begin().await?;
+    let ship_to = DB::profile(&mut *tx, user.id)
+        .await?
+        .and_then(|p| p.addresses.into_iter().next())
+        .unwrap_or_else(|| "pick-up at the shop".to_owned());
+    let order = DB::create_order(&mut *tx, user.id, &ship_to, &lines).await?;
+    tx.commit().await?;
+    let ordered: Vec<(String, u32)> = lines
+        .iter()
+        .map(|l| (l.sku.clone(), u32::try_from(l.qty).unwrap_or(u32::MAX)))
+        .collect();
+    session
+        .update(CART_KEY, |cart: Option<Cart>| {
+            let mut cart = cart.unwrap_or_default();
+            for (sku, qty) in &ordered {
+                cart.take(sku, *qty);
+            }
+            cart
+        })
+        .await?;
+    tracing::info!(order = order.id, user = user.id, "order placed");
+    Ok(order)
+}
+
+/// One of the user's orders, read with the session's causal token.
+pub(crate) async fn order<DB: Repo>(
+    db: &DbHandle<DB>,
+    user: &SessionUser,
+    id: i64,
+) -> Result<Order, AppError> {
+    let mut conn = db.reader().await?;
+    DB::order(&mut *conn, user.id, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}

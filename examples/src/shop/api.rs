@@ -1,0 +1,171 @@
+//! The JSON API. Every `POST` takes a JSON body (`Content-Type:
+//! application/json`, enforced by the `Json` extractor), which is what
+//! protects it from cross-site forms.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use db_router::DbHandle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use session_core::Session;
+
+use super::actions::{self, SessionUser};
+use super::cart::Cart;
+use super::catalog::{Listing, Product};
+use super::db::{Order, Profile, Repo};
+use super::security::ClientIp;
+use super::{AppError, AppState};
+
+type ApiResult<T = Value> = Result<Json<T>, AppError>;
+
+fn cart_json(cart: &Cart) -> Value {
+    json!({ "items": cart.items, "count": cart.count() })
+}
+
+fn user_json(user: &SessionUser) -> Value {
+    json!({ "user": { "id": user.id, "email": user.email } })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    page: Option<u32>,
+}
+
+/// `GET /api/products[?page=N]`: every product, or one page.
+pub(crate) async fn products<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Vec<Product>> {
+    let listing = q.page.map_or(Listing::All, Listing::Page);
+    Ok(Json(shop.listing.get(&listing).await?.unwrap_or_default()))
+}
+
+/// `GET /api/products/{sku}`.
+pub(crate) async fn product<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    Path(sku): Path<String>,
+) -> ApiResult<Product> {
+    Ok(Json(actions::product(&shop, &sku).await?))
+}
+
+/// `GET /api/cart`.
+pub(crate) async fn cart(session: Session) -> ApiResult {
+    Ok(Json(cart_json(&actions::load_cart(&session).await?)))
+}
+
+/// Body of `POST /api/cart/items` (and of the add-to-cart form).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddItem {
+    pub(crate) sku: String,
+    #[serde(default = "one")]
+    pub(crate) qty: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /api/cart/items` `{"sku": "…", "qty": N}`: the updated cart.
+pub(crate) async fn add<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    session: Session,
+    Json(item): Json<AddItem>,
+) -> ApiResult {
+    let cart = actions::add_to_cart(&shop, &session, &item.sku, item.qty).await?;
+    Ok(Json(cart_json(&cart)))
+}
+
+/// `DELETE /api/cart/items/{sku}`: the updated cart.
+pub(crate) async fn remove(session: Session, Path(sku): Path<String>) -> ApiResult {
+    Ok(Json(cart_json(
+        &actions::remove_from_cart(&session, &sku).await?,
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Signup {
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /api/signup` `{"email", "password", "name"}`: creates the account
+/// and logs in.
+pub(crate) async fn signup<DB: Repo>(
+    db: DbHandle<DB>,
+    session: Session,
+    Json(body): Json<Signup>,
+) -> ApiResult {
+    let user = actions::signup(&db, &session, &body.email, &body.name, &body.password).await?;
+    Ok(Json(user_json(&user)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Login {
+    email: String,
+    password: String,
+}
+
+/// `POST /api/login` `{"email", "password"}`.
+pub(crate) async fn login<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    db: DbHandle<DB>,
+    session: Session,
+    ip: ClientIp,
+    Json(body): Json<Login>,
+) -> ApiResult {
+    let user = actions::login(&shop, &db, &session, ip, &body.email, &body.password).await?;
+    Ok(Json(user_json(&user)))
+}
+
+/// `POST /api/logout` `{}`.
+pub(crate) async fn logout(session: Session, Json(_): Json<Value>) -> ApiResult {
+    actions::logout(&session).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// `GET /api/profile`: name, e-mail and addresses.
+pub(crate) async fn profile<DB: Repo>(db: DbHandle<DB>, session: Session) -> ApiResult<Profile> {
+    let user = actions::require_user(&session).await?;
+    Ok(Json(actions::profile(&db, &user).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SaveProfile {
+    name: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+/// `POST /api/profile` `{"name", "addresses": […]}`: the saved profile.
+pub(crate) async fn save_profile<DB: Repo>(
+    db: DbHandle<DB>,
+    session: Session,
+    Json(body): Json<SaveProfile>,
+) -> ApiResult<Profile> {
+    let user = actions::require_user(&session).await?;
+    actions::save_profile(&db, &user, &body.name, &body.addresses).await?;
+    // Same request, so the same primary: the saved state.
+    Ok(Json(actions::profile(&db, &user).await?))
+}
+
+/// `POST /api/checkout` `{}`: the new order.
+pub(crate) async fn checkout<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    db: DbHandle<DB>,
+    session: Session,
+    Json(_): Json<Value>,
+) -> ApiResult<Order> {
+    Ok(Json(actions::checkout(&shop, &db, &session).await?))
+}
+
+/// `GET /api/orders/{id}`: one of the user's orders.
+pub(crate) async fn order<DB: Repo>(
+    db: DbHandle<DB>,
+    session: Session,
+    Path(id): Path<i64>,
+) -> ApiResult<Order> {
+    let user = actions::require_user(&session).await?;
+    Ok(Json(actions::order(&db, &user, id).await?))
+}
