@@ -19,7 +19,12 @@ use crate::{Id, Record, Result};
 ///   `expires_at` has passed, even if the backend has not yet evicted it;
 /// - make [`save`](SessionStore::save) a compare-and-set on the version,
 ///   atomic with respect to concurrent saves from any process;
-/// - convert backend failures into [`Error::Backend`](crate::Error::Backend).
+/// - convert backend failures into [`Error::Backend`](crate::Error::Backend);
+/// - recognise their own write when a client library retries a save or
+///   create whose reply was lost (a write token stored with the record
+///   does it), and report it as done rather than as a conflict: otherwise
+///   [`Session::update`](crate::Session::update) would apply its change
+///   twice.
 ///
 /// The [`test_suite`](crate::test_suite) (feature `test-suite`) checks all
 /// of this against a real backend.
