@@ -324,7 +324,8 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
     let waited = started.elapsed();
     assert!(
         on_replica(&mut conn).await,
-        "after waiting, the replica serves"
+        "after waiting {waited:?}, the replica serves: {:?}",
+        waiting.stats()
     );
     assert_eq!(count(&mut conn, &tag).await, 1);
     assert!(
