@@ -109,11 +109,20 @@ impl<DB: sqlx::Database> Replica<DB> {
         }
     }
 
-    pub(crate) fn record_probe(&self, probe: ReplicaProbe, config: &Config) {
+    /// Records a successful probe. `primary_unknown`: the primary's
+    /// position could not be read (it is down or unreachable), so the
+    /// replica's time lag only says how long ago the primary last wrote;
+    /// the replica then keeps its last lag verdict instead of being judged
+    /// by that age (which would send reads to the primary that is down).
+    pub(crate) fn record_probe(&self, probe: ReplicaProbe, config: &Config, primary_unknown: bool) {
         let within = !probe.stalled
-            && match (config.max_lag, probe.lag) {
-                (Some(max), Some(lag)) => lag <= max,
-                _ => true,
+            && if primary_unknown {
+                self.is_within_lag()
+            } else {
+                match (config.max_lag, probe.lag) {
+                    (Some(max), Some(lag)) => lag <= max,
+                    _ => true,
+                }
             }
             && match (config.max_lag_bytes, probe.lag_bytes) {
                 (Some(max), Some(bytes)) => bytes <= max,
@@ -203,6 +212,7 @@ impl<DB: Backend> Inner<DB> {
             None
         };
 
+        let primary_unknown = DB::HAS_POSITIONS && primary.is_none();
         let mut probes = JoinSet::new();
         for replica in &self.replicas {
             let replica = Arc::clone(replica);
@@ -228,7 +238,7 @@ impl<DB: Backend> Inner<DB> {
             match outcome {
                 Ok(report) => {
                     tracing::trace!(replica = %replica.name, ?report, "replica probed");
-                    replica.record_probe(report, &self.config);
+                    replica.record_probe(report, &self.config, primary_unknown);
                 }
                 Err(error) => replica.record_failure(error, true),
             }

@@ -19,7 +19,9 @@
 //!   no usable replica reads fall back to the primary, or fail if so
 //!   configured ([`ReadFallback`]); every fallback is counted by reason.
 //! * **Lag**: measured in time and, on PostgreSQL, WAL bytes; replicas over
-//!   the limit are skipped.
+//!   the limit are skipped. While the primary's position cannot be read
+//!   (the primary is down), a replica keeps its last lag verdict, so reads
+//!   stay on it instead of falling back to the primary that is gone.
 //! * **Read-your-writes**: after a write, [`DbRouter::write_token`] turns
 //!   the primary's position (PostgreSQL LSN, MariaDB GTID) into a
 //!   [`CausalToken`]; reads carrying it only use replicas that replayed that
