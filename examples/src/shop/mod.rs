@@ -364,6 +364,16 @@ fn database_status(e: &db_router::Error) -> StatusCode {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StatusCode::SERVICE_UNAVAILABLE,
+            // SQLSTATE class 08 (connection exception) and 57P (the server
+            // shutting down or terminating the connection): the database
+            // is unavailable, not the request wrong.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
         E::NoReplicaAvailable { .. } | E::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
