@@ -17,6 +17,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The shop's settings; see `examples::shop::Config`.
+const SHOP_VARS: &[&str] = &[
+    "SHOP_ADDR",
+    "SHOP_DATA_DIR",
+    "SESSION_STORE",
+    "SESSION_MAX_ATTEMPTS",
+    "SESSION_STORE_TIMEOUT_MS",
+    "REDIS_URL",
+    "REDIS_CLUSTER_URLS",
+    "DYNAMODB_ENDPOINT",
+    "DYNAMODB_TABLE",
+    "DATABASE_URL",
+    "DATABASE_REPLICA_URLS",
+    "CACHE",
+    "COOKIE_KEYS",
+    "COOKIE_SECURE",
+];
+
 /// One shop process.
 #[derive(Debug)]
 pub struct Shop {
@@ -60,6 +78,12 @@ impl Shop {
 
     async fn spawn(&mut self) {
         let mut cmd = Command::new(&self.bin);
+        // Only what the test passes configures the shop: settings inherited
+        // from the test's own environment (say `REDIS_CLUSTER_URLS` from
+        // the services script) would silently change the setup.
+        for var in SHOP_VARS {
+            cmd.env_remove(var);
+        }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
