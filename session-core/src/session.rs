@@ -59,9 +59,14 @@ struct State {
     /// stores) or a sealed session (client-side stores), not yet checked.
     incoming: Option<Incoming>,
     loaded: bool,
-    /// The record as last loaded or saved; `None` for a new session.
+    /// Loading failed earlier in this request: later calls fail at once
+    /// instead of waiting for the store's timeout again.
+    load_failed: bool,
+    /// The record as last loaded or saved, for its ID, version and times;
+    /// `None` for a new session. Its `data` is always empty: the data
+    /// live in `data` alone, so they are not copied on every load.
     base: Option<Record>,
-    /// `base.data` with `changes` applied.
+    /// The data as last loaded or saved, with `changes` applied.
     data: Data,
     /// Changes not yet saved: `Some` sets a key, `None` removes it.
     changes: BTreeMap<String, Option<Value>>,
@@ -203,8 +208,10 @@ impl Session {
             let current = st.data.get(key).map(T::deserialize).transpose()?;
             let new = f(current);
             let value = serde_json::to_value(&new)?;
-            let previous = st.data.insert(key.to_owned(), value.clone());
-            let previous_change = st.changes.insert(key.to_owned(), Some(value));
+            let previous = st.data.insert(key.to_owned(), value);
+            // `commit` saves `data` as a whole, which settles any pending
+            // change of this key; the entry is kept only to be restored.
+            let previous_change = st.changes.remove(key);
             let started = std::time::Instant::now();
             match inner.commit(&mut st).await {
                 Ok(true) => return Ok(new),
@@ -215,7 +222,6 @@ impl Session {
                 }
             }
             // Lost the race: re-read and let `f` run on the fresh value.
-            st.changes.remove(key);
             if attempt < max {
                 backoff(attempt, started.elapsed()).await;
             }
@@ -289,6 +295,7 @@ impl Session {
                 st.sealed = Some(store.seal(&inner.config.cookie.name, &record)?);
             }
         }
+        record.data = Data::new();
         st.base = Some(record);
         st.changes.clear();
         st.send_cookie = true;
@@ -347,7 +354,12 @@ impl Session {
             Backend::Server(_) => record.id.as_str().to_owned(),
             Backend::Client(store) => match &st.sealed {
                 Some(sealed) => sealed.clone(),
-                None => store.seal(&inner.config.cookie.name, record)?,
+                None => {
+                    // Nothing is pending here, so `data` is the record's.
+                    let mut whole = record.clone();
+                    whole.data = st.data.clone();
+                    store.seal(&inner.config.cookie.name, &whole)?
+                }
             },
         };
         Ok(Some(CookieAction::Set {
@@ -389,9 +401,20 @@ impl Inner {
         if st.loaded {
             return Ok(());
         }
+        if st.load_failed {
+            return Err(Error::backend(
+                "the session store failed earlier in this request",
+            ));
+        }
         let record = match (&self.backend, &st.incoming) {
             (Backend::Server(store), Some(Incoming::Id(id))) => {
-                self.call("load", store.load(id)).await?
+                match self.call("load", store.load(id)).await {
+                    Ok(record) => record,
+                    Err(e) => {
+                        st.load_failed = true;
+                        return Err(e);
+                    }
+                }
             }
             (Backend::Client(store), Some(Incoming::Sealed(value))) => {
                 match store.open(&self.config.cookie.name, value) {
@@ -410,8 +433,8 @@ impl Inner {
         };
         let now = now();
         st.base = record.filter(|r| self.config.is_live(r, now));
-        if let Some(base) = &st.base {
-            st.data = base.data.clone();
+        if let Some(base) = &mut st.base {
+            st.data = std::mem::take(&mut base.data);
         }
         st.loaded = true;
         Ok(())
@@ -440,6 +463,7 @@ impl Inner {
             },
         }
         st.remove_cookie = false;
+        record.data = Data::new();
         st.base = Some(record);
         st.changes.clear();
         Ok(true)
@@ -455,13 +479,15 @@ impl Inner {
                 now,
                 self.config.deadline(now, now),
             ),
-            Some(base) => {
-                let mut record = base.clone();
-                record.version = base.version + 1;
-                record.data = st.data.clone();
-                record.expires_at = self.config.deadline(now, base.created_at);
-                record
-            }
+            // Field by field: cloning `base` would copy its data only to
+            // drop it again.
+            Some(base) => Record {
+                id: base.id.clone(),
+                version: base.version + 1,
+                created_at: base.created_at,
+                expires_at: self.config.deadline(now, base.created_at),
+                data: st.data.clone(),
+            },
         }
     }
 
@@ -484,7 +510,11 @@ impl Inner {
         };
         let now = now();
         st.base = fresh.filter(|r| self.config.is_live(r, now));
-        st.data = st.base.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+        st.data = st
+            .base
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.data))
+            .unwrap_or_default();
         for (key, change) in &st.changes {
             match change {
                 Some(v) => st.data.insert(key.clone(), v.clone()),
