@@ -1,0 +1,77 @@
+//! The cart app on stateful's `session-core` and `session-stores`.
+//!
+//! Run with: `cargo run --release --bin ours -- serve --store redis`
+//! (from `benches/compare`); see the crate documentation.
+
+use axum::Router;
+use axum::extract::Query;
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::StatusCode;
+use session_core::{Session, SessionLayer};
+use session_stores::cookie::{CookieStore, Key};
+use session_stores::{DynamoDbStore, MemoryStore, RedisStore};
+use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_response, failure};
+
+async fn get_cart(session: Session) -> Response {
+    match session.get::<Cart>(CART_KEY).await {
+        Ok(cart) => cart_response(&cart.unwrap_or_default()),
+        Err(e) => failure(e.status(), e),
+    }
+}
+
+/// Read-modify-write in one atomic `update`: re-applied on fresh data when a
+/// concurrent request saved first.
+async fn add_item(session: Session, Query(item): Query<AddItem>) -> Response {
+    match session
+        .update(CART_KEY, |cart: Option<Cart>| add_to_cart(cart, &item.sku))
+        .await
+    {
+        Ok(cart) => cart_response(&cart),
+        Err(e) => failure(e.status(), e),
+    }
+}
+
+async fn seed(session: Session) -> Response {
+    let cart = stateful_compare::seed_cart();
+    match session.insert(CART_KEY, &cart).await {
+        Ok(()) => cart_response(&cart),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/cart", get(get_cart))
+        .route("/cart/items", post(add_item))
+        .route("/cart/seed", post(seed))
+}
+
+async fn app(store: StoreKind) -> Router {
+    let layer = match store {
+        StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
+        StoreKind::Cookie => SessionLayer::client_side(CookieStore::new(Key::generate())),
+        StoreKind::Redis => {
+            let url = stateful_compare::redis_url();
+            SessionLayer::new(
+                RedisStore::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}")),
+            )
+        }
+        StoreKind::DynamoDb => {
+            let store = DynamoDbStore::new(stateful_compare::dynamodb_client().await)
+                .with_table_name("stateful_compare_sessions");
+            store
+                .create_table_if_missing()
+                .await
+                .unwrap_or_else(|e| panic!("cannot create the DynamoDB table: {e}"));
+            SessionLayer::new(store)
+        }
+    };
+    routes().layer(layer.with_secure(false))
+}
+
+fn main() {
+    stateful_compare::main_with("ours", app);
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Measures stateful side by side with the crates users would pick instead
+# (tower-sessions 0.14 and its stores) and writes docs/benchmarks.md.
+#
+#   scripts/bench.sh
+#
+# Every figure is compared with a baseline measured in the same run on the
+# same machine:
+#
+#   1. the same cart app (benches/compare: `ours` on session-core +
+#      session-stores, `theirs` on tower-sessions) on the memory, cookie,
+#      Redis and DynamoDB stores: oha on the read path (GET /cart) and the
+#      write path (POST /cart/items), requests/s, p50, p99; Redis commands
+#      per request (INFO commandstats); adds lost under load;
+#   2. a concurrent-add probe: N concurrent adds of distinct items to one
+#      session, then the lines that arrived;
+#   3. the criterion micro benches, each printing its ratio to a baseline.
+#
+# It starts the test services (scripts/services.sh up: dynalite for
+# DynamoDB) plus a Redis of its own on BENCH_REDIS_PORT, so that no other
+# client disturbs the command counts; installs oha if missing; builds
+# everything before measuring anything.
+#
+# Settings (environment):
+#   BENCH_DURATION=10s     measured time per point
+#   BENCH_WARMUP=2s        warm-up per point
+#   BENCH_CONNECTIONS=32   concurrent connections (oha -c)
+#   BENCH_SESSIONS=1000    pre-filled sessions the load is spread over
+#   BENCH_PROBE_ADDS=64    concurrent adds in the probe
+#   BENCH_STORES="memory cookie redis dynamodb"
+#   BENCH_MICRO=1          0 skips the criterion micro benches
+#   BENCH_REDIS_PORT=6389  port of the bench's own Redis
+#   BENCH_OUT=docs/benchmarks.md
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+SESSIONS=${BENCH_SESSIONS:-1000}
+ADDS=${BENCH_PROBE_ADDS:-64}
+STORES=${BENCH_STORES:-memory cookie redis dynamodb}
+MICRO=${BENCH_MICRO:-1}
+REDIS_PORT=${BENCH_REDIS_PORT:-6389}
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+
+COMPARE=$ROOT/benches/compare
+COMPARE_TARGET=$COMPARE/target
+RESULTS=$COMPARE_TARGET/results
+STARTED=$(date +%s)
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
+
+# ---- prerequisites --------------------------------------------------------
+
+step "services"
+eval "$(scripts/services.sh up)"
+command -v python3 >/dev/null || die "python3 is needed to read oha's JSON"
+
+if ! command -v oha >/dev/null; then
+  step "installing oha (cargo install oha --locked)"
+  cargo install oha --locked
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+step "Redis of the bench on 127.0.0.1:$REDIS_PORT"
+if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  die "port $REDIS_PORT already answers PING; set BENCH_REDIS_PORT to a free port"
+fi
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --daemonize no --logfile "$RESULTS/redis.log" &
+PIDS+=("$!")
+for _ in $(seq 50); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || die "the bench's Redis did not start"
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# ---- build everything before measuring anything ---------------------------
+
+step "building benches/compare (release; its own workspace and lock file)"
+CARGO_TARGET_DIR=$COMPARE_TARGET cargo build --release --locked \
+  --manifest-path "$COMPARE/Cargo.toml" --bins
+BIN=$COMPARE_TARGET/release
+
+MICRO_BENCHES=(
+  "session-stores|--features redis --bench stores"
+  "session-stores|--features cookie --bench cookie"
+  "cache-aside|--all-features"
+  "db-router|--features sqlite"
+)
+if [[ $MICRO == 1 ]]; then
+  step "building the micro benches"
+  for entry in "${MICRO_BENCHES[@]}"; do
+    # shellcheck disable=SC2086
+    cargo bench --locked -p "${entry%%|*}" ${entry#*|} --no-run ||
+      note "build failed: ${entry%%|*} ${entry#*|} (its row will say so)"
+  done
+fi
+
+# ---- machine --------------------------------------------------------------
+
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -sr)"
+  echo "rustc=$(rustc --version)"
+  echo "oha=$(oha --version)"
+  echo "redis=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+  echo "load_start=$(load)"
+  echo "duration=$DURATION"
+  echo "warmup=$WARMUP"
+  echo "connections=$CONNECTIONS"
+  echo "sessions=$SESSIONS"
+  echo "adds=$ADDS"
+} >"$RESULTS/machine.txt"
+
+# ---- HTTP comparison ------------------------------------------------------
+
+start_server() { # impl store -> sets SERVER_PID, PORT
+  local impl=$1 store=$2 ready="$RESULTS/http/$2.$1.ready"
+  "$BIN/$impl" serve --store "$store" --port 0 --sessions "$SESSIONS" \
+    >"$ready.out" 2>"$RESULTS/http/$store.$impl.stderr" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 1200); do
+    grep -q '^READY ' "$ready.out" 2>/dev/null && break
+    kill -0 "$SERVER_PID" 2>/dev/null ||
+      { tail -5 "$RESULTS/http/$store.$impl.stderr" >&2; die "$impl ($store) exited while starting"; }
+    sleep 0.1
+  done
+  grep '^READY ' "$ready.out" | sed 's/^READY //' >"$ready.json" ||
+    die "$impl ($store) not ready after 120 s"
+  PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$ready.json")
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+run_oha() { # out-file duration method url
+  local out=$1 duration=$2 method=$3 url=$4
+  oha --no-tui --output-format json -c "$CONNECTIONS" -z "$duration" -w -m "$method" \
+    --rand-regex-url "$url" >"$out"
+}
+
+# Commands the app sends to Redis per request, told apart from those that
+# its Lua scripts run: MONITOR over 200 sequential requests (MONITOR slows
+# Redis down, so never during a timed run).
+count_round_trips() { # method url out-file
+  local method=$1 url=$2 out=$3 log="$3.log" mon
+  redis-cli -p "$REDIS_PORT" monitor >"$log" &
+  mon=$!
+  sleep 0.3
+  oha --no-tui --output-format json -c 1 -n 200 -m "$method" --rand-regex-url "$url" >/dev/null
+  sleep 0.3
+  kill "$mon" 2>/dev/null || true
+  wait "$mon" 2>/dev/null || true
+  python3 - "$log" 200 >"$out" <<'PY'
+import json, re, sys
+client = script = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"', line)
+    if not m:
+        continue
+    if m.group(1) == "lua":
+        script += 1
+    else:
+        client += 1
+n = int(sys.argv[2])
+print(json.dumps({"requests": n, "round_trips_per_request": client / n,
+                  "commands_per_request": (client + script) / n}))
+PY
+}
+
+for store in $STORES; do
+  for impl in ours theirs; do
+    step "$store: $impl (load $(load))"
+    start_server "$impl" "$store"
+    base="$RESULTS/http/$store.$impl"
+    read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
+    write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"
+
+    run_oha /dev/null "$WARMUP" GET "$read_url"
+    if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+    run_oha "$base.read.json" "$DURATION" GET "$read_url"
+    if [[ $store == redis ]]; then rcli info commandstats >"$base.read.redis"; fi
+
+    run_oha /dev/null "$WARMUP" POST "$write_url"
+    curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.before.json"
+    if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+    run_oha "$base.write.json" "$DURATION" POST "$write_url"
+    if [[ $store == redis ]]; then rcli info commandstats >"$base.write.redis"; fi
+    curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.after.json"
+
+    if [[ $store == redis ]]; then
+      count_round_trips GET "$read_url" "$base.read.monitor.json"
+      count_round_trips POST "$write_url" "$base.write.monitor.json"
+    fi
+    echo "$(load)" >"$base.load"
+    stop_server
+  done
+  for impl in ours theirs; do
+    note "probe: $impl, $ADDS concurrent adds"
+    "$BIN/$impl" probe --store "$store" --adds "$ADDS" >"$RESULTS/probe/$store.$impl.json" \
+      2>"$RESULTS/probe/$store.$impl.stderr" ||
+      note "probe failed: $impl $store (see $RESULTS/probe/$store.$impl.stderr)"
+  done
+done
+
+# ---- micro benches --------------------------------------------------------
+
+if [[ $MICRO == 1 ]]; then
+  i=0
+  for entry in "${MICRO_BENCHES[@]}"; do
+    i=$((i + 1))
+    log="$RESULTS/micro/$i.log"
+    echo "cargo bench -p ${entry%%|*} ${entry#*|}" >"$log.cmd"
+    step "micro: cargo bench -p ${entry%%|*} ${entry#*|} (load $(load))"
+    # shellcheck disable=SC2086
+    if ! cargo bench --locked -p "${entry%%|*}" ${entry#*|} >"$log" 2>"$log.stderr"; then
+      echo "FAILED" >>"$log"
+      note "failed: see $log.stderr"
+    fi
+  done
+fi
+
+echo "load_end=$(load)" >>"$RESULTS/machine.txt"
+echo "elapsed_s=$(($(date +%s) - STARTED))" >>"$RESULTS/machine.txt"
+
+step "writing $OUT"
+python3 scripts/bench_report.py "$RESULTS" "$OUT"
+echo "$OUT written; raw results in ${RESULTS#"$ROOT"/}" >&2
