@@ -297,17 +297,20 @@ async fn hostile_headers_and_bodies_get_a_4xx_or_a_fresh_session() {
     seen.push(("non-UTF-8 Content-Type".into(), status));
     assert!(status.is_client_error(), "non-UTF-8 Content-Type: {status}");
 
-    // Oversized bodies on every kind of write: four times the shop's 16 KB
-    // limit (small enough to be sent whole before the shop answers; a
-    // larger one is refused just as well, but the early answer then races
-    // the client's write).
-    let big_json = format!(r#"{{"sku":"{}"}}"#, "x".repeat(64 * 1024));
+    // Oversized bodies on every kind of write, far over the shop's 16 KB
+    // limit and larger than the socket buffers, so the client is still
+    // writing when the shop decides: the shop reads such a body before it
+    // answers, and the client sees the 413 rather than a reset. Each is
+    // sent a few times: without the drain the reset comes now and then.
+    let big_json = format!(r#"{{"sku":"{}"}}"#, "x".repeat(512 * 1024));
     for path in [
         "/api/cart/items",
         "/api/signup",
         "/api/login",
         "/api/profile",
-    ] {
+    ]
+    .repeat(5)
+    {
         let status = http
             .post(format!("{base}{path}"))
             .header("content-type", "application/json")
@@ -316,11 +319,11 @@ async fn hostile_headers_and_bodies_get_a_4xx_or_a_fresh_session() {
             .await
             .unwrap()
             .status();
-        seen.push((format!("64 KB JSON to {path}"), status));
+        seen.push((format!("512 KB JSON to {path}"), status));
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
     }
-    let big_form = format!("sku=SKU-0001&csrf={}", "x".repeat(64 * 1024));
-    for path in ["/cart/add", "/login", "/signup", "/profile"] {
+    let big_form = format!("sku=SKU-0001&csrf={}", "x".repeat(512 * 1024));
+    for path in ["/cart/add", "/login", "/signup", "/profile"].repeat(5) {
         let status = http
             .post(format!("{base}{path}"))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -329,7 +332,7 @@ async fn hostile_headers_and_bodies_get_a_4xx_or_a_fresh_session() {
             .await
             .unwrap()
             .status();
-        seen.push((format!("64 KB form to {path}"), status));
+        seen.push((format!("512 KB form to {path}"), status));
         assert!(status.is_client_error(), "{path}: {status}");
     }
     say(&format!("hostile input: {seen:?}"));

@@ -184,7 +184,8 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         .layer(frames)
         .layer(referrer)
         .layer(csp)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY)))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::from_fn(security::refuse_oversized)))
 }
 
 fn routes<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> Router {

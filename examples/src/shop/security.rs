@@ -24,9 +24,12 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use session_core::Session;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -248,5 +251,43 @@ mod tests {
         assert!(constant_time_eq(a.as_bytes(), a.as_bytes()));
         assert!(!constant_time_eq(a.as_bytes(), b.as_bytes()));
         assert!(!constant_time_eq(a.as_bytes(), &a.as_bytes()[..31]));
+    }
+}
+
+/// Bodies up to this size that declare more than [`MAX_BODY`] are read
+/// and thrown away before the 413 goes out.
+///
+/// [`MAX_BODY`]: super::MAX_BODY
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// How long the shop keeps reading an oversized body it drains.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers 413 to a body whose `Content-Length` is over
+/// [`MAX_BODY`](super::MAX_BODY), after reading it when it is no larger
+/// than [`DRAIN_LIMIT`].
+///
+/// A server that answers early and closes with the body still unread
+/// makes its kernel send a reset, and a client still writing then often
+/// loses the answer and sees a broken connection instead of the 413.
+/// Reading a bounded body first lets the answer arrive; anything larger,
+/// or slower than [`DRAIN_TIMEOUT`], is cut off. Bodies without a length
+/// are limited while they are read (`RequestBodyLimitLayer`).
+pub(crate) async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > super::MAX_BODY as u64 => {
+            if length <= DRAIN_LIMIT {
+                let mut body = request.into_body();
+                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            }
+            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+        }
+        _ => next.run(request).await,
     }
 }
