@@ -225,35 +225,6 @@ pub(crate) fn header_layers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
     ]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limiter_blocks_an_account_after_its_failures() {
-        let limiter = LoginLimiter::default();
-        let ip = Some(IpAddr::from([127, 0, 0, 1]));
-        for _ in 0..LOGIN_FAILURES_PER_ACCOUNT {
-            assert!(limiter.check("a@x", ip).is_ok());
-            limiter.failed("a@x", ip);
-        }
-        assert!(limiter.check("a@x", ip).is_err());
-        assert!(limiter.check("b@x", ip).is_ok(), "other accounts are free");
-        limiter.succeeded("a@x");
-        assert!(limiter.check("a@x", ip).is_ok());
-    }
-
-    #[test]
-    fn tokens_are_random_and_compared_whole() {
-        let (a, b) = (random_token(), random_token());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-        assert!(constant_time_eq(a.as_bytes(), a.as_bytes()));
-        assert!(!constant_time_eq(a.as_bytes(), b.as_bytes()));
-        assert!(!constant_time_eq(a.as_bytes(), &a.as_bytes()[..31]));
-    }
-}
-
 /// Bodies up to this size that declare more than [`MAX_BODY`] are read
 /// and thrown away before the 413 goes out.
 ///
@@ -289,5 +260,34 @@ pub(crate) async fn refuse_oversized(request: Request, next: Next) -> Response {
             (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
         }
         _ => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_blocks_an_account_after_its_failures() {
+        let limiter = LoginLimiter::default();
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        for _ in 0..LOGIN_FAILURES_PER_ACCOUNT {
+            assert!(limiter.check("a@x", ip).is_ok());
+            limiter.failed("a@x", ip);
+        }
+        assert!(limiter.check("a@x", ip).is_err());
+        assert!(limiter.check("b@x", ip).is_ok(), "other accounts are free");
+        limiter.succeeded("a@x");
+        assert!(limiter.check("a@x", ip).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_random_and_compared_whole() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(constant_time_eq(a.as_bytes(), a.as_bytes()));
+        assert!(!constant_time_eq(a.as_bytes(), b.as_bytes()));
+        assert!(!constant_time_eq(a.as_bytes(), &a.as_bytes()[..31]));
     }
 }
