@@ -10,8 +10,9 @@
 #   1. the same cart app (benches/compare: `ours` on session-core +
 #      session-stores, `theirs` on tower-sessions) on the memory, cookie,
 #      Redis and DynamoDB stores: oha on the read path (GET /cart) and the
-#      write path (POST /cart/items), requests/s, p50, p99; Redis commands
-#      per request (INFO commandstats); adds lost under load;
+#      write path (POST /cart/items): requests/s, p50, p99, CPU time per
+#      request of the app and of Redis, Redis commands per request (INFO
+#      commandstats, MONITOR for round trips), adds lost under load;
 #   2. a concurrent-add probe: N concurrent adds of distinct items to one
 #      session, then the lines that arrived;
 #   3. the criterion micro benches, each printing its ratio to a baseline.
@@ -25,7 +26,9 @@
 #   BENCH_DURATION=10s     measured time per point
 #   BENCH_WARMUP=2s        warm-up per point
 #   BENCH_CONNECTIONS=32   concurrent connections (oha -c)
-#   BENCH_SESSIONS=1000    pre-filled sessions the load is spread over
+#   BENCH_SESSIONS=1000    pre-filled sessions the load is spread over (oha
+#                          picks u=000..999, taken modulo this number)
+#   BENCH_ROUNDS=2         rounds per store, alternating who goes first
 #   BENCH_PROBE_ADDS=64    concurrent adds in the probe
 #   BENCH_STORES="memory cookie redis dynamodb"
 #   BENCH_MICRO=1          0 skips the criterion micro benches
@@ -43,6 +46,7 @@ SESSIONS=${BENCH_SESSIONS:-1000}
 ADDS=${BENCH_PROBE_ADDS:-64}
 STORES=${BENCH_STORES:-memory cookie redis dynamodb}
 MICRO=${BENCH_MICRO:-1}
+ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 
@@ -74,6 +78,7 @@ mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
 step "services"
 eval "$(scripts/services.sh up)"
 command -v python3 >/dev/null || die "python3 is needed to read oha's JSON"
+command -v curl >/dev/null || die "curl is needed to read the carts back"
 
 if ! command -v oha >/dev/null; then
   step "installing oha (cargo install oha --locked)"
@@ -87,7 +92,8 @@ if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
 fi
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
   --daemonize no --logfile "$RESULTS/redis.log" &
-PIDS+=("$!")
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
 for _ in $(seq 50); do
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
   sleep 0.1
@@ -135,6 +141,7 @@ fi
   echo "connections=$CONNECTIONS"
   echo "sessions=$SESSIONS"
   echo "adds=$ADDS"
+  echo "rounds=$ROUNDS"
 } >"$RESULTS/machine.txt"
 
 # ---- HTTP comparison ------------------------------------------------------
@@ -142,7 +149,7 @@ fi
 start_server() { # impl store -> sets SERVER_PID, PORT
   local impl=$1 store=$2 ready="$RESULTS/http/$2.$1.ready"
   "$BIN/$impl" serve --store "$store" --port 0 --sessions "$SESSIONS" \
-    >"$ready.out" 2>"$RESULTS/http/$store.$impl.stderr" &
+    >"$ready.out" 2>>"$RESULTS/http/$store.$impl.stderr" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 1200); do
@@ -165,6 +172,22 @@ run_oha() { # out-file duration method url
   local out=$1 duration=$2 method=$3 url=$4
   oha --no-tui --output-format json -c "$CONNECTIONS" -z "$duration" -w -m "$method" \
     --rand-regex-url "$url" >"$out"
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# A timed run that also records the CPU time the app and Redis spent on it:
+# less sensitive than requests/s to other work on the machine.
+timed_run() { # out-file method url store
+  local out=$1 method=$2 url=$3 store=$4 app0 redis0
+  app0=$(ticks "$SERVER_PID")
+  redis0=$(ticks "$REDIS_PID")
+  run_oha "$out" "$DURATION" "$method" "$url"
+  printf '{"clk_tck": %s, "app": %s, "redis": %s}\n' "$(getconf CLK_TCK)" \
+    "$(($(ticks "$SERVER_PID") - app0))" \
+    "$(if [[ $store == redis ]]; then echo $(($(ticks "$REDIS_PID") - redis0)); else echo null; fi)" \
+    >"${out%.json}.cpu.json"
 }
 
 # Commands the app sends to Redis per request, told apart from those that
@@ -197,31 +220,37 @@ PY
 }
 
 for store in $STORES; do
-  for impl in ours theirs; do
-    step "$store: $impl (load $(load))"
-    start_server "$impl" "$store"
-    base="$RESULTS/http/$store.$impl"
-    read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
-    write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"
+  for round in $(seq "$ROUNDS"); do
+    # Alternate who goes first, so that a drift in the machine's load does
+    # not always favour the same side.
+    order="ours theirs"
+    if ((round % 2 == 0)); then order="theirs ours"; fi
+    for impl in $order; do
+      step "$store, round $round/$ROUNDS: $impl (load $(load))"
+      start_server "$impl" "$store"
+      base="$RESULTS/http/$store.$impl.r$round"
+      read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
+      write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"
 
-    run_oha /dev/null "$WARMUP" GET "$read_url"
-    if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
-    run_oha "$base.read.json" "$DURATION" GET "$read_url"
-    if [[ $store == redis ]]; then rcli info commandstats >"$base.read.redis"; fi
+      run_oha /dev/null "$WARMUP" GET "$read_url"
+      if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+      timed_run "$base.read.json" GET "$read_url" "$store"
+      if [[ $store == redis ]]; then rcli info commandstats >"$base.read.redis"; fi
 
-    run_oha /dev/null "$WARMUP" POST "$write_url"
-    curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.before.json"
-    if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
-    run_oha "$base.write.json" "$DURATION" POST "$write_url"
-    if [[ $store == redis ]]; then rcli info commandstats >"$base.write.redis"; fi
-    curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.after.json"
+      run_oha /dev/null "$WARMUP" POST "$write_url"
+      curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.before.json"
+      if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+      timed_run "$base.write.json" POST "$write_url" "$store"
+      if [[ $store == redis ]]; then rcli info commandstats >"$base.write.redis"; fi
+      curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.after.json"
 
-    if [[ $store == redis ]]; then
-      count_round_trips GET "$read_url" "$base.read.monitor.json"
-      count_round_trips POST "$write_url" "$base.write.monitor.json"
-    fi
-    echo "$(load)" >"$base.load"
-    stop_server
+      if [[ $store == redis && $round == 1 ]]; then
+        count_round_trips GET "$read_url" "$base.read.monitor.json"
+        count_round_trips POST "$write_url" "$base.write.monitor.json"
+      fi
+      load >"$base.load"
+      stop_server
+    done
   done
   for impl in ours theirs; do
     note "probe: $impl, $ADDS concurrent adds"

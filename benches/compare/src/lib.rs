@@ -188,7 +188,8 @@ fn parse_args() -> Result<Args, String> {
         let bad = |_| format!("bad value for {flag}: {value}");
         match flag.as_str() {
             "--store" => {
-                store = Some(StoreKind::parse(&value).ok_or_else(|| format!("unknown store {value}"))?)
+                store =
+                    Some(StoreKind::parse(&value).ok_or_else(|| format!("unknown store {value}"))?)
             }
             "--port" => port = value.parse().map_err(bad)?,
             "--sessions" => sessions = value.parse().map_err(bad)?,
@@ -409,7 +410,10 @@ async fn http(
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed response");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(bad)?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad())?;
     let mut lines = head.split("\r\n");
     let status = lines
