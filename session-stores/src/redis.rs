@@ -58,7 +58,7 @@
 //!
 //! | operation | Redis commands |
 //! |-----------|----------------|
-//! | `load`    | 1 (`HMGET`) |
+//! | `load`    | 1 (`HMGET`); none when served by the [near cache](#near-cache), `HMGET` + `PTTL` in one round trip when it fills it |
 //! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover) |
 //! | `delete`  | 1 (`DEL`) |
 //!
@@ -66,6 +66,27 @@
 //! only reads its session costs one command, a request that changes it two
 //! (load and save; one for a new session), and a request that does not use
 //! its session none.
+//!
+//! # Near cache
+//!
+//! [`RedisStoreBuilder::with_near_cache`] keeps recently read sessions in
+//! the app's process, so a read-only request for one of them makes no
+//! round trip at all. Redis itself tells the connection when another
+//! client changes a cached key (`CLIENT TRACKING` over RESP3), and writes
+//! stay compare-and-set in Redis, so no update is lost. The price is a
+//! short window in which another instance's write is not yet visible; the
+//! builder method documents the exact guarantees.
+//!
+//! ```no_run
+//! # async fn run() -> session_core::Result<()> {
+//! let store = session_stores::RedisStore::builder()
+//!     .with_near_cache(100_000)
+//!     .connect("redis://127.0.0.1:6379")
+//!     .await?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Redis Cluster
 //!
@@ -97,15 +118,21 @@
 //! [`Error::Timeout`]: session_core::Error::Timeout
 //! [`Error::Decode`]: session_core::Error::Decode
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::caching::{CacheConfig, CacheMode};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, TlsCertificates};
+use redis::{
+    Cmd, CommandCacheConfig, ErrorKind, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
+    RedisError, ServerErrorKind, TlsCertificates,
+};
 use session_core::record::{DecodeError, now, unix_millis};
 use session_core::{Error, Id, Record, Result, SessionStore};
 use time::OffsetDateTime;
@@ -113,6 +140,10 @@ use time::OffsetDateTime;
 const DEFAULT_PREFIX: &str = "session:";
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_NEAR_CACHE_TTL: Duration = Duration::from_secs(60);
+/// For this long after this store wrote a session, its reads of that
+/// session skip the near cache (see [`NearCache`]).
+const OWN_WRITE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Sessions in Redis: a single node (over an auto-reconnecting connection)
 /// or a Redis Cluster, with or without TLS.
@@ -133,6 +164,42 @@ struct Inner {
     prefix: Box<str>,
     response_timeout: Duration,
     scripts: Scripts,
+    near: Option<NearCache>,
+}
+
+/// Bookkeeping of the near cache beside redis-rs's own cache.
+///
+/// Redis sends the invalidation of a key this connection wrote *after*
+/// the write's reply, so a read issued right after a write could still be
+/// answered from the cache. Reads of a session this store wrote (or tried
+/// to write) in the last [`OWN_WRITE_WINDOW`] therefore go to Redis; by
+/// then any later reply on the connection has carried the invalidation.
+struct NearCache {
+    recent_writes: Mutex<HashMap<String, Instant>>,
+}
+
+impl NearCache {
+    fn wrote(&self, key: &str) {
+        let now = Instant::now();
+        let mut recent = self
+            .recent_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() >= 1024 {
+            recent.retain(|_, at| now.duration_since(*at) < OWN_WRITE_WINDOW);
+        }
+        recent.insert(key.to_owned(), now);
+    }
+
+    fn wrote_recently(&self, key: &str) -> bool {
+        let recent = self
+            .recent_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        recent
+            .get(key)
+            .is_some_and(|at| at.elapsed() < OWN_WRITE_WINDOW)
+    }
 }
 
 #[derive(Clone)]
@@ -162,6 +229,7 @@ impl fmt::Debug for RedisStore {
             )
             .field("prefix", &self.inner.prefix)
             .field("response_timeout", &self.inner.response_timeout)
+            .field("near_cache", &self.inner.near.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +272,8 @@ impl RedisStore {
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             root_cert: None,
+            near_cache: None,
+            near_cache_ttl: DEFAULT_NEAR_CACHE_TTL,
         }
     }
 
@@ -244,6 +314,13 @@ impl RedisStore {
         }
     }
 
+    /// Notes a write (or attempted write) of `key` for the near cache.
+    fn wrote(&self, key: &str) {
+        if let Some(near) = &self.inner.near {
+            near.wrote(key);
+        }
+    }
+
     fn error(&self, op: &'static str, err: RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             return Error::Decode(DecodeError::Malformed(format!(
@@ -266,6 +343,8 @@ pub struct RedisStoreBuilder {
     connection_timeout: Duration,
     response_timeout: Duration,
     root_cert: Option<Vec<u8>>,
+    near_cache: Option<NonZeroUsize>,
+    near_cache_ttl: Duration,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -275,6 +354,8 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("root_cert", &self.root_cert.as_ref().map(|_| "set"))
+            .field("near_cache", &self.near_cache)
+            .field("near_cache_ttl", &self.near_cache_ttl)
             .finish()
     }
 }
@@ -315,6 +396,52 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Keep up to `sessions` recently read sessions in this process (a
+    /// near cache), so that a read of one of them makes no round trip.
+    /// Off by default; `0` turns it off.
+    ///
+    /// This is Redis's server-assisted client-side caching: the connection
+    /// speaks RESP3 and turns on `CLIENT TRACKING`, and Redis tells it when
+    /// any client changes or deletes a key it has cached, which drops the
+    /// entry. It needs Redis 6 or later (7 or later for a Cluster whose
+    /// slots move). What it changes:
+    ///
+    /// - Writes are unaffected: every save is still a compare-and-set in
+    ///   Redis, and a save computed from a cached record that another
+    ///   instance has since changed loses it and is re-applied, so no
+    ///   update is lost.
+    /// - This instance reads its own writes: for a second after it writes
+    ///   a session, its reads of that session go to Redis.
+    /// - A read on one instance may miss a write made on *another*
+    ///   instance for as long as the invalidation takes to arrive (one
+    ///   network hop, well under a millisecond on a LAN). While the
+    ///   connection is down nothing is served from the cache, and what was
+    ///   cached before is dropped when it reconnects.
+    /// - Entries also expire after [`with_near_cache_ttl`] (default 60 s)
+    ///   and never outlive the key's TTL.
+    ///
+    /// [`with_near_cache_ttl`]: Self::with_near_cache_ttl
+    pub fn with_near_cache(mut self, sessions: usize) -> Self {
+        self.near_cache = NonZeroUsize::new(sessions);
+        self
+    }
+
+    /// The longest an entry stays in the near cache (default 60 s), a
+    /// bound on staleness should an invalidation ever go missing.
+    pub fn with_near_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.near_cache_ttl = ttl;
+        self
+    }
+
+    fn cache_config(&self) -> Option<CacheConfig> {
+        self.near_cache.map(|size| {
+            CacheConfig::new()
+                .set_mode(CacheMode::OptIn)
+                .set_size(size)
+                .set_default_client_ttl(self.near_cache_ttl)
+        })
+    }
+
     fn tls_certs(&self) -> Option<TlsCertificates> {
         self.root_cert.as_ref().map(|pem| TlsCertificates {
             client_tls: None,
@@ -336,16 +463,30 @@ impl RedisStoreBuilder {
         if is_tls(url) {
             ensure_crypto_provider();
         }
+        let mut info = url
+            .into_connection_info()
+            .map_err(RedisStoreError::Connect)
+            .map_err(Error::backend)?;
+        if self.near_cache.is_some() {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            info = info.set_redis_settings(settings);
+        }
         let client = match self.tls_certs() {
-            Some(certs) => redis::Client::build_with_tls(url, certs),
-            None => redis::Client::open(url),
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
         }
         .map_err(RedisStoreError::Connect)
         .map_err(Error::backend)?;
-        let config = ConnectionManagerConfig::new()
+        let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(2);
+        if let Some(cache) = self.cache_config() {
+            config = config.set_cache_config(cache);
+        }
         let manager = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(RedisStoreError::Connect)
@@ -374,6 +515,11 @@ impl RedisStoreBuilder {
         if let Some(certs) = self.tls_certs() {
             builder = builder.certs(certs);
         }
+        if let Some(cache) = self.cache_config() {
+            builder = builder
+                .use_protocol(ProtocolVersion::RESP3)
+                .cache_config(cache);
+        }
         let client = builder
             .build()
             .map_err(RedisStoreError::Connect)
@@ -393,6 +539,9 @@ impl RedisStoreBuilder {
                 prefix: self.prefix.into_boxed_str(),
                 response_timeout: self.response_timeout,
                 scripts: Scripts::new(),
+                near: self.near_cache.map(|_| NearCache {
+                    recent_writes: Mutex::new(HashMap::new()),
+                }),
             }),
         }
     }
@@ -599,6 +748,7 @@ impl SessionStore for RedisStore {
         let token = Id::random();
         loop {
             let key = self.key(&record.id);
+            self.wrote(&key);
             let now = unix_millis(now()).to_string();
             let reply = self
                 .script(
@@ -624,8 +774,14 @@ impl SessionStore for RedisStore {
 
     #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(id = ?id))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let key = self.key(id);
         let mut cmd = redis::cmd("HMGET");
-        cmd.arg(self.key(id)).arg("v").arg("e").arg("d");
+        cmd.arg(&key).arg("v").arg("e").arg("d");
+        if let Some(near) = &self.inner.near
+            && !near.wrote_recently(&key)
+        {
+            cmd.set_cache_config(CommandCacheConfig::new());
+        }
         let fields: Vec<Option<Vec<u8>>> = self
             .inner
             .conn
@@ -644,10 +800,12 @@ impl SessionStore for RedisStore {
     #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
         let data = record.encode()?;
+        let key = self.key(&record.id);
+        self.wrote(&key);
         let reply = self
             .script(
                 &self.inner.scripts.save,
-                &self.key(&record.id),
+                &key,
                 &[
                     expected_version.to_string().as_bytes(),
                     record.version.to_string().as_bytes(),
@@ -664,8 +822,10 @@ impl SessionStore for RedisStore {
 
     #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(id = ?id))]
     async fn delete(&self, id: &Id) -> Result<()> {
+        let key = self.key(id);
+        self.wrote(&key);
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key(id));
+        cmd.arg(&key);
         let _: i64 = self
             .inner
             .conn
@@ -677,10 +837,12 @@ impl SessionStore for RedisStore {
 
     #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(id = ?id))]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        let key = self.key(id);
+        self.wrote(&key);
         let reply = self
             .script(
                 &self.inner.scripts.touch,
-                &self.key(id),
+                &key,
                 &[
                     expiry_arg(expires_at).as_bytes(),
                     unix_millis(now()).to_string().as_bytes(),

@@ -72,6 +72,27 @@ async fn tls(url: &str, var: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("cannot reach TLS Redis at {var}={url}: {e}; {START_HINT}"))
 }
 
+async fn near(url: &str, var: &str) -> RedisStore {
+    RedisStore::builder()
+        .with_near_cache(10_000)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at {var}={url}: {e}; {START_HINT}"))
+}
+
+async fn near_cluster(urls: &[String]) -> RedisStore {
+    RedisStore::builder()
+        .with_near_cache(10_000)
+        .connect_cluster(urls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the Redis Cluster at REDIS_CLUSTER_URLS={}: {e}; {START_HINT}",
+                urls.join(",")
+            )
+        })
+}
+
 async fn cluster(urls: &[String]) -> RedisStore {
     RedisStore::connect_cluster(urls).await.unwrap_or_else(|e| {
         panic!(
@@ -292,6 +313,22 @@ async fn scripts_are_reloaded_after_a_script_flush() {
 
 const UPDATES: usize = 200;
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_node_with_near_cache_passes_the_conformance_suite() {
+    let url = redis_url();
+    session_core::test_suite::run(|| near(&url, "REDIS_URL"))
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_with_near_cache_passes_the_conformance_suite() {
+    let urls = cluster_urls();
+    session_core::test_suite::run(|| near_cluster(&urls))
+        .await
+        .assert_passed();
+}
+
 fn cookie_id(cookie: &str) -> Id {
     cookie
         .split_once('=')
@@ -307,6 +344,13 @@ fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
 async fn single_node_200_concurrent_updates_all_land() {
     let url = redis_url();
     let kept = assert_no_lost_updates(|| single(&url, "REDIS_URL"), UPDATES, layer_for).await;
+    eprintln!("last-writer-wins kept {kept} of {UPDATES}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn near_cache_200_concurrent_updates_all_land() {
+    let url = redis_url();
+    let kept = assert_no_lost_updates(|| near(&url, "REDIS_URL"), UPDATES, layer_for).await;
     eprintln!("last-writer-wins kept {kept} of {UPDATES}");
 }
 
@@ -676,6 +720,84 @@ async fn command_counts_per_request() {
         let scripts = c.stats.get("evalsha").copied().unwrap_or(0)
             + c.stats.get("eval").copied().unwrap_or(0);
         assert_eq!(scripts, 1, "one script per write: {:?}", c.stats);
+    }
+
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
+    let dir = temp_dir("near");
+    let server = spawn_redis(free_port(), &dir, &[]);
+    wait_for_ping(server.port).await;
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let cached = RedisStore::builder()
+        .with_near_cache(100)
+        .connect(&url)
+        .await
+        .expect("private redis");
+    let other = RedisStore::connect(&url).await.expect("private redis");
+    let mut meter = Meter::new(server.port).await;
+
+    let counter = |store: &RedisStore| {
+        TestApp::new(
+            SessionLayer::new(store.clone()).with_touch_after(Duration::from_secs(3600)),
+            |s, _| async move {
+                let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+                Ok(n.to_string())
+            },
+        )
+    };
+    let reader = TestApp::new(
+        SessionLayer::new(cached.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move { Ok(s.get::<u64>("n").await?.unwrap_or(0).to_string()) },
+    );
+    let elsewhere = counter(&other);
+    let here = counter(&cached);
+
+    let cookie = elsewhere.send(None).await.cookie.expect("cookie");
+    let (res, first) = meter.measure(reader.send(Some(&cookie))).await;
+    assert_eq!(res.body, "1");
+    assert!(
+        first.sent.iter().any(|c| c == "HMGET"),
+        "a first read goes to Redis: {:?}",
+        first.sent
+    );
+    let (res, second) = meter.measure(reader.send(Some(&cookie))).await;
+    assert_eq!(res.body, "1");
+    assert!(
+        second.sent.is_empty(),
+        "a repeat read is served in process: {:?}",
+        second.sent
+    );
+
+    // Another instance writes: Redis invalidates the cached entry.
+    assert_eq!(elsewhere.send(Some(&cookie)).await.body, "2");
+    let written = Instant::now();
+    loop {
+        let body = reader.send(Some(&cookie)).await.body;
+        if body == "2" {
+            break;
+        }
+        assert_eq!(body, "1");
+        assert!(
+            written.elapsed() < Duration::from_secs(2),
+            "the write of another instance was not seen within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    eprintln!(
+        "another instance's write seen after {:?}",
+        written.elapsed()
+    );
+    let (res, cached_again) = meter.measure(reader.send(Some(&cookie))).await;
+    assert_eq!(res.body, "2");
+    assert!(cached_again.sent.is_empty(), "{:?}", cached_again.sent);
+
+    // This instance writes: its next read sees the write at once.
+    for expected in 3..=20 {
+        assert_eq!(here.send(Some(&cookie)).await.body, expected.to_string());
+        assert_eq!(reader.send(Some(&cookie)).await.body, expected.to_string());
     }
 
     drop(server);

@@ -55,6 +55,10 @@ pub struct Config {
     /// `REDIS_CLUSTER_URLS`: comma-separated nodes of a Redis Cluster; when
     /// set, `SESSION_STORE=redis` uses the cluster.
     pub redis_cluster_urls: Vec<String>,
+    /// `REDIS_NEAR_CACHE`: how many sessions the Redis store keeps in
+    /// process, invalidated by Redis (default 0: none; see
+    /// `RedisStoreBuilder::with_near_cache`).
+    pub redis_near_cache: usize,
     /// `DYNAMODB_ENDPOINT`: another endpoint than AWS's (an emulator).
     /// Region and credentials come from the usual `AWS_*` variables.
     pub dynamodb_endpoint: Option<String>,
@@ -120,6 +124,7 @@ impl Default for Config {
             cookie_keys: None,
             redis_url: None,
             redis_cluster_urls: Vec::new(),
+            redis_near_cache: 0,
             dynamodb_endpoint: None,
             dynamodb_table: "shop_sessions".to_owned(),
             database_url: None,
@@ -162,6 +167,7 @@ impl fmt::Debug for Config {
                     .map(|u| redact(u))
                     .collect::<Vec<_>>(),
             )
+            .field("redis_near_cache", &self.redis_near_cache)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("dynamodb_table", &self.dynamodb_table)
             .field("database_url", &self.database_url.as_deref().map(redact))
@@ -265,6 +271,16 @@ impl Config {
                     "expected comma-separated redis:// or rediss:// URLs",
                 ));
             }
+        }
+        if let Some(v) = lookup("REDIS_NEAR_CACHE") {
+            config.redis_near_cache =
+                v.parse().ok().filter(|n| *n <= 10_000_000).ok_or_else(|| {
+                    bad(
+                        "REDIS_NEAR_CACHE",
+                        &v,
+                        "expected a number of sessions from 0 to 10000000",
+                    )
+                })?;
         }
         if let Some(v) = lookup("DYNAMODB_ENDPOINT") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -386,6 +402,7 @@ mod tests {
             ("DYNAMODB_TABLE", "a"),
             ("SESSION_MAX_ATTEMPTS", "0"),
             ("SESSION_STORE_TIMEOUT_MS", "soon"),
+            ("REDIS_NEAR_CACHE", "-1"),
             ("COOKIE_KEYS", "short"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();

@@ -88,7 +88,9 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
             SessionLayer::client_side(store)
         }
         StoreKind::Redis => {
-            let builder = RedisStore::builder().with_key_prefix("shop:session:");
+            let builder = RedisStore::builder()
+                .with_key_prefix("shop:session:")
+                .with_near_cache(config.redis_near_cache);
             let store = if config.redis_cluster_urls.is_empty() {
                 let url = config.redis_url.as_deref().unwrap_or_default();
                 builder
