@@ -30,7 +30,7 @@
 #                          picks u=000..999, taken modulo this number)
 #   BENCH_ROUNDS=2         rounds per store, alternating who goes first
 #   BENCH_PROBE_ADDS=64    concurrent adds in the probe
-#   BENCH_STORES="memory cookie redis dynamodb"
+#   BENCH_STORES="memory cookie redis redis-near dynamodb"
 #   BENCH_MICRO=1          0 skips the criterion micro benches
 #   BENCH_REDIS_PORT=6389  port of the bench's own Redis
 #   BENCH_OUT=docs/benchmarks.md
@@ -44,7 +44,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 SESSIONS=${BENCH_SESSIONS:-1000}
 ADDS=${BENCH_PROBE_ADDS:-64}
-STORES=${BENCH_STORES:-memory cookie redis dynamodb}
+STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb}
 MICRO=${BENCH_MICRO:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
@@ -186,7 +186,7 @@ timed_run() { # out-file method url store
   run_oha "$out" "$DURATION" "$method" "$url"
   printf '{"clk_tck": %s, "app": %s, "redis": %s}\n' "$(getconf CLK_TCK)" \
     "$(($(ticks "$SERVER_PID") - app0))" \
-    "$(if [[ $store == redis ]]; then echo $(($(ticks "$REDIS_PID") - redis0)); else echo null; fi)" \
+    "$(if [[ $store == redis* ]]; then echo $(($(ticks "$REDIS_PID") - redis0)); else echo null; fi)" \
     >"${out%.json}.cpu.json"
 }
 
@@ -233,18 +233,18 @@ for store in $STORES; do
       write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"
 
       run_oha /dev/null "$WARMUP" GET "$read_url"
-      if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+      if [[ $store == redis* ]]; then rcli config resetstat >/dev/null; fi
       timed_run "$base.read.json" GET "$read_url" "$store"
-      if [[ $store == redis ]]; then rcli info commandstats >"$base.read.redis"; fi
+      if [[ $store == redis* ]]; then rcli info commandstats >"$base.read.redis"; fi
 
       run_oha /dev/null "$WARMUP" POST "$write_url"
       curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.before.json"
-      if [[ $store == redis ]]; then rcli config resetstat >/dev/null; fi
+      if [[ $store == redis* ]]; then rcli config resetstat >/dev/null; fi
       timed_run "$base.write.json" POST "$write_url" "$store"
-      if [[ $store == redis ]]; then rcli info commandstats >"$base.write.redis"; fi
+      if [[ $store == redis* ]]; then rcli info commandstats >"$base.write.redis"; fi
       curl -fsS "http://127.0.0.1:$PORT/bench/total" >"$base.write.after.json"
 
-      if [[ $store == redis && $round == 1 ]]; then
+      if [[ $store == redis* && $round == 1 ]]; then
         count_round_trips GET "$read_url" "$base.read.monitor.json"
         count_round_trips POST "$write_url" "$base.write.monitor.json"
       fi

@@ -29,7 +29,7 @@
 //! |----------|---------|-------|
 //! | `memory` | yes     | [`MemoryStore`]: in-process, bounded, expiring (moka) |
 //! | `cookie` | no      | [`CookieStore`]: the session encrypted in its cookie, 4 KB at most |
-//! | `redis`  | no      | [`RedisStore`]: Redis single node or Cluster, TLS, ACL users |
+//! | `redis`  | no      | [`RedisStore`]: Redis single node or Cluster, TLS, ACL users, an optional near cache |
 //! | `dynamodb` | no    | [`DynamoDbStore`]: Amazon DynamoDB (aws-sdk-dynamodb) |
 //! | `full`   | no      | every store |
 #![forbid(unsafe_code)]

@@ -169,34 +169,54 @@ struct Inner {
 
 /// Bookkeeping of the near cache beside redis-rs's own cache.
 ///
-/// Redis sends the invalidation of a key this connection wrote *after*
-/// the write's reply, so a read issued right after a write could still be
-/// answered from the cache. Reads of a session this store wrote (or tried
+/// The invalidation of a key this connection wrote can arrive after the
+/// write's reply (Redis defers it until the reply is out), so a read issued
+/// right after a write could still be answered from the cache. Reads of a session this store wrote (or tried
 /// to write) in the last [`OWN_WRITE_WINDOW`] therefore go to Redis; by
 /// then any later reply on the connection has carried the invalidation.
 struct NearCache {
-    recent_writes: Mutex<HashMap<String, Instant>>,
+    recent: Mutex<RecentWrites>,
+}
+
+struct RecentWrites {
+    at: HashMap<String, Instant>,
+    /// The size at which old entries are dropped next: twice what was
+    /// left after the last pruning, so pruning costs amortised O(1) per
+    /// write.
+    prune_at: usize,
 }
 
 impl NearCache {
+    fn new() -> Self {
+        NearCache {
+            recent: Mutex::new(RecentWrites {
+                at: HashMap::new(),
+                prune_at: 1024,
+            }),
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentWrites> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn wrote(&self, key: &str) {
         let now = Instant::now();
-        let mut recent = self
-            .recent_writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if recent.len() >= 1024 {
-            recent.retain(|_, at| now.duration_since(*at) < OWN_WRITE_WINDOW);
+        let mut recent = self.recent();
+        if recent.at.len() >= recent.prune_at {
+            recent
+                .at
+                .retain(|_, at| now.duration_since(*at) < OWN_WRITE_WINDOW);
+            recent.prune_at = (recent.at.len() * 2).max(1024);
         }
-        recent.insert(key.to_owned(), now);
+        recent.at.insert(key.to_owned(), now);
     }
 
     fn wrote_recently(&self, key: &str) -> bool {
-        let recent = self
-            .recent_writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        recent
+        self.recent()
+            .at
             .get(key)
             .is_some_and(|at| at.elapsed() < OWN_WRITE_WINDOW)
     }
@@ -539,9 +559,7 @@ impl RedisStoreBuilder {
                 prefix: self.prefix.into_boxed_str(),
                 response_timeout: self.response_timeout,
                 scripts: Scripts::new(),
-                near: self.near_cache.map(|_| NearCache {
-                    recent_writes: Mutex::new(HashMap::new()),
-                }),
+                near: self.near_cache.map(|_| NearCache::new()),
             }),
         }
     }

@@ -109,6 +109,9 @@ pub enum StoreKind {
     Cookie,
     /// Redis (`REDIS_URL`).
     Redis,
+    /// Redis with ours' near cache; tower-sessions has none, so `theirs`
+    /// runs its plain Redis store here.
+    RedisNear,
     /// DynamoDB (`DYNAMODB_ENDPOINT`, `AWS_*`).
     DynamoDb,
 }
@@ -119,6 +122,7 @@ impl StoreKind {
             "memory" => StoreKind::Memory,
             "cookie" => StoreKind::Cookie,
             "redis" => StoreKind::Redis,
+            "redis-near" => StoreKind::RedisNear,
             "dynamodb" => StoreKind::DynamoDb,
             _ => return None,
         })
@@ -130,6 +134,7 @@ impl StoreKind {
             StoreKind::Memory => "memory",
             StoreKind::Cookie => "cookie",
             StoreKind::Redis => "redis",
+            StoreKind::RedisNear => "redis-near",
             StoreKind::DynamoDb => "dynamodb",
         }
     }
@@ -177,7 +182,7 @@ struct Args {
     mode: Mode,
 }
 
-const USAGE: &str = "usage: <bin> serve --store memory|cookie|redis|dynamodb [--port N] [--sessions N]\n       <bin> probe --store memory|cookie|redis|dynamodb [--adds N]";
+const USAGE: &str = "usage: <bin> serve --store memory|cookie|redis|redis-near|dynamodb [--port N] [--sessions N]\n       <bin> probe --store memory|cookie|redis|redis-near|dynamodb [--adds N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);

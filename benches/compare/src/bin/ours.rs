@@ -51,10 +51,17 @@ async fn app(store: StoreKind) -> Router {
     let layer = match store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Cookie => SessionLayer::client_side(CookieStore::new(Key::generate())),
-        StoreKind::Redis => {
+        StoreKind::Redis | StoreKind::RedisNear => {
             let url = stateful_compare::redis_url();
+            let near = if store == StoreKind::RedisNear {
+                100_000
+            } else {
+                0
+            };
             SessionLayer::new(
-                RedisStore::connect(&url)
+                RedisStore::builder()
+                    .with_near_cache(near)
+                    .connect(&url)
                     .await
                     .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}")),
             )

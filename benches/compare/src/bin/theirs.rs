@@ -76,7 +76,7 @@ async fn app(store: StoreKind) -> Router {
                     .with_expiry(expiry()),
             ),
         ),
-        StoreKind::Redis => {
+        StoreKind::Redis | StoreKind::RedisNear => {
             let url = stateful_compare::redis_url();
             // As the store's documentation sets it up: a pool of 6 clients.
             let pool = Pool::new(
