@@ -38,6 +38,9 @@ struct ReplicaState {
     lag_bytes: Option<u64>,
     stalled: bool,
     probed_at: Option<Instant>,
+    /// When the primary's position was read for the last probe that found
+    /// the replica caught up with it.
+    caught_up_at: Option<Instant>,
     last_error: Option<String>,
 }
 
@@ -114,7 +117,25 @@ impl<DB: sqlx::Database> Replica<DB> {
     /// replica's time lag only says how long ago the primary last wrote;
     /// the replica then keeps its last lag verdict instead of being judged
     /// by that age (which would send reads to the primary that is down).
-    pub(crate) fn record_probe(&self, probe: ReplicaProbe, config: &Config, primary_unknown: bool) {
+    ///
+    /// `primary_read_at` is when the primary's position was read. A replica
+    /// that was caught up at an earlier probe is at most the time since
+    /// behind, whatever the age of its last replayed transaction says: after
+    /// an idle spell that age is large although the replica misses at most
+    /// the writes since the primary woke up.
+    pub(crate) fn record_probe(
+        &self,
+        mut probe: ReplicaProbe,
+        config: &Config,
+        primary_unknown: bool,
+        primary_read_at: Instant,
+    ) {
+        let mut state = self.state();
+        if probe.caught_up {
+            state.caught_up_at = Some(primary_read_at);
+        } else if let (Some(lag), Some(at)) = (probe.lag, state.caught_up_at) {
+            probe.lag = Some(lag.min(at.elapsed()));
+        }
         let within = !probe.stalled
             && if primary_unknown {
                 self.is_within_lag()
@@ -128,7 +149,6 @@ impl<DB: sqlx::Database> Replica<DB> {
                 (Some(max), Some(bytes)) => bytes <= max,
                 _ => true,
             };
-        let mut state = self.state();
         state.replay = probe.replay;
         state.lag = probe.lag;
         state.lag_bytes = probe.lag_bytes;
@@ -191,6 +211,7 @@ impl<DB: Backend> Inner<DB> {
     pub(crate) async fn check_health(&self) {
         bump(&self.counters.health_checks);
         let timeout = self.config.probe_timeout;
+        let primary_read_at = Instant::now();
         let primary = if DB::HAS_POSITIONS {
             let pool = self.primary_read.clone();
             let probe = async move {
@@ -238,7 +259,7 @@ impl<DB: Backend> Inner<DB> {
             match outcome {
                 Ok(report) => {
                     tracing::trace!(replica = %replica.name, ?report, "replica probed");
-                    replica.record_probe(report, &self.config, primary_unknown);
+                    replica.record_probe(report, &self.config, primary_unknown, primary_read_at);
                 }
                 Err(error) => replica.record_failure(error, true),
             }
@@ -288,5 +309,57 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_replica_seen_caught_up_is_not_judged_by_an_idle_primary() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .expect("lazy pool");
+        let replica = Replica::new("replica".into(), pool);
+        let config = Config {
+            max_lag: Some(Duration::from_secs(5)),
+            ..Config::default()
+        };
+        // The age of the last replayed transaction after ten idle minutes.
+        let probe = |caught_up: bool| ReplicaProbe {
+            lag: Some(if caught_up {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(600)
+            }),
+            caught_up,
+            ..ReplicaProbe::default()
+        };
+
+        // Never seen caught up: the age is all there is to go by.
+        replica.record_probe(probe(false), &config, false, Instant::now());
+        assert!(!replica.is_within_lag());
+
+        // Caught up at one probe, a little behind at the next: at most the
+        // time between the two.
+        replica.record_probe(probe(true), &config, false, Instant::now());
+        assert!(replica.is_within_lag());
+        replica.record_probe(probe(false), &config, false, Instant::now());
+        assert!(replica.is_within_lag());
+        assert!(
+            replica
+                .stats()
+                .lag
+                .is_some_and(|lag| lag < Duration::from_secs(5))
+        );
+
+        // Caught up a minute ago and behind since: over the limit.
+        let minute_ago = Instant::now() - Duration::from_secs(60);
+        replica.record_probe(probe(true), &config, false, minute_ago);
+        replica.record_probe(probe(false), &config, false, Instant::now());
+        assert!(!replica.is_within_lag());
+        assert!(
+            replica
+                .stats()
+                .lag
+                .is_some_and(|lag| lag >= Duration::from_secs(60))
+        );
     }
 }

@@ -613,6 +613,11 @@ impl<DB: RoutedDatabase> RouterBuilder<DB> {
 
     /// Replicas further behind than this (in time) are not used. `None`
     /// disables the limit. Default: 30 s.
+    ///
+    /// On PostgreSQL the time lag is the age of the replica's last
+    /// replayed transaction, bounded by the time since a probe last found
+    /// it caught up with the primary: a replica that was caught up before
+    /// the primary woke from an idle spell is not taken for minutes behind.
     pub fn with_max_lag(mut self, max: Option<Duration>) -> Self {
         self.config.max_lag = max;
         self

@@ -256,10 +256,10 @@ async fn on_replica(conn: &mut PgConnection) -> bool {
 
 /// A router over both servers. The timeouts are generous so that a busy
 /// machine does not ban the replica; the outage test shortens them.
-/// A router on the shared pair. No lag limit unless a test sets one: after
-/// an idle primary, a replica that has not yet replayed a burst of writes
-/// reports the age of its last replayed transaction as its lag, which
-/// would move plain reads to the primary in the middle of a test.
+/// A router on the shared pair. No lag limit unless a test sets one: until
+/// the router has seen the replica caught up once, its lag is the age of
+/// its last replayed transaction, minutes after an idle spell, which would
+/// move plain reads to the primary in the middle of a test.
 fn routed(primary: &PgPool) -> db_router::RouterBuilder<Postgres> {
     DbRouter::builder(primary.clone())
         .with_max_lag(None)
@@ -344,14 +344,16 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         "{stats:?}"
     );
 
-    // Lag: just after a write the delayed replica is behind in bytes and
-    // time; with a 100 ms limit it is skipped.
+    // Lag: a write the delayed replica has not applied yet puts it behind
+    // by the time since the write; 150 ms later (well before the 500 ms
+    // delay ends) a 100 ms limit skips it.
     let strict = routed(&servers.primary)
         .with_max_lag(Some(Duration::from_millis(100)))
         .build()
         .await
         .unwrap();
     insert(strict.writer(), &unique_tag("lag")).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     strict.check_health().await;
     let replica = &strict.stats().replicas[0];
     assert!(replica.lag_bytes.is_some_and(|b| b > 0), "{replica:?}");

@@ -44,6 +44,9 @@ pub(crate) mod private {
         pub lag: Option<Duration>,
         /// Replication is configured but not running.
         pub stalled: bool,
+        /// The replay position includes the primary's position read just
+        /// before: everything the primary had written then is applied.
+        pub caught_up: bool,
     }
 
     /// Per-database behaviour. Sealed: implemented for the sqlx drivers only.

@@ -90,6 +90,9 @@ impl Backend for MySql {
                 lag: seconds.map(Duration::from_secs),
                 // NULL seconds: the replication threads are not running.
                 stalled: seconds.is_none(),
+                // The seconds behind are measured against the relay log,
+                // not the age of the last event, so they need no bound.
+                caught_up: false,
             })
         })
     }

@@ -67,6 +67,7 @@ impl Backend for Postgres {
                 return Ok(ReplicaProbe::default());
             }
             let replay = parse_lsn(replay);
+            let caught_up = matches!((&primary, &replay), (Some(p), Some(r)) if r.includes(p));
             let (lag_bytes, lag) = match (&primary, &replay) {
                 (Some(primary), Some(replay)) => {
                     let bytes = primary.bytes_after(replay);
@@ -85,6 +86,7 @@ impl Backend for Postgres {
                 lag_bytes,
                 lag,
                 stalled: false,
+                caught_up,
             })
         })
     }
