@@ -262,6 +262,20 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
         Ok(token)
     }
 
+    /// [`write_token`](Self::write_token) bounded by the probe timeout,
+    /// for the layer after a request that wrote: when the primary is down
+    /// the handler's own write has already waited for it, and the token
+    /// should not add a second full pool-acquire timeout to the answer.
+    pub(crate) async fn write_token_after_request(&self) -> Result<CausalToken> {
+        let timeout = self.inner.config.probe_timeout;
+        match tokio::time::timeout(timeout, self.write_token()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(crate::Error::Timeout {
+                what: "reading the primary's position after a write",
+            }),
+        }
+    }
+
     /// Runs one round of health probes now instead of waiting for the
     /// monitor. Useful at startup and in tests.
     pub async fn check_health(&self) {

@@ -194,7 +194,7 @@ impl<DB: RoutedDatabase> DbHandle<DB> {
     /// carrier, if this request produced one.
     pub(crate) async fn finish(&self) -> Option<CausalToken> {
         if self.state().dirty {
-            let token = match self.inner.router.write_token().await {
+            let token = match self.inner.router.write_token_after_request().await {
                 Ok(token) => token,
                 Err(error) => {
                     // Without a position the time window still protects the
