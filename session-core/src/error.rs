@@ -42,7 +42,7 @@ pub enum Error {
 
     /// A value could not be converted to or from its stored form.
     #[error("session value (de)serialization failed: {0}")]
-    Serde(#[from] serde_json::Error),
+    Serde(#[from] crate::record::ValueError),
 
     /// A stored record could not be decoded.
     #[error(transparent)]
@@ -82,6 +82,12 @@ impl Error {
             Error::TooLarge { .. } => "session data too large",
             Error::Serde(_) | Error::Decode(_) | Error::Encode(_) => "session data error",
         }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(error: serde_json::Error) -> Self {
+        Error::Serde(crate::record::ValueError::new(error.to_string()))
     }
 }
 

@@ -1,15 +1,146 @@
 //! Versioned session records and their compact encoding.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::Id;
 
-/// The key/value data of one session. Values are JSON values, so any
-/// `serde` type can be kept and read back.
+/// The key/value data of one session.
 pub type Data = BTreeMap<String, Value>;
+
+/// One session value, kept in its stored form (MessagePack, structs as
+/// maps with their field names) and decoded only when it is read.
+///
+/// Any `serde` type can be kept and read back as itself or as another
+/// type of the same shape. Loading a session copies each value's bytes and
+/// no more; [`Session::get`](crate::Session::get) decodes straight into the
+/// requested type, without an intermediate tree of JSON values.
+///
+/// ```
+/// use session_core::record::Value;
+///
+/// let v = Value::new(&vec!["sku-1", "sku-2"]).unwrap();
+/// assert_eq!(v.get::<Vec<String>>().unwrap(), ["sku-1", "sku-2"]);
+/// assert_eq!(v.to_json().unwrap(), serde_json::json!(["sku-1", "sku-2"]));
+/// ```
+///
+/// Two values are equal when their encodings are: the same struct always
+/// encodes the same way, but a struct and a JSON object with the same
+/// fields in another order do not. Compare with a `serde_json::Value` for
+/// equality of content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Value(Box<[u8]>);
+
+impl Value {
+    /// Serializes `value`.
+    ///
+    /// # Errors
+    ///
+    /// What `value`'s `Serialize` implementation reports, or a value
+    /// MessagePack cannot hold (an integer wider than 64 bits).
+    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self, ValueError> {
+        rmp_serde::to_vec_named(value)
+            .map(|bytes| Value(bytes.into_boxed_slice()))
+            .map_err(|e| ValueError(e.to_string()))
+    }
+
+    /// Deserializes the value as `T`.
+    ///
+    /// # Errors
+    ///
+    /// The value does not have `T`'s shape, is malformed, or nests deeper
+    /// than 64 levels.
+    pub fn get<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
+        let mut de = rmp_serde::Deserializer::from_read_ref(&self.0[..]);
+        de.set_max_depth(MAX_DEPTH);
+        T::deserialize(&mut de).map_err(|e| ValueError(e.to_string()))
+    }
+
+    /// The value as JSON.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get); also a map with keys that are not strings,
+    /// which JSON cannot hold.
+    pub fn to_json(&self) -> Result<serde_json::Value, ValueError> {
+        self.get()
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(json: serde_json::Value) -> Self {
+        Value::from(&json)
+    }
+}
+
+impl From<&serde_json::Value> for Value {
+    fn from(json: &serde_json::Value) -> Self {
+        // A JSON value always has a MessagePack form: string keys, 64-bit
+        // numbers; writing into a `Vec` cannot fail.
+        Value::new(json)
+            .unwrap_or_else(|e| unreachable!("JSON value without MessagePack form: {e}"))
+    }
+}
+
+impl PartialEq<serde_json::Value> for Value {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        self.to_json().is_ok_and(|json| json == *other)
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_json() {
+            Ok(json) => write!(f, "Value({json})"),
+            Err(_) => write!(f, "Value(<{} undecodable bytes>)", self.0.len()),
+        }
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the bytes of an encoded session value")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Value, E> {
+                Ok(Value(bytes.into()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Value, E> {
+                Ok(Value(bytes.into_boxed_slice()))
+            }
+        }
+        deserializer.deserialize_bytes(Bytes)
+    }
+}
+
+/// A session value that could not be serialized or deserialized.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
+
+impl ValueError {
+    pub(crate) fn new(message: String) -> Self {
+        ValueError(message)
+    }
+}
 
 /// One stored session: its data plus the metadata stores need for
 /// compare-and-set saves and expiry.
@@ -59,12 +190,14 @@ impl Record {
     /// Encodes everything but the ID (which is the store's key) into the
     /// compact, versioned binary form shared by the stores.
     ///
-    /// The first byte is the format version; the rest is MessagePack.
+    /// The first byte is the format version; the rest is MessagePack, with
+    /// each value as binary holding its own encoding, so that loading a
+    /// record decodes no value.
     ///
     /// # Errors
     ///
-    /// Fails only if a data value cannot be written as MessagePack, which
-    /// does not happen for values built from `serde_json::Value`.
+    /// Not in practice: the values are already encoded, and writing into a
+    /// `Vec` does not fail.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let body = (
             self.version,
@@ -72,13 +205,22 @@ impl Record {
             self.expires_at.map(unix_millis),
             &self.data,
         );
-        let mut out = Vec::with_capacity(64);
-        out.push(FORMAT_V1);
+        let size: usize = self
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.0.len() + 10)
+            .sum();
+        let mut out = Vec::with_capacity(32 + size);
+        out.push(FORMAT_V2);
         rmp_serde::encode::write(&mut out, &body).map_err(|e| EncodeError(e.to_string()))?;
         Ok(out)
     }
 
-    /// Decodes bytes written by [`Record::encode`].
+    /// Decodes bytes written by [`Record::encode`], or by earlier versions
+    /// of it (format 1, whose values were JSON trees in MessagePack).
+    ///
+    /// The values themselves are checked when they are read
+    /// ([`Value::get`]).
     ///
     /// # Errors
     ///
@@ -86,14 +228,27 @@ impl Record {
     /// of range give a [`DecodeError`]; decoding never panics on any input.
     pub fn decode(id: Id, bytes: &[u8]) -> Result<Self, DecodeError> {
         let (&format, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if format != FORMAT_V1 {
-            return Err(DecodeError::UnknownFormat(format));
-        }
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_DEPTH);
-        let (version, created, expires, data): (u64, i64, Option<i64>, Data) =
-            serde::Deserialize::deserialize(&mut de)
-                .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let malformed = |e: rmp_serde::decode::Error| DecodeError::Malformed(e.to_string());
+        let (version, created, expires, data) = match format {
+            FORMAT_V2 => {
+                let body: (u64, i64, Option<i64>, Data) =
+                    Deserialize::deserialize(&mut de).map_err(malformed)?;
+                body
+            }
+            FORMAT_V1 => {
+                let (version, created, expires, json): (
+                    u64,
+                    i64,
+                    Option<i64>,
+                    BTreeMap<String, serde_json::Value>,
+                ) = Deserialize::deserialize(&mut de).map_err(malformed)?;
+                let data = json.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+                (version, created, expires, data)
+            }
+            other => return Err(DecodeError::UnknownFormat(other)),
+        };
         Ok(Record {
             id,
             version,
@@ -137,7 +292,10 @@ impl Record {
     }
 }
 
+/// Values as JSON trees in MessagePack (read, no longer written).
 const FORMAT_V1: u8 = 1;
+/// Values as binary holding each value's own MessagePack.
+const FORMAT_V2: u8 = 2;
 /// Nesting limit for decoded values, so hostile input cannot exhaust the
 /// stack.
 const MAX_DEPTH: usize = 64;
@@ -194,11 +352,11 @@ mod tests {
         let mut data = Data::new();
         data.insert(
             "cart".into(),
-            json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]),
+            json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]).into(),
         );
         data.insert(
             "user".into(),
-            json!({"id": 7, "name": "Zoë", "admin": false, "x": 1.5}),
+            json!({"id": 7, "name": "Zoë", "admin": false, "x": 1.5}).into(),
         );
         let mut r = Record::new(
             Id::random(),
@@ -231,13 +389,73 @@ mod tests {
             Record::decode(r.id.clone(), &bytes),
             Err(DecodeError::UnknownFormat(9))
         );
-        bytes[0] = FORMAT_V1;
+        bytes[0] = FORMAT_V2;
         for cut in 1..bytes.len() {
             assert!(
                 Record::decode(r.id.clone(), &bytes[..cut]).is_err(),
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn format_1_records_still_decode() {
+        let r = sample();
+        let json: BTreeMap<String, serde_json::Value> = r
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json().unwrap()))
+            .collect();
+        let body = (
+            r.version,
+            unix_millis(r.created_at),
+            r.expires_at.map(unix_millis),
+            &json,
+        );
+        let mut bytes = vec![FORMAT_V1];
+        rmp_serde::encode::write(&mut bytes, &body).unwrap();
+        let decoded = Record::decode(r.id.clone(), &bytes).unwrap();
+        assert_eq!(decoded, r);
+        let cart: Vec<serde_json::Value> = decoded.data["cart"].get().unwrap();
+        assert_eq!(cart[1]["qty"], -1);
+    }
+
+    #[test]
+    fn values_read_as_their_own_type_or_as_json() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Line {
+            sku: String,
+            qty: i32,
+        }
+        let lines = vec![
+            Line {
+                sku: "A-1".into(),
+                qty: 2,
+            },
+            Line {
+                sku: "B".into(),
+                qty: -1,
+            },
+        ];
+        let v = Value::new(&lines).unwrap();
+        assert_eq!(v.get::<Vec<Line>>().unwrap(), lines);
+        assert_eq!(
+            v,
+            json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}])
+        );
+        let from_json = Value::from(json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]));
+        assert_eq!(from_json.get::<Vec<Line>>().unwrap(), lines);
+        assert!(v.get::<Vec<u64>>().is_err(), "another shape is an error");
+        assert!(Value(vec![0xc1].into()).get::<serde_json::Value>().is_err());
+    }
+
+    #[test]
+    fn deeply_nested_value_is_rejected_without_overflow() {
+        let mut bytes = vec![0x91; 100_000];
+        bytes.push(0xc0);
+        let v = Value(bytes.into());
+        assert!(v.get::<serde_json::Value>().is_err());
+        assert!(format!("{v:?}").contains("undecodable"));
     }
 
     #[test]

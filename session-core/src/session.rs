@@ -9,12 +9,11 @@ use std::time::Duration;
 use rand::Rng as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
 
 use crate::config::Config;
-use crate::record::now;
+use crate::record::{Value, now};
 use crate::store::Backend;
 use crate::{Data, Error, Id, Record, Result};
 
@@ -119,17 +118,19 @@ impl Session {
         let st = self.loaded().await?;
         st.data
             .get(key)
-            .map(|v| T::deserialize(v).map_err(Error::from))
+            .map(|v| v.get::<T>().map_err(Error::from))
             .transpose()
     }
 
-    /// Reads `key` as a raw JSON value.
+    /// Reads `key` as a JSON value.
     ///
     /// # Errors
     ///
-    /// A store failure while loading the session.
-    pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        Ok(self.loaded().await?.data.get(key).cloned())
+    /// A store failure while loading the session, or a stored value that
+    /// JSON cannot hold (a map whose keys are not strings).
+    pub async fn get_value(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let st = self.loaded().await?;
+        Ok(st.data.get(key).map(Value::to_json).transpose()?)
     }
 
     /// Sets `key` to `value`; saved when the response is produced (or by
@@ -140,7 +141,7 @@ impl Session {
     ///
     /// `value` cannot be serialized, or the session cannot be loaded.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        let value = serde_json::to_value(value)?;
+        let value = Value::new(&value)?;
         let mut st = self.loaded().await?;
         if st.data.get(key) == Some(&value) {
             return Ok(());
@@ -166,7 +167,7 @@ impl Session {
             return Ok(None);
         };
         st.changes.insert(key.to_owned(), None);
-        Ok(Some(T::deserialize(old)?))
+        Ok(Some(old.get()?))
     }
 
     /// Atomically replaces the value of `key` with `f(old)` and saves it at
@@ -205,9 +206,9 @@ impl Session {
         let mut st = self.loaded().await?;
         let max = inner.config.max_attempts.max(1);
         for attempt in 1..=max {
-            let current = st.data.get(key).map(T::deserialize).transpose()?;
+            let current = st.data.get(key).map(Value::get::<T>).transpose()?;
             let new = f(current);
-            let value = serde_json::to_value(&new)?;
+            let value = Value::new(&new)?;
             let previous = st.data.insert(key.to_owned(), value);
             // `commit` saves `data` as a whole, which settles any pending
             // change of this key; the entry is kept only to be restored.

@@ -166,7 +166,7 @@ struct Ctx {
 fn data(pairs: &[(&str, serde_json::Value)]) -> Data {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| ((*k).to_owned(), v.into()))
         .collect()
 }
 
@@ -253,14 +253,14 @@ impl Ctx {
         op("create", store.create(&mut r).await)?;
         let mut first = r.clone();
         first.version = 2;
-        first.data.insert("k".into(), json!(1));
+        first.data.insert("k".into(), json!(1).into());
         ensure!(
             op("save v1->v2", store.save(&first, 1).await)?,
             "save with the current version was refused"
         );
         let mut stale = r.clone();
         stale.version = 2;
-        stale.data.insert("k".into(), json!("stale"));
+        stale.data.insert("k".into(), json!("stale").into());
         ensure!(
             !op("stale save", self.stores[1].save(&stale, 1).await)?,
             "a save expecting version 1 was accepted although version 2 is stored"
@@ -819,7 +819,7 @@ impl Ctx {
         let stored = op("load", self.store().load(&cookie_id(&cookie)?).await)?
             .ok_or("session lost during the outage")?;
         ensure!(
-            stored.data.get("n") == Some(&json!(2)),
+            stored.data.get("n").is_some_and(|n| *n == json!(2)),
             "after the outage n = {:?}, expected 2",
             stored.data.get("n")
         );

@@ -44,8 +44,8 @@ fn cart_record() -> Record {
         })
         .collect();
     let mut data = Data::new();
-    data.insert("cart".into(), json!(items));
-    data.insert("user".into(), json!({"id": 42, "name": "Alice"}));
+    data.insert("cart".into(), json!(items).into());
+    data.insert("user".into(), json!({"id": 42, "name": "Alice"}).into());
     let now = now();
     Record::new(
         Id::random(),

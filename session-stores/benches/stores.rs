@@ -1,6 +1,10 @@
 //! Micro-benchmarks of the session stores' hot paths.
 //!
-//! - Record encode/decode of a 2 KB cart (20 items).
+//! - The session paths of a 2 KB cart (20 items): read (decode the record,
+//!   get the cart as its type) and write (store the cart, encode the
+//!   record), against the same session kept the way a JSON-valued store
+//!   keeps it (values as `serde_json::Value` trees, the record in
+//!   MessagePack, reads through `serde_json::from_value`).
 //! - A `RedisStore` load + save round trip against a raw `GET` + `SET` of
 //!   the same bytes on the same server (`REDIS_URL`, default
 //!   `redis://127.0.0.1:6379`; start it with
@@ -15,29 +19,53 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
 use criterion::Criterion;
 use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use session_core::record::now;
+use session_core::record::{Value, now};
 use session_core::{Data, Id, Record, SessionStore};
 use session_stores::RedisStore;
 
+#[derive(Clone, Serialize, Deserialize)]
+struct Item {
+    sku: String,
+    name: String,
+    qty: u32,
+    price_cents: u64,
+    tags: Vec<String>,
+}
+
+fn cart() -> Vec<Item> {
+    (0..20)
+        .map(|i| Item {
+            sku: format!("SKU-{i:06}"),
+            name: format!("Product number {i} of the spring catalogue"),
+            qty: i % 4 + 1,
+            price_cents: 1999 + u64::from(i) * 100,
+            tags: vec!["sale".into(), "new".into()],
+        })
+        .collect()
+}
+
+/// The session's data the way a JSON-valued store keeps it.
+type JsonData = BTreeMap<String, serde_json::Value>;
+
+fn json_data() -> JsonData {
+    JsonData::from([
+        ("cart".into(), serde_json::to_value(cart()).expect("json")),
+        ("user".into(), json!({"id": 42, "name": "Alice"})),
+    ])
+}
+
 /// A session holding a 20-item cart, about 2 KB encoded.
 fn cart_record() -> Record {
-    let items: Vec<_> = (0..20)
-        .map(|i| {
-            json!({
-                "sku": format!("SKU-{i:06}"),
-                "name": format!("Product number {i} of the spring catalogue"),
-                "qty": i % 4 + 1,
-                "price_cents": 1999 + i * 100,
-                "tags": ["sale", "new"],
-            })
-        })
-        .collect();
     let mut data = Data::new();
-    data.insert("cart".into(), json!(items));
-    data.insert("user".into(), json!({"id": 42, "name": "Alice"}));
+    data.insert("cart".into(), Value::new(&cart()).expect("cart"));
+    data.insert("user".into(), json!({"id": 42, "name": "Alice"}).into());
     let now = now();
     Record::new(
         Id::random(),
@@ -63,18 +91,44 @@ fn main() {
         .measurement_time(Duration::from_secs(1))
         .sample_size(20);
 
-    // ---- encode / decode --------------------------------------------------
+    // ---- the session paths of one request --------------------------------
     let record = cart_record();
     let bytes = record.encode().expect("encode");
-    let json = serde_json::to_vec(&record.data).expect("json");
-    let mut g = c.benchmark_group("record_2kb_cart");
-    g.bench_function("encode", |b| b.iter(|| black_box(&record).encode()));
-    g.bench_function("decode", |b| {
-        b.iter(|| Record::decode(record.id.clone(), black_box(&bytes)))
-    });
-    g.bench_function("serde_json_to_vec_baseline", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&record.data)))
-    });
+    let tree = json_data();
+    let tree_bytes = rmp_serde::to_vec(&tree).expect("tree");
+    let items = cart();
+    // Read: the stored bytes to the cart as its type.
+    let read = || {
+        let r = Record::decode(record.id.clone(), black_box(&bytes)).unwrap();
+        r.data["cart"].get::<Vec<Item>>().unwrap()
+    };
+    let tree_read = || {
+        let t: JsonData = rmp_serde::from_slice(black_box(&tree_bytes)).unwrap();
+        serde_json::from_value::<Vec<Item>>(t["cart"].clone()).unwrap()
+    };
+    // Write: a changed cart into the session's data, then the bytes to
+    // store.
+    let writing = RefCell::new(record.clone());
+    let write = || {
+        let mut r = writing.borrow_mut();
+        r.data
+            .insert("cart".into(), Value::new(black_box(&items)).unwrap());
+        r.encode().unwrap()
+    };
+    let tree_writing = RefCell::new(tree.clone());
+    let tree_write = || {
+        let mut t = tree_writing.borrow_mut();
+        t.insert(
+            "cart".into(),
+            serde_json::to_value(black_box(&items)).unwrap(),
+        );
+        rmp_serde::to_vec(&*t).unwrap()
+    };
+    let mut g = c.benchmark_group("session_2kb_cart");
+    g.bench_function("read", |b| b.iter(read));
+    g.bench_function("read_json_tree_baseline", |b| b.iter(tree_read));
+    g.bench_function("write", |b| b.iter(write));
+    g.bench_function("write_json_tree_baseline", |b| b.iter(tree_write));
     g.finish();
 
     // ---- Redis round trip -------------------------------------------------
@@ -143,14 +197,17 @@ fn main() {
     c.final_summary();
 
     // ---- ratio lines, measured here in one run ------------------------------
-    let encode = mean(20_000, || {
-        black_box(record.encode().unwrap());
+    let reads = mean(20_000, || {
+        black_box(read());
     });
-    let decode = mean(20_000, || {
-        black_box(Record::decode(record.id.clone(), &bytes).unwrap());
+    let tree_reads = mean(20_000, || {
+        black_box(tree_read());
     });
-    let json_ser = mean(20_000, || {
-        black_box(serde_json::to_vec(&record.data).unwrap());
+    let writes = mean(20_000, || {
+        black_box(write());
+    });
+    let tree_writes = mean(20_000, || {
+        black_box(tree_write());
     });
     let n = 2_000;
     let store_rt = rt.block_on(async {
@@ -170,17 +227,17 @@ fn main() {
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!();
     println!(
-        "record: {} bytes encoded (serde_json: {} bytes)",
+        "record: {} bytes encoded (as a JSON-value tree in MessagePack: {} bytes)",
         bytes.len(),
-        json.len()
+        tree_bytes.len()
     );
     println!(
-        "ratio encode / serde_json::to_vec: {:.2} ({encode:?} vs {json_ser:?})",
-        ratio(encode, json_ser)
+        "ratio read (decode + get cart) / JSON-value tree: {:.2} ({reads:?} vs {tree_reads:?})",
+        ratio(reads, tree_reads)
     );
     println!(
-        "ratio decode / encode: {:.2} ({decode:?} vs {encode:?})",
-        ratio(decode, encode)
+        "ratio write (insert cart + encode) / JSON-value tree: {:.2} ({writes:?} vs {tree_writes:?})",
+        ratio(writes, tree_writes)
     );
     println!(
         "ratio RedisStore load+save / raw GET+SET: {:.2} ({store_rt:?} vs {raw_rt:?})",

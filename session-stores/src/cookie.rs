@@ -315,7 +315,7 @@ mod tests {
 
     fn record() -> Record {
         let mut data = session_core::Data::new();
-        data.insert("cart".into(), json!([{"sku": "A", "qty": 1}]));
+        data.insert("cart".into(), json!([{"sku": "A", "qty": 1}]).into());
         Record::new(
             Id::random(),
             data,

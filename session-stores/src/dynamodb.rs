@@ -727,7 +727,10 @@ mod tests {
         });
         store.max_item_size = usize::MAX;
         let mut data = session_core::Data::new();
-        data.insert("blob".into(), "z".repeat(450 * 1024).into());
+        data.insert(
+            "blob".into(),
+            serde_json::Value::from("z".repeat(450 * 1024)).into(),
+        );
         let mut r = Record::new(Id::random(), data, now(), None);
         let err = store.create(&mut r).await.unwrap_err();
         assert!(

@@ -879,7 +879,7 @@ mod tests {
 
     fn sample(expires_at: Option<OffsetDateTime>) -> Record {
         let mut data = Data::new();
-        data.insert("k".into(), serde_json::json!("v"));
+        data.insert("k".into(), serde_json::json!("v").into());
         let mut r = Record::new(Id::random(), data, now(), expires_at);
         r.version = 7;
         r

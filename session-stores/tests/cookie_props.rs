@@ -9,7 +9,7 @@ use session_stores::cookie::{CookieStore, Key};
 
 fn sealed(store: &CookieStore) -> String {
     let mut data = Data::new();
-    data.insert("cart".into(), serde_json::json!(["A", "B"]));
+    data.insert("cart".into(), serde_json::json!(["A", "B"]).into());
     let record = Record::new(
         Id::random(),
         data,

@@ -89,7 +89,7 @@ async fn drop_table(table: &str) {
 fn record(data: &[(&str, serde_json::Value)], ttl: Option<Duration>) -> Record {
     let data: Data = data
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| ((*k).to_owned(), v.into()))
         .collect();
     let now = now();
     Record::new(Id::random(), data, now, ttl.map(|t| now + t))
@@ -156,7 +156,9 @@ async fn oversized_records_are_refused_and_the_old_one_stays() {
     store.create(&mut small).await.unwrap();
     let mut grown = small.clone();
     grown.version += 1;
-    grown.data.insert("blob".into(), big.into());
+    grown
+        .data
+        .insert("blob".into(), serde_json::Value::from(big).into());
     let err = store.save(&grown, small.version).await.unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
     assert_eq!(

@@ -168,7 +168,7 @@ async fn tls_checks_the_certificate_and_acl_checks_the_password() {
 fn record(data: &[(&str, serde_json::Value)], ttl: Option<Duration>) -> Record {
     let data: Data = data
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .map(|(k, v)| ((*k).to_owned(), v.into()))
         .collect();
     let now = now();
     Record::new(Id::random(), data, now, ttl.map(|t| now + t))
@@ -304,7 +304,7 @@ async fn scripts_are_reloaded_after_a_script_flush() {
     let _: () = query(&mut conn, &[b"SCRIPT", b"FLUSH"]).await;
     let mut next = r.clone();
     next.version = 2;
-    next.data.insert("n".into(), 2.into());
+    next.data.insert("n".into(), serde_json::json!(2).into());
     assert!(store.save(&next, 1).await.unwrap());
     assert_eq!(store.load(&r.id).await.unwrap(), Some(next));
 }
@@ -1062,7 +1062,8 @@ async fn cluster_failover_keeps_sessions() {
     for s in &sessions {
         let mut next = s.clone();
         next.version += 1;
-        next.data.insert("after".into(), true.into());
+        next.data
+            .insert("after".into(), serde_json::json!(true).into());
         assert!(store.save(&next, s.version).await.unwrap());
         assert!(
             !store.save(&next, s.version).await.unwrap(),
@@ -1222,7 +1223,7 @@ async fn paused_redis_times_out_and_acknowledged_adds_survive_a_crash() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let cart: Vec<usize> = loop {
         match store.load(&cookie_id(&cookie)).await {
-            Ok(Some(record)) => break serde_json::from_value(record.data["cart"].clone()).unwrap(),
+            Ok(Some(record)) => break record.data["cart"].get().unwrap(),
             Ok(None) => panic!("the session was lost in the crash"),
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -66,7 +66,10 @@ async fn cart_with(base: &str, cookie: &str) -> (StatusCode, Vec<String>, Option
 /// after `ttl`.
 fn sealed(key: &Key, name: &str, sku: &str, ttl: Duration) -> String {
     let mut data = Data::new();
-    data.insert("cart".into(), json!({"items": [{"sku": sku, "qty": 1}]}));
+    data.insert(
+        "cart".into(),
+        json!({"items": [{"sku": sku, "qty": 1}]}).into(),
+    );
     let now = now();
     let record = Record::new(Id::random(), data, now, Some(now + ttl));
     CookieStore::new(key.clone())
