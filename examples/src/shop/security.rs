@@ -126,7 +126,16 @@ struct Window {
 /// [module documentation](self).
 #[derive(Debug, Default)]
 pub(crate) struct LoginLimiter {
-    windows: Mutex<HashMap<String, Window>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    by_key: HashMap<String, Window>,
+    /// The size at which ended windows are dropped next: twice what was
+    /// left after the last pruning (at least 100 000), so that many live
+    /// windows cost amortised O(1) per failure, not a scan each.
+    prune_at: usize,
 }
 
 impl LoginLimiter {
@@ -149,7 +158,7 @@ impl LoginLimiter {
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         for (key, limit) in Self::keys(account, ip) {
-            let Some(window) = key.and_then(|k| windows.get(&k).copied()) else {
+            let Some(window) = key.and_then(|k| windows.by_key.get(&k).copied()) else {
                 continue;
             };
             let left = LOGIN_WINDOW.saturating_sub(now.duration_since(window.started));
@@ -164,11 +173,14 @@ impl LoginLimiter {
     pub(crate) fn failed(&self, account: &str, ip: Option<IpAddr>) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if windows.len() > 100_000 {
-            windows.retain(|_, w| now.duration_since(w.started) < LOGIN_WINDOW);
+        if windows.by_key.len() >= windows.prune_at.max(100_000) {
+            windows
+                .by_key
+                .retain(|_, w| now.duration_since(w.started) < LOGIN_WINDOW);
+            windows.prune_at = windows.by_key.len() * 2;
         }
         for key in Self::keys(account, ip).into_iter().filter_map(|(k, _)| k) {
-            let window = windows.entry(key).or_insert(Window {
+            let window = windows.by_key.entry(key).or_insert(Window {
                 started: now,
                 failures: 0,
             });
@@ -185,7 +197,7 @@ impl LoginLimiter {
     /// Forgets the account's failures after a successful log-in.
     pub(crate) fn succeeded(&self, account: &str) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        windows.remove(&format!("account:{account}"));
+        windows.by_key.remove(&format!("account:{account}"));
     }
 }
 
@@ -279,6 +291,34 @@ mod tests {
         assert!(limiter.check("b@x", ip).is_ok(), "other accounts are free");
         limiter.succeeded("a@x");
         assert!(limiter.check("a@x", ip).is_ok());
+    }
+
+    #[test]
+    fn limiter_blocks_an_address_after_its_failures_over_many_accounts() {
+        let limiter = LoginLimiter::default();
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        for n in 0..LOGIN_FAILURES_PER_ADDRESS {
+            // A different account each time: no account reaches its limit.
+            let account = format!("user{n}@x");
+            assert!(limiter.check(&account, ip).is_ok(), "attempt {n}");
+            limiter.failed(&account, ip);
+        }
+        let wait = limiter.check("fresh@x", ip).unwrap_err();
+        assert!(wait > 0 && wait <= LOGIN_WINDOW.as_secs(), "{wait}");
+        limiter.succeeded("user0@x");
+        assert!(
+            limiter.check("fresh@x", ip).is_err(),
+            "a success does not reset the address"
+        );
+        let other = Some(IpAddr::from([192, 0, 2, 8]));
+        assert!(
+            limiter.check("fresh@x", other).is_ok(),
+            "other addresses are free"
+        );
+        assert!(
+            limiter.check("fresh@x", None).is_ok(),
+            "no address: accounts only"
+        );
     }
 
     #[test]
