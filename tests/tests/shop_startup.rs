@@ -143,3 +143,29 @@ async fn runs_with_no_server_on_a_new_sqlite_file() {
         "first page"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_a_new_sqlite_file_all_come_up() {
+    // SQLite has no migration lock: instances that find the file new at
+    // the same moment all try to apply the migrations.
+    for round in 0..3 {
+        let dir = TempDir::new("stateful-shop-together");
+        let data = dir.path().to_string_lossy().into_owned();
+        let env = [("SHOP_DATA_DIR", data.as_str()), ("COOKIE_SECURE", "false")];
+        let (a, b, c, d) = tokio::join!(
+            Shop::start(SHOP, &env),
+            Shop::start(SHOP, &env),
+            Shop::start(SHOP, &env),
+            Shop::start(SHOP, &env),
+        );
+        for shop in [&a, &b, &c, &d] {
+            let client = ShopClient::new(format!("http://{}", shop.addr));
+            let products = client.get_json("/api/products").await;
+            assert_eq!(
+                products.as_array().map(Vec::len),
+                Some(400),
+                "round {round}: seeded once, seen by every instance"
+            );
+        }
+    }
+}

@@ -556,6 +556,35 @@ fn parse_all<O, E: std::fmt::Display>(
         .collect()
 }
 
+/// Applies the migrations, trying again when an attempt fails.
+///
+/// PostgreSQL and MariaDB serialise concurrent migrators with a lock, but
+/// SQLite has none: instances that start together on a new file all apply
+/// the migrations, and all but the first fail on what the first created.
+/// Each migration is one transaction, so a failed attempt leaves nothing
+/// half-done, and the next attempt finds the migrations applied and checks
+/// them. A real error fails every attempt and is reported.
+async fn migrate_with_retries<DB: Repo>(pool: &Pool<DB>) -> Result<(), StartError> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match DB::migrate(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "migrations failed, trying again");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => {
+                return Err(StartError::new(
+                    "DATABASE_URL",
+                    format!("migrations failed: {e}"),
+                ));
+            }
+        }
+    }
+}
+
 async fn open<DB: Repo>(
     pool: PoolOptions<DB>,
     primary: <DB::Connection as sqlx::Connection>::Options,
@@ -580,9 +609,7 @@ async fn open<DB: Repo>(
             ));
         }
     };
-    DB::migrate(&pool)
-        .await
-        .map_err(|e| StartError::new("DATABASE_URL", format!("migrations failed: {e}")))?;
+    migrate_with_retries::<DB>(&pool).await?;
     let mut builder = DbRouter::builder(pool)
         .with_max_lag(Some(Duration::from_secs(10)))
         .with_health_interval(Duration::from_secs(1));
