@@ -439,6 +439,9 @@ impl RedisStoreBuilder {
     ///   cached before is dropped when it reconnects.
     /// - Entries also expire after [`with_near_cache_ttl`] (default 60 s)
     ///   and never outlive the key's TTL.
+    /// - A Redis user restricted by ACL needs `HELLO`, `CLIENT TRACKING`,
+    ///   `CLIENT CACHING` and `PTTL` as well (see the project's
+    ///   `SECURITY.md`).
     ///
     /// [`with_near_cache_ttl`]: Self::with_near_cache_ttl
     pub fn with_near_cache(mut self, sessions: usize) -> Self {

@@ -1093,8 +1093,21 @@ async fn cluster_failover_keeps_sessions() {
 const LEAST_PRIVILEGE: &str = "-@all +hmget +del +evalsha +eval +script|load +hset +hdel +exists \
      +pexpireat +persist +ping";
 
+/// What the near cache needs on top: the RESP3 handshake, tracking and the
+/// TTL it reads with each cached key.
+const NEAR_CACHE_EXTRA: &str = "+hello +client|tracking +client|caching +pttl";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn least_privilege_acl_user_is_enough() {
+    least_privilege(LEAST_PRIVILEGE, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn least_privilege_acl_user_is_enough_for_the_near_cache() {
+    least_privilege(&format!("{LEAST_PRIVILEGE} {NEAR_CACHE_EXTRA}"), 1000).await;
+}
+
+async fn least_privilege(commands: &str, near_cache: usize) {
     let url = redis_url();
     let mut admin = raw(&url).await;
     let user = format!(
@@ -1111,7 +1124,7 @@ async fn least_privilege_acl_user_is_enough() {
         "resetkeys".into(),
         format!("~{prefix}*"),
     ];
-    rule.extend(LEAST_PRIVILEGE.split_whitespace().map(str::to_owned));
+    rule.extend(commands.split_whitespace().map(str::to_owned));
     let args: Vec<&[u8]> = rule.iter().map(|s| s.as_bytes()).collect();
     let _: () = query(&mut admin, &args).await;
 
@@ -1119,6 +1132,7 @@ async fn least_privilege_acl_user_is_enough() {
     let connect = || async {
         RedisStore::builder()
             .with_key_prefix(prefix.clone())
+            .with_near_cache(near_cache)
             .connect(&user_url)
             .await
             .expect("connect as the least-privilege user")
