@@ -7,6 +7,86 @@ use proptest::prelude::*;
 use session_core::record::Value;
 use session_core::{Id, Record};
 
+const RECORD_CORPUS: &str = include_str!("corpus/records.txt");
+
+fn hex(s: &str) -> Vec<u8> {
+    if s == "-" {
+        return Vec::new();
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("corpus hex"))
+        .collect()
+}
+
+/// The committed corpus: (whether it must decode, the bytes).
+fn record_corpus() -> Vec<(bool, Vec<u8>)> {
+    RECORD_CORPUS
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| match line.split_once(' ') {
+            Some(("ok", bytes)) => (true, hex(bytes)),
+            Some(("err", bytes)) => (false, hex(bytes)),
+            _ => panic!("corpus line is not `ok <hex>` or `err <hex>`: {line:?}"),
+        })
+        .collect()
+}
+
+/// Decodes `bytes` and reads every value in a few shapes: none of it may
+/// panic.
+fn decode_and_read(bytes: &[u8]) -> bool {
+    let Ok(record) = Record::decode(Id::random(), bytes) else {
+        return false;
+    };
+    for value in record.data.values() {
+        let _ = value.get::<serde_json::Value>();
+        let _ = value.get::<Vec<String>>();
+        let _ = value.get::<u64>();
+        let _ = format!("{value:?}");
+    }
+    true
+}
+
+#[test]
+fn corpus_records_decode_as_recorded() {
+    let corpus = record_corpus();
+    assert!(corpus.len() >= 15, "the corpus is read");
+    for (ok, bytes) in corpus {
+        assert_eq!(
+            decode_and_read(&bytes),
+            ok,
+            "{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+    }
+}
+
+/// A corpus entry with some bytes replaced, removed or inserted.
+fn mutated_record() -> impl Strategy<Value = Vec<u8>> {
+    let seeds: Vec<Vec<u8>> = record_corpus().into_iter().map(|(_, b)| b).collect();
+    (
+        proptest::sample::select(seeds),
+        proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
+    )
+        .prop_map(|(mut bytes, edits)| {
+            for (at, byte, kind) in edits {
+                let at = if bytes.is_empty() {
+                    0
+                } else {
+                    at % bytes.len()
+                };
+                match kind {
+                    0 if !bytes.is_empty() => bytes[at] = byte,
+                    1 if !bytes.is_empty() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            bytes
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -60,6 +140,11 @@ proptest! {
                 let _ = value.get::<Vec<String>>();
             }
         }
+    }
+
+    #[test]
+    fn mutated_corpus_records_never_panic(bytes in mutated_record()) {
+        let _ = decode_and_read(&bytes);
     }
 
     #[test]

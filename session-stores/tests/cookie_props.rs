@@ -47,3 +47,73 @@ proptest! {
         prop_assert!(store.open("id", &forged).is_none(), "byte {} changed", i);
     }
 }
+
+const COOKIE_CORPUS: &str = include_str!("corpus/cookies.txt");
+
+/// The committed corpus: (whether it must open, cookie name, value).
+fn cookie_corpus() -> Vec<(bool, &'static str, &'static str)> {
+    COOKIE_CORPUS
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(kind), Some(name), Some(value)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!("corpus line is not `ok|bad <name> <value>`: {line:?}");
+            };
+            let value = if value == "-" { "" } else { value };
+            match kind {
+                "ok" => (true, name, value),
+                "bad" => (false, name, value),
+                _ => panic!("corpus line is not `ok|bad <name> <value>`: {line:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_cookies_open_as_recorded() {
+    let store = CookieStore::new(Key::from_bytes([7; 32]));
+    let corpus = cookie_corpus();
+    assert!(corpus.len() >= 20, "the corpus is read");
+    let mut carts = 0;
+    for (ok, name, value) in corpus {
+        let opened = store.open(name, value);
+        assert_eq!(opened.is_some(), ok, "{name} {value}");
+        if let Some(cart) = opened.and_then(|o| o.record.data.get("cart").cloned()) {
+            let cart: serde_json::Value = cart.get().unwrap();
+            assert_eq!(cart["items"][0]["sku"], "SKU-0001");
+            carts += 1;
+        }
+    }
+    assert_eq!(carts, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn mutated_corpus_cookies_never_open(
+        entry in proptest::sample::select(cookie_corpus()),
+        edits in proptest::collection::vec((any::<usize>(), "[A-Za-z0-9_=+/ -]", 0u8..3), 1..4),
+    ) {
+        let store = CookieStore::new(Key::from_bytes([7; 32]));
+        let (_, name, value) = entry;
+        let mut chars: Vec<char> = value.chars().collect();
+        for (at, c, kind) in edits {
+            let c = c.chars().next().unwrap();
+            let at = if chars.is_empty() { 0 } else { at % chars.len() };
+            match kind {
+                0 if !chars.is_empty() => chars[at] = c,
+                1 if !chars.is_empty() => {
+                    chars.remove(at);
+                }
+                _ => chars.insert(at, c),
+            }
+        }
+        let mutated: String = chars.into_iter().collect();
+        if mutated != value {
+            prop_assert!(store.open(name, &mutated).is_none(), "{}", mutated);
+        }
+    }
+}
