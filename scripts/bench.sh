@@ -76,7 +76,8 @@ mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
 # ---- prerequisites --------------------------------------------------------
 
 step "services"
-eval "$(scripts/services.sh up)"
+services_env=$(scripts/services.sh up) || die "scripts/services.sh up failed"
+eval "$services_env"
 command -v python3 >/dev/null || die "python3 is needed to read oha's JSON"
 command -v curl >/dev/null || die "curl is needed to read the carts back"
 

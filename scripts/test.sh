@@ -14,7 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "services"
-eval "$(scripts/services.sh up)"
+# Not `eval "$(...)"` alone: that would go on with no servers when the
+# script fails.
+services_env=$(scripts/services.sh up)
+eval "$services_env"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

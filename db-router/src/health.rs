@@ -132,7 +132,10 @@ impl<DB: sqlx::Database> Replica<DB> {
     ) {
         let mut state = self.state();
         if probe.caught_up {
+            // Everything the primary had when its position was read is
+            // applied: behind by at most the time since.
             state.caught_up_at = Some(primary_read_at);
+            probe.lag = Some(primary_read_at.elapsed());
         } else if let (Some(lag), Some(at)) = (probe.lag, state.caught_up_at) {
             probe.lag = Some(lag.min(at.elapsed()));
         }

@@ -40,12 +40,20 @@ impl Value {
     ///
     /// # Errors
     ///
-    /// What `value`'s `Serialize` implementation reports, or a value
-    /// MessagePack cannot hold (an integer wider than 64 bits).
+    /// What `value`'s `Serialize` implementation reports.
     pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self, ValueError> {
-        rmp_serde::to_vec_named(value)
-            .map(|bytes| Value(bytes.into_boxed_slice()))
-            .map_err(|e| ValueError(e.to_string()))
+        let mut bytes = Vec::new();
+        // Structs as maps with their field names, and the human-readable
+        // forms (a UUID or an address as a string), as JSON would have
+        // them: a value reads back as another type of the same shape and
+        // as JSON.
+        let mut ser = rmp_serde::Serializer::new(&mut bytes)
+            .with_struct_map()
+            .with_human_readable();
+        value
+            .serialize(&mut ser)
+            .map_err(|e| ValueError(e.to_string()))?;
+        Ok(Value(bytes.into_boxed_slice()))
     }
 
     /// Deserializes the value as `T`.
@@ -55,7 +63,7 @@ impl Value {
     /// The value does not have `T`'s shape, is malformed, or nests deeper
     /// than 64 levels.
     pub fn get<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        let mut de = rmp_serde::Deserializer::from_read_ref(&self.0[..]);
+        let mut de = rmp_serde::Deserializer::from_read_ref(&self.0[..]).with_human_readable();
         de.set_max_depth(MAX_DEPTH);
         T::deserialize(&mut de).map_err(|e| ValueError(e.to_string()))
     }
@@ -193,6 +201,12 @@ impl Record {
     /// The first byte is the format version; the rest is MessagePack, with
     /// each value as binary holding its own encoding, so that loading a
     /// record decodes no value.
+    ///
+    /// This writes format 2, which versions before it cannot read: when a
+    /// fleet moves to it from one that wrote format 1, records the new
+    /// instances write are unreadable to the old ones (a failed request on
+    /// a server-side store, a fresh session with the cookie store) until
+    /// the last old instance is gone.
     ///
     /// # Errors
     ///
@@ -447,6 +461,18 @@ mod tests {
         assert_eq!(from_json.get::<Vec<Line>>().unwrap(), lines);
         assert!(v.get::<Vec<u64>>().is_err(), "another shape is an error");
         assert!(Value(vec![0xc1].into()).get::<serde_json::Value>().is_err());
+    }
+
+    #[test]
+    fn values_use_the_human_readable_forms_like_json() {
+        // An address serializes as bytes for binary formats and as text for
+        // human-readable ones; values keep the text, as JSON did.
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let v = Value::new(&ip).unwrap();
+        assert_eq!(v, json!("192.0.2.7"));
+        assert_eq!(v.get::<std::net::IpAddr>().unwrap(), ip);
+        let from_json = Value::from(json!("192.0.2.7"));
+        assert_eq!(from_json.get::<std::net::IpAddr>().unwrap(), ip);
     }
 
     #[test]

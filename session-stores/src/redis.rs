@@ -73,9 +73,10 @@
 //! the app's process, so a read-only request for one of them makes no
 //! round trip at all. Redis itself tells the connection when another
 //! client changes a cached key (`CLIENT TRACKING` over RESP3), and writes
-//! stay compare-and-set in Redis, so no update is lost. The price is a
-//! short window in which another instance's write is not yet visible; the
-//! builder method documents the exact guarantees.
+//! stay compare-and-set in Redis, so no update is lost. The price is that
+//! a read may miss another instance's write for up to the near-cache TTL
+//! (default 2 s, usually far less); the builder method documents the exact
+//! guarantees.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {
@@ -140,10 +141,7 @@ use time::OffsetDateTime;
 const DEFAULT_PREFIX: &str = "session:";
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
-const DEFAULT_NEAR_CACHE_TTL: Duration = Duration::from_secs(60);
-/// For this long after this store wrote a session, its reads of that
-/// session skip the near cache (see [`NearCache`]).
-const OWN_WRITE_WINDOW: Duration = Duration::from_secs(1);
+const DEFAULT_NEAR_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Sessions in Redis: a single node (over an auto-reconnecting connection)
 /// or a Redis Cluster, with or without TLS.
@@ -169,12 +167,17 @@ struct Inner {
 
 /// Bookkeeping of the near cache beside redis-rs's own cache.
 ///
-/// The invalidation of a key this connection wrote can arrive after the
-/// write's reply (Redis defers it until the reply is out), so a read issued
-/// right after a write could still be answered from the cache. Reads of a session this store wrote (or tried
-/// to write) in the last [`OWN_WRITE_WINDOW`] therefore go to Redis; by
-/// then any later reply on the connection has carried the invalidation.
+/// An entry can be stale for up to the near cache's TTL: Redis's
+/// invalidation of a key can overtake the reply of the read that fills the
+/// entry (redis-rs stores the reply after it handed it over, and Redis
+/// invalidates a tracked key only once), and a connection that dies
+/// without closing delivers none. Reads of a session this store wrote (or
+/// tried to write) therefore go to Redis until that TTL has passed since
+/// the write was answered, so that an instance always reads its own
+/// writes.
 struct NearCache {
+    /// The near cache's TTL: how long reads bypass it after a write.
+    window: Duration,
     recent: Mutex<RecentWrites>,
 }
 
@@ -187,8 +190,9 @@ struct RecentWrites {
 }
 
 impl NearCache {
-    fn new() -> Self {
+    fn new(window: Duration) -> Self {
         NearCache {
+            window,
             recent: Mutex::new(RecentWrites {
                 at: HashMap::new(),
                 prune_at: 1024,
@@ -208,7 +212,7 @@ impl NearCache {
         if recent.at.len() >= recent.prune_at {
             recent
                 .at
-                .retain(|_, at| now.duration_since(*at) < OWN_WRITE_WINDOW);
+                .retain(|_, at| now.duration_since(*at) < self.window);
             recent.prune_at = (recent.at.len() * 2).max(1024);
         }
         recent.at.insert(key.to_owned(), now);
@@ -218,7 +222,7 @@ impl NearCache {
         self.recent()
             .at
             .get(key)
-            .is_some_and(|at| at.elapsed() < OWN_WRITE_WINDOW)
+            .is_some_and(|at| at.elapsed() < self.window)
     }
 }
 
@@ -430,15 +434,15 @@ impl RedisStoreBuilder {
     ///   Redis, and a save computed from a cached record that another
     ///   instance has since changed loses it and is re-applied, so no
     ///   update is lost.
-    /// - This instance reads its own writes: for a second after it writes
-    ///   a session, its reads of that session go to Redis.
-    /// - A read on one instance may miss a write made on *another*
-    ///   instance for as long as the invalidation takes to arrive (one
-    ///   network hop, well under a millisecond on a LAN). While the
-    ///   connection is down nothing is served from the cache, and what was
-    ///   cached before is dropped when it reconnects.
-    /// - Entries also expire after [`with_near_cache_ttl`] (default 60 s)
-    ///   and never outlive the key's TTL.
+    /// - This instance reads its own writes: after it writes a session,
+    ///   its reads of that session go to Redis for one near-cache TTL.
+    /// - A read on one instance normally sees another instance's write as
+    ///   soon as Redis's invalidation arrives (one network hop). It can miss
+    ///   it for up to the near-cache TTL ([`with_near_cache_ttl`], default
+    ///   2 s): when the invalidation overtakes the reply of the read that
+    ///   fills the entry, or when the connection dies without closing. The
+    ///   TTL is the bound on staleness; raise it only where reads of a
+    ///   session that lag other instances' writes by that much are fine.
     /// - A Redis user restricted by ACL needs `HELLO`, `CLIENT TRACKING`,
     ///   `CLIENT CACHING` and `PTTL` as well (see the project's
     ///   `SECURITY.md`).
@@ -449,8 +453,9 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The longest an entry stays in the near cache (default 60 s), a
-    /// bound on staleness should an invalidation ever go missing.
+    /// The longest an entry stays in the near cache (default 2 s): the
+    /// bound on how stale a near-cache read can be, and how long this
+    /// instance's reads of a session go to Redis after it wrote it.
     pub fn with_near_cache_ttl(mut self, ttl: Duration) -> Self {
         self.near_cache_ttl = ttl;
         self
@@ -562,7 +567,7 @@ impl RedisStoreBuilder {
                 prefix: self.prefix.into_boxed_str(),
                 response_timeout: self.response_timeout,
                 scripts: Scripts::new(),
-                near: self.near_cache.map(|_| NearCache::new()),
+                near: self.near_cache.map(|_| NearCache::new(self.near_cache_ttl)),
             }),
         }
     }
@@ -783,8 +788,10 @@ impl SessionStore for RedisStore {
                         token.as_str().as_bytes(),
                     ],
                 )
-                .await
-                .map_err(|e| self.error("create", e))?;
+                .await;
+            // Again once answered: the window counts from the reply.
+            self.wrote(&key);
+            let reply = reply.map_err(|e| self.error("create", e))?;
             if reply_to_bool("create", reply)? {
                 return Ok(());
             }
@@ -836,8 +843,9 @@ impl SessionStore for RedisStore {
                     Id::random().as_str().as_bytes(),
                 ],
             )
-            .await
-            .map_err(|e| self.error("save", e))?;
+            .await;
+        self.wrote(&key);
+        let reply = reply.map_err(|e| self.error("save", e))?;
         reply_to_bool("save", reply)
     }
 
@@ -847,12 +855,9 @@ impl SessionStore for RedisStore {
         self.wrote(&key);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&key);
-        let _: i64 = self
-            .inner
-            .conn
-            .query(&cmd)
-            .await
-            .map_err(|e| self.error("delete", e))?;
+        let deleted: redis::RedisResult<i64> = self.inner.conn.query(&cmd).await;
+        self.wrote(&key);
+        deleted.map_err(|e| self.error("delete", e))?;
         Ok(())
     }
 
@@ -869,8 +874,9 @@ impl SessionStore for RedisStore {
                     unix_millis(now()).to_string().as_bytes(),
                 ],
             )
-            .await
-            .map_err(|e| self.error("touch", e))?;
+            .await;
+        self.wrote(&key);
+        let reply = reply.map_err(|e| self.error("touch", e))?;
         reply_to_bool("touch", reply)
     }
 }

@@ -731,8 +731,11 @@ async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
     let server = spawn_redis(free_port(), &dir, &[]);
     wait_for_ping(server.port).await;
     let url = format!("redis://127.0.0.1:{}", server.port);
+    // A TTL far above the 2 s the test waits: only Redis's invalidation
+    // can make another instance's write visible in time.
     let cached = RedisStore::builder()
         .with_near_cache(100)
+        .with_near_cache_ttl(Duration::from_secs(60))
         .connect(&url)
         .await
         .expect("private redis");

@@ -314,16 +314,23 @@ async fn hostile_headers_and_bodies_get_a_4xx_or_a_fresh_session() {
     ]
     .repeat(5)
     {
-        let status = http
+        let res = http
             .post(format!("{base}{path}"))
             .header("content-type", "application/json")
             .body(big_json.clone())
             .send()
             .await
-            .unwrap()
-            .status();
+            .unwrap();
+        let status = res.status();
         seen.push((format!("512 KB JSON to {path}"), status));
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(
+            res.headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "the 413 carries the security headers"
+        );
     }
     let big_form = format!("sku=SKU-0001&csrf={}", "x".repeat(512 * 1024));
     for path in ["/cart/add", "/login", "/signup", "/profile"].repeat(5) {

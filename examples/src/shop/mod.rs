@@ -182,12 +182,13 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         // Outside the router layer: it adds the session the token
         // carrier uses, and saves it after the token was stored.
         .layer(sessions)
+        // Inside the header layers, so that a 413 carries them too.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::from_fn(security::refuse_oversized))
         .layer(nosniff)
         .layer(frames)
         .layer(referrer)
-        .layer(csp)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(axum::middleware::from_fn(security::refuse_oversized)))
+        .layer(csp))
 }
 
 fn routes<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> Router {
