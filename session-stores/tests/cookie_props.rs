@@ -93,12 +93,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     #[test]
-    fn mutated_corpus_cookies_never_open(
+    fn changed_corpus_cookies_never_open_and_never_panic(
         entry in proptest::sample::select(cookie_corpus()),
         edits in proptest::collection::vec((any::<usize>(), "[A-Za-z0-9_=+/ -]", 0u8..3), 1..4),
     ) {
         let store = CookieStore::new(Key::from_bytes([7; 32]));
-        let (_, name, value) = entry;
+        let (was_good, name, value) = entry;
         let mut chars: Vec<char> = value.chars().collect();
         for (at, c, kind) in edits {
             let c = c.chars().next().unwrap();
@@ -112,8 +112,12 @@ proptest! {
             }
         }
         let mutated: String = chars.into_iter().collect();
-        if mutated != value {
-            prop_assert!(store.open(name, &mutated).is_none(), "{}", mutated);
+        let opened = store.open(name, &mutated).is_some();
+        // A changed valid cookie never opens. A changed bad one may turn
+        // into a good one (say, the extended value cut back), so for those
+        // only "no panic" holds.
+        if was_good && mutated != value {
+            prop_assert!(!opened, "{}", mutated);
         }
     }
 }
