@@ -556,6 +556,14 @@ fn parse_all<O, E: std::fmt::Display>(
         .collect()
 }
 
+/// SQLite's `SQLITE_BUSY` (5) and `SQLITE_LOCKED` (6).
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "5" || code == "6")
+}
+
 /// Applies the migrations, trying again when an attempt fails.
 ///
 /// PostgreSQL and MariaDB serialise concurrent migrators with a lock, but
@@ -590,23 +598,34 @@ async fn open<DB: Repo>(
     primary: <DB::Connection as sqlx::Connection>::Options,
     replicas: Vec<<DB::Connection as sqlx::Connection>::Options>,
 ) -> Result<DbRouter<DB>, StartError> {
-    let connecting = pool
+    let pool = pool
         .max_connections(5)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(primary);
-    let pool = match tokio::time::timeout(Duration::from_secs(10), connecting).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => {
-            return Err(StartError::new(
-                "DATABASE_URL",
-                format!("cannot connect: {e}"),
-            ));
-        }
-        Err(_) => {
-            return Err(StartError::new(
-                "DATABASE_URL",
-                "no answer within 10 s".to_owned(),
-            ));
+        .acquire_timeout(Duration::from_secs(5));
+    let mut attempt = 0;
+    let pool = loop {
+        attempt += 1;
+        let connecting = pool.clone().connect_with(primary.clone());
+        match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+            Ok(Ok(pool)) => break pool,
+            // SQLite answers "database is locked" at once, without waiting
+            // for the busy timeout, when another instance is setting up the
+            // same new file; that passes.
+            Ok(Err(e)) if attempt < 5 && is_busy(&e) => {
+                tracing::warn!(error = %e, attempt, "database busy, connecting again");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Ok(Err(e)) => {
+                return Err(StartError::new(
+                    "DATABASE_URL",
+                    format!("cannot connect: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(StartError::new(
+                    "DATABASE_URL",
+                    "no answer within 10 s".to_owned(),
+                ));
+            }
         }
     };
     migrate_with_retries::<DB>(&pool).await?;
