@@ -17,7 +17,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The shop's settings; see `examples::shop::Config`.
+/// The shop's settings; see `shop::Config`.
 const SHOP_VARS: &[&str] = &[
     "SHOP_ADDR",
     "SHOP_DATA_DIR",

@@ -22,7 +22,7 @@ use tests::servers::{PgPair, wait_for};
 
 const SHOP: &str = env!("CARGO_BIN_EXE_e2e-shop");
 
-/// The shop's replica health interval (`examples/src/shop/db.rs`), which
+/// The shop's replica health interval (`examples/shop/src/db/connect.rs`), which
 /// the monitor jitters up to 1.2 times.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 

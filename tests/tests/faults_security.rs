@@ -14,12 +14,12 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use examples::shop::{Config, StoreKind, app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use session_core::test_suite::TestApp;
 use session_core::{Id, SessionLayer, SessionStore};
 use session_stores::{MemoryStore, RedisStore};
+use shop::{Config, StoreKind, app};
 use tests::client::ShopClient;
 use tests::e2e::{Shop, TempDir, require_server, say, service_env, unique};
 

@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use examples::shop::{Config, StoreKind, app};
 use http::HeaderValue;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use session_core::record::now;
 use session_core::{ClientStore, Data, Id, Record};
 use session_stores::cookie::{CookieStore, Key};
+use shop::{Config, StoreKind, app};
 use tests::e2e::say;
 
 const COOKIE: &str = "shop_session";

@@ -6,9 +6,9 @@
 //! PostgreSQL and MariaDB come from `scripts/services.sh` (`PG_PRIMARY_URL`,
 //! `MYSQL_URL`); a test whose server cannot be reached fails.
 
-use examples::shop::{Config, app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shop::{Config, app};
 use sqlx::Connection as _;
 use tests::client::ShopClient;
 use tests::e2e::{START_HINT, service_env, unique, with_database};

@@ -1,9 +1,9 @@
 //! The shop on the memory store, served over real HTTP: the cart is kept
 //! per browser, concurrent adds all land, bad cookies start fresh.
 
-use examples::shop::{Config, app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shop::{Config, app};
 
 fn config() -> Config {
     let mut config = Config::default();

@@ -2,10 +2,10 @@
 //! forms, JSON-only API writes, log-in rate limiting, session ID rotation
 //! at log-in and removal at log-out, and 4xx (never 5xx) for bad input.
 
-use examples::shop::{CONTENT_SECURITY_POLICY, Config, LOGIN_FAILURES_PER_ACCOUNT, app};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::json;
+use shop::{CONTENT_SECURITY_POLICY, Config, LOGIN_FAILURES_PER_ACCOUNT, app};
 use tests::client::ShopClient;
 use tests::e2e::unique;
 

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() {
-    examples::shop::main_from_env().await;
+    shop::main_from_env().await;
 }

@@ -5,11 +5,12 @@ use db_router::DbHandle;
 use serde::{Deserialize, Serialize};
 use session_core::Session;
 
-use super::cart::{CART_KEY, Cart, MAX_QTY};
-use super::catalog::{MAX_SKU_LEN, Product};
-use super::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
-use super::security::{self, CSRF_KEY, ClientIp};
-use super::{AppError, Shop};
+use crate::cart::{CART_KEY, Cart, MAX_QTY};
+use crate::catalog::{MAX_SKU_LEN, Product};
+use crate::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
+use crate::error::AppError;
+use crate::security::{self, CSRF_KEY, ClientIp};
+use crate::state::Shop;
 
 /// Session key of the logged-in user.
 pub(crate) const USER_KEY: &str = "user";

@@ -2,19 +2,38 @@
 //! application/json`, enforced by the `Json` extractor), which is what
 //! protects it from cross-site forms.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use db_router::DbHandle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use session_core::Session;
 
-use super::actions::{self, SessionUser};
-use super::cart::Cart;
-use super::catalog::{Listing, Product};
-use super::db::{Order, Profile, Repo};
-use super::security::ClientIp;
-use super::{AppError, AppState};
+use crate::actions::{self, SessionUser};
+use crate::caches::Listing;
+use crate::cart::Cart;
+use crate::catalog::Product;
+use crate::db::{Order, Profile, Repo};
+use crate::error::AppError;
+use crate::security::ClientIp;
+use crate::state::AppState;
+
+/// The API's routes, under `/api`.
+pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
+    Router::new()
+        .route("/api/products", get(products::<DB>))
+        .route("/api/products/{sku}", get(product::<DB>))
+        .route("/api/cart", get(cart))
+        .route("/api/cart/items", post(add::<DB>))
+        .route("/api/cart/items/{sku}", delete(remove))
+        .route("/api/signup", post(signup::<DB>))
+        .route("/api/login", post(login::<DB>))
+        .route("/api/logout", post(logout))
+        .route("/api/profile", get(profile::<DB>).post(save_profile::<DB>))
+        .route("/api/checkout", post(checkout::<DB>))
+        .route("/api/orders/{id}", get(order::<DB>))
+}
 
 type ApiResult<T = Value> = Result<Json<T>, AppError>;
 

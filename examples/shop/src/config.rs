@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::db::Backend;
+use crate::db::Backend;
 
 /// Which session store the shop uses (`SESSION_STORE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,24 +97,6 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// A backend that could not be used at start-up, naming the variable that
-/// points to it.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {reason}")]
-#[non_exhaustive]
-pub struct StartError {
-    /// The environment variable.
-    pub var: &'static str,
-    /// What went wrong.
-    pub reason: String,
-}
-
-impl StartError {
-    pub(crate) fn new(var: &'static str, reason: String) -> Self {
-        StartError { var, reason }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -151,6 +133,11 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// [`redact`] of each URL.
+fn redact_all(urls: &[String]) -> Vec<String> {
+    urls.iter().map(|u| redact(u)).collect()
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -159,26 +146,12 @@ impl fmt::Debug for Config {
             .field("secure_cookie", &self.secure_cookie)
             .field("cookie_keys", &self.cookie_keys.as_ref().map(|_| "<set>"))
             .field("redis_url", &self.redis_url.as_deref().map(redact))
-            .field(
-                "redis_cluster_urls",
-                &self
-                    .redis_cluster_urls
-                    .iter()
-                    .map(|u| redact(u))
-                    .collect::<Vec<_>>(),
-            )
+            .field("redis_cluster_urls", &redact_all(&self.redis_cluster_urls))
             .field("redis_near_cache", &self.redis_near_cache)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("dynamodb_table", &self.dynamodb_table)
             .field("database_url", &self.database_url.as_deref().map(redact))
-            .field(
-                "replica_urls",
-                &self
-                    .replica_urls
-                    .iter()
-                    .map(|u| redact(u))
-                    .collect::<Vec<_>>(),
-            )
+            .field("replica_urls", &redact_all(&self.replica_urls))
             .field("data_dir", &self.data_dir)
             .field("cache", &self.cache)
             .field("session_max_attempts", &self.session_max_attempts)

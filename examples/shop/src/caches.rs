@@ -1,76 +1,17 @@
-//! The products on sale, and the caches in front of them.
+//! The caches in front of the products: by SKU and by page of the list,
+//! in the tiers the [`Config`] names.
 
 use std::fmt;
+use std::time::Duration;
 
-use cache_aside::{Cache, Loader};
+use cache_aside::{Cache, CacheBuilder, Loader};
 use db_router::DbRouter;
 use serde::{Deserialize, Serialize};
 
-use super::db::Repo;
-
-/// A product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Product {
-    /// Stock-keeping unit, the product's ID.
-    pub sku: String,
-    /// Display name.
-    pub name: String,
-    /// Price in cents.
-    pub price_cents: i64,
-    /// A sentence about it.
-    pub description: String,
-}
-
-/// Products per page of the product list.
-pub const PAGE_SIZE: u32 = 40;
-
-/// Longest SKU looked up; longer ones are unknown without a query.
-pub const MAX_SKU_LEN: usize = 32;
-
-/// The seed catalog, inserted by the second migration: a few hundred
-/// products, so load tests and concurrent tests have distinct SKUs to add.
-pub fn seed_products() -> Vec<Product> {
-    const KINDS: [(&str, i64, &str); 8] = [
-        ("Mug", 1200, "A stoneware mug that keeps coffee warm."),
-        ("T-shirt", 2500, "Organic cotton, printed with the logo."),
-        ("Notebook", 800, "Dotted pages, lies flat."),
-        ("Sticker pack", 400, "Six vinyl stickers for your laptop."),
-        ("Hoodie", 5500, "Heavy fleece with a front pocket."),
-        ("Cap", 1800, "Embroidered, adjustable strap."),
-        ("Tote bag", 1500, "Canvas bag for the market."),
-        ("Poster", 1000, "A2 print on matte paper."),
-    ];
-    (0..400)
-        .map(|i| {
-            let (kind, base, description) = KINDS[i % KINDS.len()];
-            Product {
-                sku: format!("SKU-{i:04}"),
-                name: format!("{kind} #{}", i / KINDS.len() + 1),
-                price_cents: base + (i as i64 % 7) * 50,
-                description: description.to_owned(),
-            }
-        })
-        .collect()
-}
-
-/// The SQL of the seed migration: one multi-row `INSERT` that every
-/// supported database accepts.
-pub(crate) fn seed_sql() -> String {
-    let rows: Vec<String> = seed_products()
-        .iter()
-        .map(|p| {
-            // Generated text: no quotes to escape.
-            format!(
-                "('{}', '{}', {}, '{}')",
-                p.sku, p.name, p.price_cents, p.description
-            )
-        })
-        .collect();
-    format!(
-        "INSERT INTO products (sku, name, price_cents, description) VALUES\n{};\n",
-        rows.join(",\n")
-    )
-}
+use crate::catalog::{PAGE_SIZE, Product};
+use crate::config::{CacheKind, Config};
+use crate::db::Repo;
+use crate::error::StartError;
 
 /// A key of the product-list cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -141,14 +82,37 @@ pub(crate) enum Tiers {
     Redis(Box<redis::Client>),
 }
 
+/// The tiers `config` names, checking that Redis answers when it is one.
+///
+/// # Errors
+///
+/// Redis cannot be reached, naming `REDIS_URL`.
+pub(crate) async fn tiers(config: &Config) -> Result<Tiers, StartError> {
+    Ok(match config.cache {
+        CacheKind::None => Tiers::None,
+        CacheKind::Local => Tiers::Local,
+        CacheKind::Redis => {
+            let url = config.redis_url.as_deref().unwrap_or_default();
+            let bad = |e: String| StartError::new("REDIS_URL", e);
+            let client = redis::Client::open(url).map_err(|e| bad(e.to_string()))?;
+            let ping = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), ping).await {
+                Ok(Ok(_)) => Tiers::Redis(Box::new(client)),
+                Ok(Err(e)) => return Err(bad(format!("cannot reach Redis: {e}"))),
+                Err(_) => return Err(bad("Redis did not answer within 5 s".to_owned())),
+            }
+        }
+    })
+}
+
 /// The two caches of the shop over `router`.
 pub(crate) fn caches<DB: Repo>(
     router: &DbRouter<DB>,
     tiers: &Tiers,
 ) -> (ProductCache<DB>, ListingCache<DB>) {
-    use cache_aside::CacheBuilder;
-    use std::time::Duration;
-
     let products = CacheBuilder::new("shop:products:v1").with_ttl(Duration::from_secs(300));
     let listing = CacheBuilder::new("shop:listing:v1").with_ttl(Duration::from_secs(60));
     let (products, listing) = match tiers {

@@ -1,90 +1,22 @@
-//! The database: one repository trait implemented for SQLite, PostgreSQL
-//! and MariaDB, migrations, and connecting the router.
+//! The [`Repo`] trait: the shop's queries, written once and implemented
+//! for SQLite, PostgreSQL and MySQL/MariaDB by one macro.
 //!
-//! The queries are written once with `$1`-style placeholders, which SQLite
-//! and PostgreSQL take as they are; for MySQL/MariaDB they are rewritten to
-//! `?` (every query uses each placeholder once, in order). The schemas
-//! differ only in types and live under `examples/migrations/<backend>/`;
-//! the seed products are a second, generated migration.
+//! The queries use `$1`-style placeholders, which SQLite and PostgreSQL
+//! take as they are; for MySQL/MariaDB they are rewritten to `?` (every
+//! query uses each placeholder once, in order).
 
 use std::future::Future;
-use std::str::FromStr;
-use std::time::Duration;
 
-use db_router::{DbRouter, RoutedDatabase};
-use serde::Serialize;
-use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::mysql::{MySql, MySqlConnectOptions};
-use sqlx::pool::PoolOptions;
-use sqlx::postgres::{PgConnectOptions, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode};
+use db_router::RoutedDatabase;
+use sqlx::migrate::MigrateError;
+use sqlx::mysql::MySql;
+use sqlx::postgres::Postgres;
+use sqlx::sqlite::Sqlite;
 use sqlx::{AssertSqlSafe, Database, Pool, SqlSafeStr, SqlStr};
 
-use super::catalog::{Product, seed_sql};
-use super::config::{Config, StartError};
-
-/// A user as stored, with the password hash.
-#[derive(Debug, Clone)]
-pub struct UserRow {
-    /// The user's ID.
-    pub id: i64,
-    /// Log-in e-mail, lower case.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-}
-
-/// What the profile page shows and saves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Profile {
-    /// Log-in e-mail.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Delivery addresses, first is the default.
-    pub addresses: Vec<String>,
-}
-
-/// One line of an order, with the price paid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OrderLine {
-    /// The product.
-    pub sku: String,
-    /// Its name at the time of the order.
-    pub name: String,
-    /// How many.
-    pub qty: i64,
-    /// Unit price in cents.
-    pub price_cents: i64,
-}
-
-/// An order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Order {
-    /// The order number.
-    pub id: i64,
-    /// Sum of the lines, in cents.
-    pub total_cents: i64,
-    /// Delivery address.
-    pub ship_to: String,
-    /// When it was placed (Unix time in ms).
-    pub created_at_ms: i64,
-    /// What was ordered.
-    pub lines: Vec<OrderLine>,
-}
-
-/// An order in a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OrderSummary {
-    /// The order number.
-    pub id: i64,
-    /// Total in cents.
-    pub total_cents: i64,
-    /// When it was placed (Unix time in ms).
-    pub created_at_ms: i64,
-}
+use super::migrations::migrator;
+use super::records::{Order, OrderLine, OrderSummary, Profile, UserRow};
+use crate::catalog::Product;
 
 /// The shop's queries, for each database it runs on.
 ///
@@ -201,25 +133,6 @@ fn question_marks(sql: &'static str) -> SqlStr {
         }
     }
     AssertSqlSafe(out).into_sql_str()
-}
-
-fn migrator(schema: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "schema".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(schema),
-            false,
-        ),
-        Migration::new(
-            2,
-            "seed products".into(),
-            MigrationType::Simple,
-            AssertSqlSafe(seed_sql()).into_sql_str(),
-            false,
-        ),
-    ])
 }
 
 fn now_ms() -> i64 {
@@ -450,208 +363,6 @@ repo!(Sqlite, "sqlite", numbered);
 repo!(Postgres, "postgres", numbered);
 repo!(MySql, "mysql", question_marks);
 
-/// Which database a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Backend {
-    /// `sqlite:` URLs (and the default file).
-    Sqlite,
-    /// `postgres://` and `postgresql://` URLs.
-    Postgres,
-    /// `mysql://` URLs (MariaDB 10.5 or newer).
-    MySql,
-}
-
-impl Backend {
-    /// The backend of `url`, if its scheme is one of the shop's and the
-    /// rest of it parses.
-    ///
-    /// # Errors
-    ///
-    /// What is wrong with the URL.
-    pub fn of_url(url: &str) -> Result<Self, String> {
-        let backend = if url.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url).map(|_| Backend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            PgConnectOptions::from_str(url).map(|_| Backend::Postgres)
-        } else if url.starts_with("mysql://") {
-            MySqlConnectOptions::from_str(url).map(|_| Backend::MySql)
-        } else {
-            return Err("expected a sqlite:, postgres:// or mysql:// URL".to_owned());
-        };
-        backend.map_err(|e| e.to_string())
-    }
-}
-
-/// The database router of the configured backend.
-#[derive(Debug, Clone)]
-pub(crate) enum Routers {
-    Sqlite(DbRouter<Sqlite>),
-    Postgres(DbRouter<Postgres>),
-    MySql(DbRouter<MySql>),
-}
-
-fn bad_url(var: &'static str, e: impl std::fmt::Display) -> StartError {
-    StartError::new(var, e.to_string())
-}
-
-/// Connects the primary (checking that it answers), runs the migrations,
-/// and builds the router over the replicas (checking that they answer).
-pub(crate) async fn connect(config: &Config) -> Result<Routers, StartError> {
-    let url = config.database_url.as_deref();
-    let replicas = &config.replica_urls;
-    match url.map(Backend::of_url).transpose() {
-        Err(e) => Err(bad_url("DATABASE_URL", e)),
-        Ok(None | Some(Backend::Sqlite)) => {
-            let primary = match url {
-                Some(url) => {
-                    SqliteConnectOptions::from_str(url).map_err(|e| bad_url("DATABASE_URL", e))?
-                }
-                None => SqliteConnectOptions::new().filename(config.data_dir.join("shop.db")),
-            };
-            let tune = |o: SqliteConnectOptions| {
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(5))
-            };
-            let replicas = parse_all(replicas, SqliteConnectOptions::from_str)?;
-            let pool = PoolOptions::<Sqlite>::new()
-                // An in-memory database lives as long as one connection.
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
-            open(
-                pool,
-                tune(primary),
-                replicas.into_iter().map(tune).collect(),
-            )
-            .await
-            .map(Routers::Sqlite)
-        }
-        Ok(Some(Backend::Postgres)) => {
-            let primary = PgConnectOptions::from_str(url.unwrap_or_default())
-                .map_err(|e| bad_url("DATABASE_URL", e))?;
-            let replicas = parse_all(replicas, PgConnectOptions::from_str)?;
-            open(PoolOptions::new(), primary, replicas)
-                .await
-                .map(Routers::Postgres)
-        }
-        Ok(Some(Backend::MySql)) => {
-            let primary = MySqlConnectOptions::from_str(url.unwrap_or_default())
-                .map_err(|e| bad_url("DATABASE_URL", e))?;
-            let replicas = parse_all(replicas, MySqlConnectOptions::from_str)?;
-            open(PoolOptions::new(), primary, replicas)
-                .await
-                .map(Routers::MySql)
-        }
-    }
-}
-
-fn parse_all<O, E: std::fmt::Display>(
-    urls: &[String],
-    parse: impl Fn(&str) -> Result<O, E>,
-) -> Result<Vec<O>, StartError> {
-    urls.iter()
-        .map(|u| parse(u).map_err(|e| bad_url("DATABASE_REPLICA_URLS", e)))
-        .collect()
-}
-
-/// SQLite's `SQLITE_BUSY` (5) and `SQLITE_LOCKED` (6).
-fn is_busy(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "5" || code == "6")
-}
-
-/// Applies the migrations, trying again when an attempt fails.
-///
-/// PostgreSQL and MariaDB serialise concurrent migrators with a lock, but
-/// SQLite has none: instances that start together on a new file all apply
-/// the migrations, and all but the first fail on what the first created.
-/// Each migration is one transaction, so a failed attempt leaves nothing
-/// half-done, and the next attempt finds the migrations applied and checks
-/// them. A real error fails every attempt and is reported.
-async fn migrate_with_retries<DB: Repo>(pool: &Pool<DB>) -> Result<(), StartError> {
-    const ATTEMPTS: u32 = 5;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match DB::migrate(pool).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "migrations failed, trying again");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            Err(e) => {
-                return Err(StartError::new(
-                    "DATABASE_URL",
-                    format!("migrations failed: {e}"),
-                ));
-            }
-        }
-    }
-}
-
-async fn open<DB: Repo>(
-    pool: PoolOptions<DB>,
-    primary: <DB::Connection as sqlx::Connection>::Options,
-    replicas: Vec<<DB::Connection as sqlx::Connection>::Options>,
-) -> Result<DbRouter<DB>, StartError> {
-    let pool = pool
-        .max_connections(5)
-        .acquire_timeout(Duration::from_secs(5));
-    let mut attempt = 0;
-    let pool = loop {
-        attempt += 1;
-        let connecting = pool.clone().connect_with(primary.clone());
-        match tokio::time::timeout(Duration::from_secs(10), connecting).await {
-            Ok(Ok(pool)) => break pool,
-            // SQLite answers "database is locked" at once, without waiting
-            // for the busy timeout, when another instance is setting up the
-            // same new file; that passes.
-            Ok(Err(e)) if attempt < 5 && is_busy(&e) => {
-                tracing::warn!(error = %e, attempt, "database busy, connecting again");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            Ok(Err(e)) => {
-                return Err(StartError::new(
-                    "DATABASE_URL",
-                    format!("cannot connect: {e}"),
-                ));
-            }
-            Err(_) => {
-                return Err(StartError::new(
-                    "DATABASE_URL",
-                    "no answer within 10 s".to_owned(),
-                ));
-            }
-        }
-    };
-    migrate_with_retries::<DB>(&pool).await?;
-    let mut builder = DbRouter::builder(pool)
-        .with_max_lag(Some(Duration::from_secs(10)))
-        .with_health_interval(Duration::from_secs(1));
-    for replica in replicas {
-        builder = builder.with_replica(replica);
-    }
-    let router = builder
-        .build()
-        .await
-        .map_err(|e| StartError::new("DATABASE_REPLICA_URLS", e.to_string()))?;
-    if let Some(down) = router.stats().replicas.iter().find(|r| !r.healthy) {
-        return Err(StartError::new(
-            "DATABASE_REPLICA_URLS",
-            format!(
-                "{} does not answer: {}",
-                down.name,
-                down.last_error.as_deref().unwrap_or("unknown error")
-            ),
-        ));
-    }
-    Ok(router)
-}
-
 /// Whether the database refused a row because a unique value is taken.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
@@ -667,10 +378,5 @@ mod tests {
             question_marks("SELECT a FROM t WHERE b = $1 AND c = $12").as_str(),
             "SELECT a FROM t WHERE b = ? AND c = ?"
         );
-        assert_eq!(
-            Backend::of_url("postgres://u@h/db").unwrap(),
-            Backend::Postgres
-        );
-        assert!(Backend::of_url("mongodb://h").is_err());
     }
 }

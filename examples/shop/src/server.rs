@@ -1,0 +1,76 @@
+//! Serving the shop: the binary's `main`, and [`run`] until a signal.
+
+use std::net::SocketAddr;
+
+use crate::app::app;
+use crate::config::Config;
+use crate::error::StartError;
+
+/// The shop's `main`: logging, settings from the environment, then
+/// [`run`]. Exits the process with status 2 on a bad setting and 1 when a
+/// backend cannot be reached or the server cannot run; the message names
+/// the variable.
+pub async fn main_from_env() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(config).await {
+        eprintln!("shop: cannot start: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Serves the shop with `config` until SIGINT or SIGTERM.
+///
+/// Logs `shop listening on http://ADDR` once it accepts connections.
+///
+/// # Errors
+///
+/// A backend cannot be reached, the address cannot be bound, or the server
+/// fails.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let app = app(&config).await?;
+    let addr_error =
+        |e: std::io::Error| StartError::new("SHOP_ADDR", format!("{}: {e}", config.addr));
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(addr_error)?;
+    let addr = listener.local_addr().map_err(addr_error)?;
+    tracing::info!(
+        store = ?config.session_store,
+        cache = ?config.cache,
+        "shop listening on http://{addr}"
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .map_err(addr_error)
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
