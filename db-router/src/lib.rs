@@ -152,3 +152,8 @@ pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterServi
 pub use router::{DbRouter, MAX_REPLICAS, Role, Selection};
 pub use stats::{Fallbacks, ReplicaStats, Stats};
 pub use token::{CausalToken, Gtid, GtidPosition, Lsn, ParseTokenError, Position};
+
+/// The README's example, compiled with the doctests.
+#[cfg(all(doctest, feature = "postgres"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
