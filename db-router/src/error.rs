@@ -2,7 +2,8 @@
 
 use std::error::Error as StdError;
 
-use crate::stats::FallbackReason;
+use crate::fallback::FallbackReason;
+use crate::token::ParseTokenError;
 
 /// A boxed error from a [`TokenCarrier`](crate::TokenCarrier) or another
 /// pluggable component.
@@ -31,11 +32,8 @@ pub enum Error {
     },
 
     /// A causal token string could not be parsed.
-    #[error("invalid causal token: {reason}")]
-    InvalidToken {
-        /// What was wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidToken(#[from] ParseTokenError),
 
     /// A health probe or position query did not answer in time.
     #[error("{what} timed out")]
@@ -59,10 +57,6 @@ impl Error {
     /// for example a session store's error.
     pub fn carrier(error: impl Into<BoxError>) -> Self {
         Self::Carrier(error.into())
-    }
-
-    pub(crate) fn invalid_token(reason: &'static str) -> Self {
-        Self::InvalidToken { reason }
     }
 }
 

@@ -1,219 +1,51 @@
-//! Replica state, health probes and the background monitor.
+//! Health probes of the replicas, and the background task that runs them.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::Pool;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
-use crate::backend::{Backend, ReplicaProbe};
-use crate::router::{Config, Inner};
-use crate::stats::{ReplicaStats, bump};
-use crate::token::Position;
+use crate::backend::Backend;
+use crate::replica::{Replica, ReplicaLimits};
+use crate::stats::{Counters, bump};
 
-/// One replica: its read-only pool and what the probes last said.
-#[derive(Debug)]
-pub(crate) struct Replica<DB: sqlx::Database> {
-    pub(crate) name: String,
-    pub(crate) pool: Pool<DB>,
-    /// Not banned. Read without locking on every read.
-    healthy: AtomicBool,
-    /// Within lag limits and replicating. Read without locking.
-    within_lag: AtomicBool,
-    pub(crate) reads: AtomicU64,
-    state: Mutex<ReplicaState>,
+/// Everything one round of health probes needs: the primary's read-only
+/// pool (for its position), the replicas, the probe settings, and the
+/// counters to record the round in.
+pub(crate) struct HealthCheck<DB: Backend> {
+    primary_read: Pool<DB>,
+    replicas: Vec<Arc<Replica<DB>>>,
+    probe_timeout: Duration,
+    limits: ReplicaLimits,
+    counters: Arc<Counters>,
 }
 
-#[derive(Debug, Default)]
-struct ReplicaState {
-    bans: u64,
-    probe_failures: u64,
-    consecutive_ok: u32,
-    replay: Option<Position>,
-    lag: Option<Duration>,
-    lag_bytes: Option<u64>,
-    stalled: bool,
-    probed_at: Option<Instant>,
-    /// When the primary's position was read for the last probe that found
-    /// the replica caught up with it.
-    caught_up_at: Option<Instant>,
-    last_error: Option<String>,
-}
-
-impl<DB: sqlx::Database> Replica<DB> {
-    pub(crate) fn new(name: String, pool: Pool<DB>) -> Self {
+impl<DB: Backend> HealthCheck<DB> {
+    pub(crate) fn new(
+        primary_read: Pool<DB>,
+        replicas: Vec<Arc<Replica<DB>>>,
+        probe_timeout: Duration,
+        limits: ReplicaLimits,
+        counters: Arc<Counters>,
+    ) -> Self {
         Self {
-            name,
-            pool,
-            // Optimistic until the first probe says otherwise.
-            healthy: AtomicBool::new(true),
-            within_lag: AtomicBool::new(true),
-            reads: AtomicU64::new(0),
-            state: Mutex::new(ReplicaState::default()),
+            primary_read,
+            replicas,
+            probe_timeout,
+            limits,
+            counters,
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, ReplicaState> {
-        // The state stays consistent field by field; a panic elsewhere
-        // while holding the lock does not make it unusable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn is_within_lag(&self) -> bool {
-        self.within_lag.load(Ordering::Relaxed)
-    }
-
-    /// Connections checked out of the pool right now.
-    pub(crate) fn in_use(&self) -> u32 {
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
-        self.pool.size().saturating_sub(idle)
-    }
-
-    /// Whether the pool is at its limit with nothing idle: a timeout then
-    /// means "busy", not "down".
-    pub(crate) fn is_saturated(&self) -> bool {
-        self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections()
-    }
-
-    /// Whether the last replay position seen already includes `target`.
-    pub(crate) fn cached_includes(&self, target: &Position) -> bool {
-        self.state()
-            .replay
-            .as_ref()
-            .is_some_and(|have| have.includes(target))
-    }
-
-    /// Lag at the last probe plus the time since that probe: an upper
-    /// bound on how stale the replica's data can be now.
-    pub(crate) fn staleness_bound(&self) -> Option<Duration> {
-        let state = self.state();
-        let lag = state.lag?;
-        let since = state.probed_at?.elapsed();
-        Some(lag.saturating_add(since))
-    }
-
-    /// Records a replay position seen outside a probe, if it is newer.
-    pub(crate) fn note_replay(&self, position: &Position) {
-        let mut state = self.state();
-        let newer = match &state.replay {
-            Some(old) => position.includes(old) && position != old,
-            None => true,
-        };
-        if newer {
-            state.replay = Some(position.clone());
-        }
-    }
-
-    /// Records a successful probe. `primary_unknown`: the primary's
-    /// position could not be read (it is down or unreachable), so the
-    /// replica's time lag only says how long ago the primary last wrote;
-    /// the replica then keeps its last lag verdict instead of being judged
-    /// by that age (which would send reads to the primary that is down).
-    ///
-    /// `primary_read_at` is when the primary's position was read. A replica
-    /// that was caught up at an earlier probe is at most the time since
-    /// behind, whatever the age of its last replayed transaction says: after
-    /// an idle spell that age is large although the replica misses at most
-    /// the writes since the primary woke up.
-    pub(crate) fn record_probe(
-        &self,
-        mut probe: ReplicaProbe,
-        config: &Config,
-        primary_unknown: bool,
-        primary_read_at: Instant,
-    ) {
-        let mut state = self.state();
-        if probe.caught_up {
-            // Everything the primary had when its position was read is
-            // applied: behind by at most the time since.
-            state.caught_up_at = Some(primary_read_at);
-            probe.lag = Some(primary_read_at.elapsed());
-        } else if let (Some(lag), Some(at)) = (probe.lag, state.caught_up_at) {
-            probe.lag = Some(lag.min(at.elapsed()));
-        }
-        let within = !probe.stalled
-            && if primary_unknown {
-                self.is_within_lag()
-            } else {
-                match (config.max_lag, probe.lag) {
-                    (Some(max), Some(lag)) => lag <= max,
-                    _ => true,
-                }
-            }
-            && match (config.max_lag_bytes, probe.lag_bytes) {
-                (Some(max), Some(bytes)) => bytes <= max,
-                _ => true,
-            };
-        state.replay = probe.replay;
-        state.lag = probe.lag;
-        state.lag_bytes = probe.lag_bytes;
-        state.stalled = probe.stalled;
-        state.probed_at = Some(Instant::now());
-        state.consecutive_ok = state.consecutive_ok.saturating_add(1);
-        if !self.is_healthy() && state.consecutive_ok >= config.readmit_after {
-            self.healthy.store(true, Ordering::Relaxed);
-            tracing::info!(replica = %self.name, "replica re-admitted after recovering");
-        }
-        let was_within = self.within_lag.swap(within, Ordering::Relaxed);
-        if was_within != within {
-            tracing::info!(
-                replica = %self.name,
-                lag_ms = probe.lag.map(|l| l.as_millis() as u64),
-                lag_bytes = probe.lag_bytes,
-                stalled = probe.stalled,
-                within_lag = within,
-                "replica lag status changed"
-            );
-        }
-    }
-
-    /// Bans the replica (if not already banned) after a failure.
-    pub(crate) fn record_failure(&self, error: String, from_probe: bool) {
-        let mut state = self.state();
-        if from_probe {
-            state.probe_failures += 1;
-        }
-        state.consecutive_ok = 0;
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            state.bans += 1;
-            tracing::warn!(replica = %self.name, %error, "replica banned");
-        }
-        state.last_error = Some(error);
-    }
-
-    pub(crate) fn stats(&self) -> ReplicaStats {
-        let state = self.state();
-        ReplicaStats {
-            name: self.name.clone(),
-            healthy: self.is_healthy(),
-            within_lag: self.is_within_lag(),
-            bans: state.bans,
-            probe_failures: state.probe_failures,
-            reads: self.reads.load(Ordering::Relaxed),
-            lag: state.lag,
-            lag_bytes: state.lag_bytes,
-            replay_position: state.replay.clone(),
-            stalled: state.stalled,
-            last_error: state.last_error.clone(),
-            in_use: self.in_use(),
-        }
-    }
-}
-
-impl<DB: Backend> Inner<DB> {
     /// One round of probes: the primary's position, then every replica
     /// concurrently, each bounded by the probe timeout.
-    pub(crate) async fn check_health(&self) {
+    pub(crate) async fn run(&self) {
         bump(&self.counters.health_checks);
-        let timeout = self.config.probe_timeout;
+        let timeout = self.probe_timeout;
         let primary_read_at = Instant::now();
         let primary = if DB::HAS_POSITIONS {
             let pool = self.primary_read.clone();
@@ -262,7 +94,7 @@ impl<DB: Backend> Inner<DB> {
             match outcome {
                 Ok(report) => {
                     tracing::trace!(replica = %replica.name, ?report, "replica probed");
-                    replica.record_probe(report, &self.config, primary_unknown, primary_read_at);
+                    replica.record_probe(report, &self.limits, primary_unknown, primary_read_at);
                 }
                 Err(error) => replica.record_failure(error, true),
             }
@@ -270,24 +102,37 @@ impl<DB: Backend> Inner<DB> {
     }
 }
 
-/// Starts the background monitor. It holds only a weak reference and is
-/// aborted when the router's last handle is dropped.
-pub(crate) fn spawn_monitor<DB: Backend>(
-    inner: Weak<Inner<DB>>,
-    interval: Duration,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(jittered(interval)).await;
-            let Some(inner) = inner.upgrade() else {
-                break;
-            };
-            inner
-                .check_health()
-                .instrument(tracing::debug_span!("db_router.health_check"))
-                .await;
-        }
-    })
+/// The background monitor: runs a [`HealthCheck`] every interval
+/// (jittered). It holds the check only weakly, stops once the check is
+/// gone, and is aborted when dropped.
+#[derive(Debug)]
+pub(crate) struct Monitor {
+    task: JoinHandle<()>,
+}
+
+impl Monitor {
+    /// Starts the monitor on the current Tokio runtime.
+    pub(crate) fn spawn<DB: Backend>(check: Weak<HealthCheck<DB>>, interval: Duration) -> Self {
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(jittered(interval)).await;
+                let Some(check) = check.upgrade() else {
+                    break;
+                };
+                check
+                    .run()
+                    .instrument(tracing::debug_span!("db_router.health_check"))
+                    .await;
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// `interval` scaled by a random factor in [0.8, 1.2), so that many
@@ -312,57 +157,5 @@ mod tests {
                 "{d:?}"
             );
         }
-    }
-
-    #[cfg(feature = "sqlite")]
-    #[tokio::test]
-    async fn a_replica_seen_caught_up_is_not_judged_by_an_idle_primary() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .connect_lazy("sqlite::memory:")
-            .expect("lazy pool");
-        let replica = Replica::new("replica".into(), pool);
-        let config = Config {
-            max_lag: Some(Duration::from_secs(5)),
-            ..Config::default()
-        };
-        // The age of the last replayed transaction after ten idle minutes.
-        let probe = |caught_up: bool| ReplicaProbe {
-            lag: Some(if caught_up {
-                Duration::ZERO
-            } else {
-                Duration::from_secs(600)
-            }),
-            caught_up,
-            ..ReplicaProbe::default()
-        };
-
-        // Never seen caught up: the age is all there is to go by.
-        replica.record_probe(probe(false), &config, false, Instant::now());
-        assert!(!replica.is_within_lag());
-
-        // Caught up at one probe, a little behind at the next: at most the
-        // time between the two.
-        replica.record_probe(probe(true), &config, false, Instant::now());
-        assert!(replica.is_within_lag());
-        replica.record_probe(probe(false), &config, false, Instant::now());
-        assert!(replica.is_within_lag());
-        assert!(
-            replica
-                .stats()
-                .lag
-                .is_some_and(|lag| lag < Duration::from_secs(5))
-        );
-
-        // Caught up a minute ago and behind since: over the limit.
-        let minute_ago = Instant::now() - Duration::from_secs(60);
-        replica.record_probe(probe(true), &config, false, minute_ago);
-        replica.record_probe(probe(false), &config, false, Instant::now());
-        assert!(!replica.is_within_lag());
-        assert!(
-            replica
-                .stats()
-                .lag
-                .is_some_and(|lag| lag >= Duration::from_secs(60))
-        );
     }
 }

@@ -5,12 +5,18 @@
 //! A [`DbRouter`] holds the primary pool and any number of replicas and
 //! hands out plain sqlx values for a role:
 //!
-//! | call                              | gives                               | runs on                     |
-//! |-----------------------------------|-------------------------------------|-----------------------------|
-//! | [`writer()`](DbRouter::writer)    | `&Pool<DB>`                         | the primary                 |
-//! | [`begin()`](DbRouter::begin)      | `Transaction<'static, DB>`          | the primary                 |
-//! | [`reader()`](DbRouter::reader)    | `PoolConnection<DB>`, read-only     | a usable replica, else the primary |
+//! | call                                          | gives                                | runs on                                        |
+//! |-----------------------------------------------|--------------------------------------|------------------------------------------------|
+//! | [`write_pool()`](DbRouter::write_pool)        | `&Pool<DB>`                          | the primary                                    |
+//! | [`begin()`](DbRouter::begin)                  | `Transaction<'static, DB>`           | the primary                                    |
+//! | [`reader()`](DbRouter::reader)                | `PoolConnection<DB>`, read-only      | a usable replica, else the primary             |
 //! | [`reader_with(token)`](DbRouter::reader_with) | the same, at least as new as `token` | a replica that has caught up, else the primary |
+//! | [`read_pool(token)`](DbRouter::read_pool)     | `&Pool<DB>`, read-only               | as `reader_with`, without taking a connection  |
+//!
+//! Each of these counts in [`Stats`]. For work that should not be counted
+//! (migrations, administration), [`primary_pool()`](DbRouter::primary_pool),
+//! [`primary_read_pool()`](DbRouter::primary_read_pool) and
+//! [`replica_pools()`](DbRouter::replica_pools) give the pools as they are.
 //!
 //! * **Replica choice**: round-robin or least busy ([`Selection`]).
 //! * **Health**: a background task probes every replica (short timeout,
@@ -56,7 +62,7 @@
 //!     .build()
 //!     .await?;
 //!
-//! sqlx::query("CREATE TABLE users (name TEXT)").execute(router.writer()).await?;
+//! sqlx::query("CREATE TABLE users (name TEXT)").execute(router.write_pool()).await?;
 //! let mut tx = router.begin().await?;
 //! sqlx::query("INSERT INTO users VALUES ('ada')").execute(&mut *tx).await?;
 //! tx.commit().await?;
@@ -123,21 +129,31 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod builder;
 mod error;
+mod fallback;
 mod health;
 pub mod layer;
+mod replica;
 mod router;
 mod stats;
 pub mod token;
 
 pub use backend::{ConnectOptionsOf, RoutedDatabase};
+pub use builder::RouterBuilder;
 pub use error::{BoxError, Error, Result};
+pub use fallback::{FallbackReason, ReadFallback};
 #[cfg(feature = "axum")]
 pub use layer::MissingRouterLayer;
 #[cfg(feature = "session")]
 #[cfg_attr(docsrs, doc(cfg(feature = "session")))]
 pub use layer::SessionCarrier;
 pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterService, TokenCarrier};
-pub use router::{DbRouter, MAX_REPLICAS, ReadFallback, Role, RouterBuilder, Selection};
-pub use stats::{FallbackReason, Fallbacks, ReplicaStats, Stats};
-pub use token::{CausalToken, Gtid, GtidPosition, Lsn, Position};
+pub use router::{DbRouter, MAX_REPLICAS, Role, Selection};
+pub use stats::{Fallbacks, ReplicaStats, Stats};
+pub use token::{CausalToken, Gtid, GtidPosition, Lsn, ParseTokenError, Position};
+
+/// The README's example, compiled with the doctests.
+#[cfg(all(doctest, feature = "postgres"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,20 +1,20 @@
 //! The router: a primary pool, read-only pools, and the routing rules.
 
 use std::fmt;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::pool::{PoolConnection, PoolOptions};
+use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::backend::{ConnectOptionsOf, RoutedDatabase};
+use crate::backend::RoutedDatabase;
 use crate::error::{Error, Result};
-use crate::health::{Replica, spawn_monitor};
-use crate::stats::{Counters, FallbackReason, Stats, bump};
+use crate::fallback::{FallbackReason, ReadFallback};
+use crate::health::{HealthCheck, Monitor};
+use crate::replica::{Replica, ReplicaLimits};
+use crate::stats::{Counters, Stats, bump};
 use crate::token::{CausalToken, Position};
 
 /// The most replicas one router can hold.
@@ -42,32 +42,15 @@ pub enum Selection {
     LeastBusy,
 }
 
-/// What a read does when no replica is usable (all banned, all lagging, or
-/// failing).
-///
-/// Reads that carry a causal token the replicas have not reached always go
-/// to the primary: read-your-writes is not optional.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ReadFallback {
-    /// Read from the primary (through its read-only pool) and count the
-    /// fallback.
-    #[default]
-    Primary,
-    /// Fail with [`Error::NoReplicaAvailable`], to protect the primary.
-    Fail,
-}
-
+/// The router's settings, filled in by [`RouterBuilder`](crate::RouterBuilder).
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) selection: Selection,
     pub(crate) fallback: ReadFallback,
-    pub(crate) max_lag: Option<Duration>,
-    pub(crate) max_lag_bytes: Option<u64>,
+    pub(crate) limits: ReplicaLimits,
     pub(crate) health_interval: Duration,
     pub(crate) probe_timeout: Duration,
     pub(crate) replica_acquire_timeout: Duration,
-    pub(crate) readmit_after: u32,
     pub(crate) token_wait: Duration,
     pub(crate) token_poll: Duration,
     pub(crate) write_window: Duration,
@@ -78,12 +61,14 @@ impl Default for Config {
         Self {
             selection: Selection::RoundRobin,
             fallback: ReadFallback::Primary,
-            max_lag: Some(Duration::from_secs(30)),
-            max_lag_bytes: None,
+            limits: ReplicaLimits {
+                max_lag: Some(Duration::from_secs(30)),
+                max_lag_bytes: None,
+                readmit_after: 1,
+            },
             health_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(1),
             replica_acquire_timeout: Duration::from_secs(1),
-            readmit_after: 1,
             token_wait: Duration::ZERO,
             token_poll: Duration::from_millis(10),
             write_window: Duration::from_secs(2),
@@ -91,23 +76,16 @@ impl Default for Config {
     }
 }
 
-pub(crate) struct Inner<DB: RoutedDatabase> {
-    pub(crate) primary: Pool<DB>,
-    pub(crate) primary_read: Pool<DB>,
-    pub(crate) replicas: Vec<Arc<Replica<DB>>>,
-    pub(crate) config: Config,
-    pub(crate) counters: Counters,
+struct Inner<DB: RoutedDatabase> {
+    primary: Pool<DB>,
+    primary_read: Pool<DB>,
+    replicas: Vec<Arc<Replica<DB>>>,
+    config: Config,
+    counters: Arc<Counters>,
     next: AtomicUsize,
-    monitor: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl<DB: RoutedDatabase> Drop for Inner<DB> {
-    fn drop(&mut self) {
-        let monitor = self.monitor.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(handle) = monitor.take() {
-            handle.abort();
-        }
-    }
+    health: Arc<HealthCheck<DB>>,
+    /// Runs while there are replicas; aborted when the router is dropped.
+    _monitor: Option<Monitor>,
 }
 
 /// Routes reads to replicas and writes to the primary.
@@ -149,28 +127,61 @@ struct Routed<'a, DB: RoutedDatabase> {
 }
 
 impl<DB: RoutedDatabase> DbRouter<DB> {
-    /// Starts configuring a router around the primary pool.
-    ///
-    /// The pool is used as it is for writes and transactions. Reads never
-    /// use it: they go through read-only pools built from its connect
-    /// options (or the replicas' options).
-    pub fn builder(primary: Pool<DB>) -> RouterBuilder<DB> {
-        RouterBuilder {
-            primary,
-            replicas: Vec::new(),
-            read_pool_options: None,
-            config: Config::default(),
+    /// Assembles a router from its pools, probes the replicas once, and
+    /// starts the health monitor when there are replicas.
+    pub(crate) async fn start(
+        primary: Pool<DB>,
+        primary_read: Pool<DB>,
+        replicas: Vec<Arc<Replica<DB>>>,
+        config: Config,
+    ) -> Self {
+        let counters = Arc::new(Counters::default());
+        let health = Arc::new(HealthCheck::new(
+            primary_read.clone(),
+            replicas.clone(),
+            config.probe_timeout,
+            config.limits.clone(),
+            Arc::clone(&counters),
+        ));
+        let monitor = if replicas.is_empty() {
+            None
+        } else {
+            health.run().await;
+            Some(Monitor::spawn(
+                Arc::downgrade(&health),
+                config.health_interval,
+            ))
+        };
+        Self {
+            inner: Arc::new(Inner {
+                primary,
+                primary_read,
+                replicas,
+                config,
+                counters,
+                next: AtomicUsize::new(0),
+                health,
+                _monitor: monitor,
+            }),
         }
     }
 
-    /// The primary pool, for writes. Counted as a write.
-    pub fn writer(&self) -> &Pool<DB> {
+    /// The primary pool, handed out for a write: every call counts one in
+    /// [`Stats::writes`]. Migrations and other work that should not be
+    /// counted take [`primary_pool`](Self::primary_pool).
+    pub fn write_pool(&self) -> &Pool<DB> {
         bump(&self.inner.counters.writes);
         &self.inner.primary
     }
 
+    /// The primary pool, without counting a write (unlike
+    /// [`write_pool`](Self::write_pool)): for migrations and administration.
+    pub fn primary_pool(&self) -> &Pool<DB> {
+        &self.inner.primary
+    }
+
     /// Starts a transaction on the primary. All of its reads and writes run
-    /// there. Counted as a write.
+    /// there. Counts one in [`Stats::writes`].
     ///
     /// # Errors
     ///
@@ -195,7 +206,9 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     /// Like [`reader`](Self::reader), but when `token` is given the
     /// connection is guaranteed to see the write the token stands for: it
     /// comes from a replica that has replayed the token's position (waiting
-    /// up to [`RouterBuilder::with_token_wait`]), or else from the primary.
+    /// up to
+    /// [`RouterBuilder::with_token_wait`](crate::RouterBuilder::with_token_wait)),
+    /// or else from the primary.
     ///
     /// # Errors
     ///
@@ -229,12 +242,13 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     }
 
     /// The read-only pool to the primary, used for reads when no replica
-    /// is usable or configured.
+    /// is usable or configured. Nothing is counted.
     pub fn primary_read_pool(&self) -> &Pool<DB> {
         &self.inner.primary_read
     }
 
     /// The replicas' names and read-only pools, in configuration order.
+    /// Nothing is counted.
     pub fn replica_pools(&self) -> impl Iterator<Item = (&str, &Pool<DB>)> + '_ {
         self.inner
             .replicas
@@ -270,7 +284,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
         let timeout = self.inner.config.probe_timeout;
         match tokio::time::timeout(timeout, self.write_token()).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(crate::Error::Timeout {
+            Err(_) => Err(Error::Timeout {
                 what: "reading the primary's position after a write",
             }),
         }
@@ -279,8 +293,8 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     /// Runs one round of health probes now instead of waiting for the
     /// monitor. Useful at startup and in tests.
     pub async fn check_health(&self) {
-        if !self.inner.replicas.is_empty() {
-            self.inner.check_health().await;
+        if self.has_replicas() {
+            self.inner.health.run().await;
         }
     }
 
@@ -423,13 +437,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
                         None => seen.error = true,
                         Some(mut conn) => match self.wait_for(&mut conn, i, target).await {
                             Ok(true) => {
-                                bump(&inner.counters.replica_reads);
-                                bump(&replica.reads);
-                                let conn = acquire.then_some(conn);
-                                return Ok(Routed {
-                                    pool: &replica.pool,
-                                    conn,
-                                });
+                                return Ok(self.served_by(i, acquire.then_some(conn)));
                             }
                             Ok(false) => {
                                 // Waited on the chosen replica already; the
@@ -472,19 +480,24 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     /// Serves the read from replica `i`; `None` if it failed to give a
     /// connection.
     async fn use_replica(&self, i: usize, acquire: bool) -> Option<Routed<'_, DB>> {
-        let replica = &self.inner.replicas[i];
         let conn = if acquire {
             Some(self.acquire_replica(i).await?)
         } else {
             None
         };
+        Some(self.served_by(i, conn))
+    }
+
+    /// Counts a read served by replica `i` and routes it there.
+    fn served_by(&self, i: usize, conn: Option<PoolConnection<DB>>) -> Routed<'_, DB> {
+        let replica = &self.inner.replicas[i];
         bump(&self.inner.counters.replica_reads);
-        bump(&replica.reads);
+        replica.record_read();
         tracing::trace!(replica = %replica.name, "read routed to replica");
-        Some(Routed {
+        Routed {
             pool: &replica.pool,
             conn,
-        })
+        }
     }
 
     /// Acquires from replica `i`, banning it when it is down (not merely
@@ -532,7 +545,11 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
                 if waited {
                     bump(&inner.counters.token_wait_timeouts);
                 }
-                tracing::debug!(replica = %replica.name, %target, "replica has not reached the causal token");
+                tracing::debug!(
+                    replica = %replica.name,
+                    %target,
+                    "replica has not reached the causal token"
+                );
                 return Ok(false);
             }
             if !waited {
@@ -551,202 +568,4 @@ struct Seen {
     lagging: bool,
     error: bool,
     token_blocked: bool,
-}
-
-enum ReplicaSource<DB: RoutedDatabase> {
-    Options(ConnectOptionsOf<DB>),
-    Url(String),
-}
-
-/// Configures a [`DbRouter`]. Made by [`DbRouter::builder`].
-pub struct RouterBuilder<DB: RoutedDatabase> {
-    primary: Pool<DB>,
-    replicas: Vec<(String, ReplicaSource<DB>)>,
-    read_pool_options: Option<PoolOptions<DB>>,
-    config: Config,
-}
-
-impl<DB: RoutedDatabase> fmt::Debug for RouterBuilder<DB> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Connect options may hold passwords: only names are shown.
-        let names: Vec<&str> = self.replicas.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("RouterBuilder")
-            .field("replicas", &names)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<DB: RoutedDatabase> RouterBuilder<DB> {
-    /// Adds a replica, named `replica-N` by its position.
-    pub fn with_replica(self, options: ConnectOptionsOf<DB>) -> Self {
-        let name = format!("replica-{}", self.replicas.len());
-        self.with_named_replica(name, options)
-    }
-
-    /// Adds a replica with a name used in stats and traces.
-    pub fn with_named_replica(
-        mut self,
-        name: impl Into<String>,
-        options: ConnectOptionsOf<DB>,
-    ) -> Self {
-        self.replicas
-            .push((name.into(), ReplicaSource::Options(options)));
-        self
-    }
-
-    /// Adds a replica by URL; a malformed URL fails [`build`](Self::build).
-    pub fn with_replica_url(mut self, url: impl Into<String>) -> Self {
-        let name = format!("replica-{}", self.replicas.len());
-        self.replicas.push((name, ReplicaSource::Url(url.into())));
-        self
-    }
-
-    /// Pool options for the read-only pools (replicas and the primary's
-    /// read pool). By default they copy the primary pool's options.
-    ///
-    /// For MySQL the router installs its own `after_connect` (to make the
-    /// session read-only), replacing one set here.
-    pub fn with_read_pool_options(mut self, options: PoolOptions<DB>) -> Self {
-        self.read_pool_options = Some(options);
-        self
-    }
-
-    /// How a replica is chosen. Default: [`Selection::RoundRobin`].
-    pub fn with_selection(mut self, selection: Selection) -> Self {
-        self.config.selection = selection;
-        self
-    }
-
-    /// What reads do when no replica is usable. Default:
-    /// [`ReadFallback::Primary`].
-    pub fn with_fallback(mut self, fallback: ReadFallback) -> Self {
-        self.config.fallback = fallback;
-        self
-    }
-
-    /// Replicas further behind than this (in time) are not used. `None`
-    /// disables the limit. Default: 30 s.
-    ///
-    /// On PostgreSQL the time lag is the age of the replica's last
-    /// replayed transaction, bounded by the time since a probe last found
-    /// it caught up with the primary: a replica that was caught up before
-    /// the primary woke from an idle spell is not taken for minutes behind.
-    pub fn with_max_lag(mut self, max: Option<Duration>) -> Self {
-        self.config.max_lag = max;
-        self
-    }
-
-    /// Replicas further behind than this many WAL bytes (PostgreSQL) are not
-    /// used. Default: no limit.
-    pub fn with_max_lag_bytes(mut self, max: Option<u64>) -> Self {
-        self.config.max_lag_bytes = max;
-        self
-    }
-
-    /// How often replicas are probed; each wait is jittered by ±20 %.
-    /// Default: 2 s.
-    pub fn with_health_interval(mut self, interval: Duration) -> Self {
-        self.config.health_interval = interval.max(Duration::from_millis(10));
-        self
-    }
-
-    /// How long one probe may take before the replica counts as failed.
-    /// Default: 1 s.
-    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
-        self.config.probe_timeout = timeout;
-        self
-    }
-
-    /// How long a read waits for a replica's pool before the replica counts
-    /// as down and the read moves on. Default: 1 s.
-    pub fn with_replica_acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.config.replica_acquire_timeout = timeout;
-        self
-    }
-
-    /// Consecutive successful probes needed to re-admit a banned replica.
-    /// Default: 1.
-    pub fn with_readmit_after(mut self, probes: u32) -> Self {
-        self.config.readmit_after = probes.max(1);
-        self
-    }
-
-    /// How long a read carrying a causal token may wait for the chosen
-    /// replica to catch up, and how often it polls meanwhile. Default: no
-    /// wait (straight to the primary), polling every 10 ms.
-    pub fn with_token_wait(mut self, max_wait: Duration, poll: Duration) -> Self {
-        self.config.token_wait = max_wait;
-        self.config.token_poll = poll.max(Duration::from_millis(1));
-        self
-    }
-
-    /// For databases without positions (SQLite, MySQL without GTID): reads
-    /// carrying a token stay on the primary this long after the write, and
-    /// afterwards use only replicas whose measured lag is smaller than the
-    /// time since the write. Default: 2 s.
-    pub fn with_write_window(mut self, window: Duration) -> Self {
-        self.config.write_window = window;
-        self
-    }
-
-    /// Builds the read-only pools (lazily: no connection is opened here),
-    /// probes the replicas once, and starts the health monitor.
-    ///
-    /// Must run inside a Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for more than [`MAX_REPLICAS`] replicas,
-    /// [`Error::Database`] for a malformed replica URL.
-    pub async fn build(self) -> Result<DbRouter<DB>> {
-        if self.replicas.len() > MAX_REPLICAS {
-            return Err(Error::Config(format!(
-                "{} replicas configured, at most {MAX_REPLICAS} are supported",
-                self.replicas.len()
-            )));
-        }
-        let base = self
-            .read_pool_options
-            .unwrap_or_else(|| self.primary.options().clone());
-        let read_options = DB::read_only_pool_options(base);
-
-        let primary_connect = (*self.primary.connect_options()).clone();
-        let primary_read = read_options
-            .clone()
-            .connect_lazy_with(DB::read_only_connect_options(primary_connect));
-
-        let replica_timeout = read_options
-            .get_acquire_timeout()
-            .min(self.config.replica_acquire_timeout);
-        let mut replicas = Vec::with_capacity(self.replicas.len());
-        for (name, source) in self.replicas {
-            let connect = match source {
-                ReplicaSource::Options(options) => options,
-                ReplicaSource::Url(url) => ConnectOptionsOf::<DB>::from_str(&url)?,
-            };
-            let pool = read_options
-                .clone()
-                .acquire_timeout(replica_timeout)
-                .connect_lazy_with(DB::read_only_connect_options(connect));
-            replicas.push(Arc::new(Replica::new(name, pool)));
-        }
-
-        let interval = self.config.health_interval;
-        let inner = Arc::new(Inner {
-            primary: self.primary,
-            primary_read,
-            replicas,
-            config: self.config,
-            counters: Counters::default(),
-            next: AtomicUsize::new(0),
-            monitor: Mutex::new(None),
-        });
-        if !inner.replicas.is_empty() {
-            inner.check_health().await;
-            let handle = spawn_monitor(Arc::downgrade(&inner), interval);
-            *inner.monitor.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        }
-        Ok(DbRouter { inner })
-    }
 }

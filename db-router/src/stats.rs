@@ -1,73 +1,10 @@
 //! Counters and a point-in-time snapshot of the router's state.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::fallback::FallbackReason;
 use crate::token::Position;
-
-/// Why a read went to the primary although replicas are configured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FallbackReason {
-    /// Every replica is banned after a failed health probe or connection.
-    ReplicasUnhealthy,
-    /// Every healthy replica is over the configured lag limit.
-    ReplicasLagging,
-    /// The replicas that were tried failed while serving this read, or
-    /// their pools were exhausted.
-    ReplicaError,
-    /// The read carried a causal token whose position no usable replica had
-    /// replayed (within the configured wait).
-    TokenNotReached,
-    /// The read carried a token without a position (SQLite, MySQL without
-    /// GTID) and the write is too recent for the replicas.
-    RecentWrite,
-    /// The token carrier failed, so it is unknown whether the user wrote
-    /// recently; the primary is the safe choice.
-    TokenUnavailable,
-}
-
-impl FallbackReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [FallbackReason; 6] = [
-        FallbackReason::ReplicasUnhealthy,
-        FallbackReason::ReplicasLagging,
-        FallbackReason::ReplicaError,
-        FallbackReason::TokenNotReached,
-        FallbackReason::RecentWrite,
-        FallbackReason::TokenUnavailable,
-    ];
-
-    /// A short `snake_case` name, for metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FallbackReason::ReplicasUnhealthy => "replicas_unhealthy",
-            FallbackReason::ReplicasLagging => "replicas_lagging",
-            FallbackReason::ReplicaError => "replica_error",
-            FallbackReason::TokenNotReached => "token_not_reached",
-            FallbackReason::RecentWrite => "recent_write",
-            FallbackReason::TokenUnavailable => "token_unavailable",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            FallbackReason::ReplicasUnhealthy => 0,
-            FallbackReason::ReplicasLagging => 1,
-            FallbackReason::ReplicaError => 2,
-            FallbackReason::TokenNotReached => 3,
-            FallbackReason::RecentWrite => 4,
-            FallbackReason::TokenUnavailable => 5,
-        }
-    }
-}
-
-impl fmt::Display for FallbackReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Fallback counts by reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -128,7 +65,9 @@ pub struct ReplicaStats {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Times the primary was handed out for writing (`writer()`, `begin()`).
+    /// Times the primary was handed out for writing (`write_pool()`,
+    /// `begin()`); [`primary_pool()`](crate::DbRouter::primary_pool) is not
+    /// counted.
     pub writes: u64,
     /// Reads served by a replica.
     pub replica_reads: u64,

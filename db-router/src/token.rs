@@ -35,8 +35,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
-
 /// The longest token string [`CausalToken::parse`] accepts.
 pub const MAX_TOKEN_LEN: usize = 512;
 
@@ -45,6 +43,37 @@ const MAX_GTID_DOMAINS: usize = 32;
 
 /// The version prefix of the current string form.
 const VERSION: &str = "v1";
+
+/// A causal token, or a position inside one, that could not be parsed.
+///
+/// Returned by [`CausalToken::parse`], [`Lsn`]'s `FromStr` and
+/// [`GtidPosition::parse_mariadb`]. Where a crate [`Error`](crate::Error)
+/// is wanted, `?` converts it into
+/// [`Error::InvalidToken`](crate::Error::InvalidToken).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseTokenError {
+    reason: &'static str,
+}
+
+impl ParseTokenError {
+    fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+
+    /// What was wrong with the input, in a few words.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for ParseTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid causal token: {}", self.reason)
+    }
+}
+
+impl std::error::Error for ParseTokenError {}
 
 /// A replication position on the primary, as understood by one database.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,14 +128,14 @@ impl fmt::Display for Lsn {
 }
 
 impl FromStr for Lsn {
-    type Err = Error;
+    type Err = ParseTokenError;
 
-    fn from_str(s: &str) -> Result<Self> {
+    fn from_str(s: &str) -> Result<Self, ParseTokenError> {
         let (hi, lo) = s
             .split_once('/')
-            .ok_or(Error::invalid_token("LSN has no '/'"))?;
-        let hi = parse_hex(hi, 8).ok_or(Error::invalid_token("bad LSN"))?;
-        let lo = parse_hex(lo, 8).ok_or(Error::invalid_token("bad LSN"))?;
+            .ok_or(ParseTokenError::new("LSN has no '/'"))?;
+        let hi = parse_hex(hi, 8).ok_or(ParseTokenError::new("bad LSN"))?;
+        let lo = parse_hex(lo, 8).ok_or(ParseTokenError::new("bad LSN"))?;
         Ok(Lsn((hi << 32) | lo))
     }
 }
@@ -161,7 +190,11 @@ impl GtidPosition {
 
     /// Parses MariaDB's comma-separated form (`0-1-42,1-2-7`). An empty
     /// string (binary log off, nothing replicated) gives `Ok(None)`.
-    pub fn parse_mariadb(s: &str) -> Result<Option<Self>> {
+    ///
+    /// # Errors
+    ///
+    /// [`ParseTokenError`] for anything else.
+    pub fn parse_mariadb(s: &str) -> Result<Option<Self>, ParseTokenError> {
         let s = s.trim();
         if s.is_empty() {
             return Ok(None);
@@ -182,19 +215,19 @@ impl fmt::Display for GtidPosition {
     }
 }
 
-fn parse_gtids<'a>(parts: impl Iterator<Item = &'a str>) -> Result<GtidPosition> {
+fn parse_gtids<'a>(parts: impl Iterator<Item = &'a str>) -> Result<GtidPosition, ParseTokenError> {
     let mut entries = Vec::new();
     for part in parts {
         if entries.len() == MAX_GTID_DOMAINS {
-            return Err(Error::invalid_token("too many GTID domains"));
+            return Err(ParseTokenError::new("too many GTID domains"));
         }
         let mut fields = part.split('-');
         let (Some(d), Some(s), Some(n), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
-            return Err(Error::invalid_token("GTID is not domain-server-sequence"));
+            return Err(ParseTokenError::new("GTID is not domain-server-sequence"));
         };
-        let bad = || Error::invalid_token("bad GTID number");
+        let bad = || ParseTokenError::new("bad GTID number");
         let domain = parse_dec(d, 10).and_then(|v| u32::try_from(v).ok());
         let server = parse_dec(s, 10).and_then(|v| u32::try_from(v).ok());
         let sequence = parse_dec(n, 20);
@@ -205,7 +238,7 @@ fn parse_gtids<'a>(parts: impl Iterator<Item = &'a str>) -> Result<GtidPosition>
         });
     }
     if entries.is_empty() {
-        return Err(Error::invalid_token("empty GTID position"));
+        return Err(ParseTokenError::new("empty GTID position"));
     }
     Ok(GtidPosition::new(entries))
 }
@@ -260,30 +293,30 @@ impl CausalToken {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidToken`] for anything that is not a well-formed token
-    /// of a known version; this never panics.
-    pub fn parse(s: &str) -> Result<Self> {
+    /// [`ParseTokenError`] for anything that is not a well-formed token of
+    /// a known version; this never panics.
+    pub fn parse(s: &str) -> Result<Self, ParseTokenError> {
         if s.len() > MAX_TOKEN_LEN {
-            return Err(Error::invalid_token("too long"));
+            return Err(ParseTokenError::new("too long"));
         }
         let mut parts = s.split('.');
         match parts.next() {
             Some(VERSION) => {}
             Some(v) if v.starts_with('v') => {
-                return Err(Error::invalid_token("unsupported version"));
+                return Err(ParseTokenError::new("unsupported version"));
             }
-            _ => return Err(Error::invalid_token("missing version prefix")),
+            _ => return Err(ParseTokenError::new("missing version prefix")),
         }
         let written_at_ms = parts
             .next()
             .and_then(|t| parse_hex(t, 16))
-            .ok_or(Error::invalid_token("bad write time"))?;
+            .ok_or(ParseTokenError::new("bad write time"))?;
         let position = match parts.next() {
             None => None,
             Some(pos) => Some(parse_position(pos)?),
         };
         if parts.next().is_some() {
-            return Err(Error::invalid_token("trailing data"));
+            return Err(ParseTokenError::new("trailing data"));
         }
         Ok(Self {
             written_at_ms,
@@ -292,14 +325,14 @@ impl CausalToken {
     }
 }
 
-fn parse_position(pos: &str) -> Result<Position> {
+fn parse_position(pos: &str) -> Result<Position, ParseTokenError> {
     if let Some(hex) = pos.strip_prefix('l') {
-        let lsn = parse_hex(hex, 16).ok_or(Error::invalid_token("bad LSN"))?;
+        let lsn = parse_hex(hex, 16).ok_or(ParseTokenError::new("bad LSN"))?;
         Ok(Position::Lsn(Lsn(lsn)))
     } else if let Some(list) = pos.strip_prefix('g') {
         parse_gtids(list.split('_')).map(Position::Gtid)
     } else {
-        Err(Error::invalid_token("unknown position kind"))
+        Err(ParseTokenError::new("unknown position kind"))
     }
 }
 
@@ -324,9 +357,9 @@ impl fmt::Display for CausalToken {
 }
 
 impl FromStr for CausalToken {
-    type Err = Error;
+    type Err = ParseTokenError;
 
-    fn from_str(s: &str) -> Result<Self> {
+    fn from_str(s: &str) -> Result<Self, ParseTokenError> {
         Self::parse(s)
     }
 }

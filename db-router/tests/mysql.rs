@@ -126,7 +126,7 @@ async fn replica_probe_guard_and_write_window() {
     let tag = unique_tag("window");
     sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
         .bind(&tag)
-        .execute(router.writer())
+        .execute(router.write_pool())
         .await
         .unwrap();
     let token = router.write_token().await.unwrap();
@@ -164,7 +164,7 @@ async fn app_handler(request: Request<String>) -> Result<Response<String>, Infal
     if request.method() == http::Method::POST {
         sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
             .bind(request.body())
-            .execute(db.writer())
+            .execute(db.write_pool())
             .await
             .unwrap();
         return Ok(Response::new("created".to_owned()));

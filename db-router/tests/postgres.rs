@@ -280,7 +280,7 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
     let mut stale_plain_reads = 0;
     for _ in 0..ROUNDS {
         let tag = unique_tag("ryw");
-        insert(router.writer(), &tag).await;
+        insert(router.write_pool(), &tag).await;
         let token = router.write_token().await.unwrap();
         assert!(token.position().is_some(), "PostgreSQL tokens carry an LSN");
 
@@ -322,7 +322,7 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         .await
         .unwrap();
     let tag = unique_tag("wait");
-    insert(waiting.writer(), &tag).await;
+    insert(waiting.write_pool(), &tag).await;
     let token = waiting.write_token().await.unwrap();
     let started = Instant::now();
     let mut conn = waiting.reader_with(Some(&token)).await.unwrap();
@@ -352,7 +352,7 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         .build()
         .await
         .unwrap();
-    insert(strict.writer(), &unique_tag("lag")).await;
+    insert(strict.write_pool(), &unique_tag("lag")).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     strict.check_health().await;
     let replica = &strict.stats().replicas[0];
@@ -539,7 +539,7 @@ async fn app_handler(request: Request<String>) -> Result<Response<String>, Infal
         .expect("RouterLayer installed")
         .clone();
     if request.method() == http::Method::POST {
-        insert(db.writer(), request.body()).await;
+        insert(db.write_pool(), request.body()).await;
         return Ok(Response::new("created".to_owned()));
     }
     let tag = request.uri().query().unwrap_or_default().to_owned();

@@ -74,7 +74,7 @@ async fn count(db: DbHandle<Sqlite>) -> String {
 
 async fn add(db: DbHandle<Sqlite>) -> &'static str {
     sqlx::query("INSERT INTO notes VALUES ('hello')")
-        .execute(db.writer())
+        .execute(db.write_pool())
         .await
         .unwrap();
     "added"

@@ -83,7 +83,7 @@ async fn without_replicas_reads_use_a_read_only_primary() {
     assert!(!router.has_replicas());
 
     sqlx::query("INSERT INTO items (v) VALUES ('a')")
-        .execute(router.writer())
+        .execute(router.write_pool())
         .await
         .unwrap();
 
@@ -209,7 +209,7 @@ async fn position_less_tokens_keep_reads_on_the_primary_for_the_window() {
         .await
         .unwrap();
     sqlx::query("INSERT INTO items (v) VALUES ('w')")
-        .execute(router.writer())
+        .execute(router.write_pool())
         .await
         .unwrap();
     let token = router.write_token().await.unwrap();
@@ -296,7 +296,7 @@ async fn app_handler(request: Request<String>) -> Result<Response<String>, Infal
     if request.method() == Method::POST {
         sqlx::query("INSERT INTO items (v) VALUES (?)")
             .bind(request.into_body())
-            .execute(db.writer())
+            .execute(db.write_pool())
             .await
             .unwrap();
         return Ok(Response::new("ok".to_owned()));
@@ -443,10 +443,10 @@ mod axum_extractor {
 
     async fn write(db: DbHandle<Sqlite>) -> String {
         sqlx::query("INSERT INTO items (v) VALUES ('axum')")
-            .execute(db.writer())
+            .execute(db.write_pool())
             .await
             .unwrap();
-        let token = db.wrote().await.unwrap();
+        let token = db.record_write_token().await.unwrap();
         token.to_string()
     }
 

@@ -46,8 +46,11 @@ fn check(input: &str) {
             let again = CausalToken::parse(&token.to_string()).expect("reparse");
             assert_eq!(again, token, "{input:?}");
         }
-        Err(Error::InvalidToken { reason }) => assert!(!reason.is_empty()),
-        Err(other) => panic!("{input:?}: unexpected error kind {other:?}"),
+        Err(error) => {
+            assert!(!error.reason().is_empty());
+            // Converted into the crate's error, it is an invalid token.
+            assert!(matches!(Error::from(error), Error::InvalidToken(_)));
+        }
     }
 }
 

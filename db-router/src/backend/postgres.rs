@@ -14,6 +14,15 @@ fn parse_lsn(text: Option<String>) -> Option<Position> {
     text.and_then(|t| t.parse::<Lsn>().ok()).map(Position::Lsn)
 }
 
+/// Runs a query that returns one LSN as text (NULL: no position).
+async fn lsn_query(
+    conn: &mut PgConnection,
+    sql: &'static str,
+) -> Result<Option<Position>, sqlx::Error> {
+    let lsn: Option<String> = sqlx::query_scalar(sql).fetch_one(&mut *conn).await?;
+    Ok(parse_lsn(lsn))
+}
+
 impl Backend for Postgres {
     const HAS_POSITIONS: bool = true;
 
@@ -30,23 +39,13 @@ impl Backend for Postgres {
     fn primary_position(
         conn: &mut PgConnection,
     ) -> BoxFuture<'_, Result<Option<Position>, sqlx::Error>> {
-        Box::pin(async move {
-            let lsn: Option<String> = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok(parse_lsn(lsn))
-        })
+        Box::pin(lsn_query(conn, "SELECT pg_current_wal_lsn()::text"))
     }
 
     fn replay_position(
         conn: &mut PgConnection,
     ) -> BoxFuture<'_, Result<Option<Position>, sqlx::Error>> {
-        Box::pin(async move {
-            let lsn: Option<String> = sqlx::query_scalar("SELECT pg_last_wal_replay_lsn()::text")
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok(parse_lsn(lsn))
-        })
+        Box::pin(lsn_query(conn, "SELECT pg_last_wal_replay_lsn()::text"))
     }
 
     fn probe_replica(

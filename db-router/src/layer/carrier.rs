@@ -77,6 +77,19 @@ pub trait TokenCarrier: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// A token's string form as a carrier found it (`carried_in`: `cookie`,
+/// `header`, `session`): a malformed one is no token, logged at debug
+/// level.
+pub(crate) fn parse_carried(text: &str, carried_in: &'static str) -> Option<CausalToken> {
+    match CausalToken::parse(text) {
+        Ok(token) => Some(token),
+        Err(error) => {
+            tracing::debug!(%error, carried_in, "ignoring a malformed causal token");
+            None
+        }
+    }
+}
+
 /// Carries the token in a small cookie (the default carrier).
 ///
 /// The cookie is `HttpOnly`, `SameSite=Lax`, `Path=/` and short-lived
@@ -153,13 +166,7 @@ impl CookieCarrier {
             .flat_map(cookie::Cookie::split_parse)
             .filter_map(|c| c.ok())
             .filter(|c| c.name() == self.name)
-            .find_map(|c| match CausalToken::parse(c.value()) {
-                Ok(token) => Some(token),
-                Err(error) => {
-                    tracing::debug!(%error, "ignoring a malformed causal token cookie");
-                    None
-                }
-            })
+            .find_map(|c| parse_carried(c.value(), "cookie"))
     }
 }
 
@@ -226,17 +233,10 @@ impl TokenCarrier for HeaderCarrier {
         let Some(value) = request.headers.get(&self.name) else {
             return Ok(None);
         };
-        match value
-            .to_str()
-            .map_err(|_| ())
-            .and_then(|v| CausalToken::parse(v).map_err(|_| ()))
-        {
-            Ok(token) => Ok(Some(token)),
-            Err(()) => {
-                tracing::debug!(header = %self.name, "ignoring a malformed causal token header");
-                Ok(None)
-            }
-        }
+        // A value that is not visible ASCII is no token either: the lossy
+        // text holds a character no token has.
+        let text = String::from_utf8_lossy(value.as_bytes());
+        Ok(parse_carried(&text, "header"))
     }
 
     async fn store(

@@ -8,8 +8,8 @@ use sqlx::{Pool, Transaction};
 
 use crate::backend::RoutedDatabase;
 use crate::error::Result;
+use crate::fallback::FallbackReason;
 use crate::router::{DbRouter, Role};
-use crate::stats::FallbackReason;
 use crate::token::CausalToken;
 
 /// The database, as one request sees it.
@@ -21,10 +21,13 @@ use crate::token::CausalToken;
 /// * [`reader`](Self::reader) gives a read-only connection: from a replica
 ///   in a read request (`GET`, `HEAD`, `OPTIONS`) unless the user's causal
 ///   token says the replicas are behind, from the primary otherwise.
-/// * [`writer`](Self::writer) and [`begin`](Self::begin) give the primary
-///   and mark the request as a write: after the handler, the layer records
-///   the primary's position in a new token for the user's next requests.
-/// * [`wrote`](Self::wrote) records it right away and returns it.
+/// * [`write_pool`](Self::write_pool) and [`begin`](Self::begin) give the
+///   primary and mark the request as a write: after the handler, the layer
+///   records the primary's position in a new token for the user's next
+///   requests. [`mark_written`](Self::mark_written) marks it without
+///   touching the database.
+/// * [`record_write_token`](Self::record_write_token) records the token
+///   right away, instead of after the handler, and returns it.
 pub struct DbHandle<DB: RoutedDatabase> {
     inner: Arc<HandleInner<DB>>,
 }
@@ -153,13 +156,16 @@ impl<DB: RoutedDatabase> DbHandle<DB> {
         self.inner.router.read_pool(token.as_ref()).await
     }
 
-    /// The primary pool. Marks the request as a write.
-    pub fn writer(&self) -> &Pool<DB> {
+    /// The primary pool, for a write. Marks the request as a write and
+    /// counts one in [`Stats::writes`](crate::Stats::writes), as
+    /// [`DbRouter::write_pool`] does.
+    pub fn write_pool(&self) -> &Pool<DB> {
         self.mark_written();
-        self.inner.router.writer()
+        self.inner.router.write_pool()
     }
 
-    /// A transaction on the primary. Marks the request as a write.
+    /// A transaction on the primary. Marks the request as a write and
+    /// counts one in [`Stats::writes`](crate::Stats::writes).
     ///
     /// # Errors
     ///
@@ -170,18 +176,21 @@ impl<DB: RoutedDatabase> DbHandle<DB> {
     }
 
     /// Marks the request as a write without touching the database: the layer
-    /// records the primary's position once the handler has finished.
+    /// records the primary's position once the handler has finished. To
+    /// record it now, use [`record_write_token`](Self::record_write_token).
     pub fn mark_written(&self) {
         self.state().dirty = true;
     }
 
-    /// Records the primary's position now, after a committed write, and
-    /// returns the token (which the layer also hands to the carrier).
+    /// Records the primary's position now, after a committed write, instead
+    /// of after the handler, and returns the token (which the layer also
+    /// hands to the carrier). Reads later in this request may then use a
+    /// replica that has replayed the write.
     ///
     /// # Errors
     ///
     /// As [`DbRouter::write_token`]; the request stays marked as a write.
-    pub async fn wrote(&self) -> Result<CausalToken> {
+    pub async fn record_write_token(&self) -> Result<CausalToken> {
         self.mark_written();
         let token = self.inner.router.write_token().await?;
         let mut state = self.state();

@@ -8,10 +8,12 @@
 //! 2. loads the user's [`CausalToken`](crate::CausalToken) through a
 //!    [`TokenCarrier`] (by default the `db_causal` cookie);
 //! 3. puts a [`DbHandle`] in the request extensions;
-//! 4. after the handler, if it took the writer (or called
-//!    [`DbHandle::wrote`] / [`DbHandle::mark_written`]), records the
-//!    primary's position in a new token and hands it to the carrier, so the
-//!    user's next read sees the write.
+//! 4. after the handler, if it took the primary for a write
+//!    ([`DbHandle::write_pool`], [`DbHandle::begin`],
+//!    [`DbHandle::mark_written`]), records the primary's position in a new
+//!    token and hands it to the carrier, so the user's next read sees the
+//!    write. A handler that called [`DbHandle::record_write_token`] has
+//!    recorded it already.
 //!
 //! # Example
 //!
@@ -38,7 +40,7 @@
 //!     if req.method() == Method::POST {
 //!         sqlx::query("INSERT INTO notes VALUES (?)")
 //!             .bind(req.into_body())
-//!             .execute(db.writer())
+//!             .execute(db.write_pool())
 //!             .await
 //!             .unwrap();
 //!         return Ok(Response::new(String::new()));
@@ -260,7 +262,7 @@ where
         // The clone is not ready; the instance that was polled ready serves
         // this request.
         let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
+        let inner = mem::replace(&mut self.inner, clone);
         let router = self.router.clone();
         let carrier = self.carrier.clone();
         let role = if self.read_methods.contains(request.method()) {
@@ -270,32 +272,47 @@ where
         };
 
         let span = tracing::debug_span!("db_router.request", role = ?role);
-        ResponseFuture::new(
-            async move {
-            let (mut parts, body) = request.into_parts();
-            let cx = carrier.context(&parts);
-            let (token, unavailable) = match carrier.load(&cx, &parts).await {
-                Ok(token) => (token, false),
-                Err(error) => {
-                    tracing::warn!(%error, "causal token carrier failed to load; reads use the primary");
-                    (None, true)
-                }
-            };
-            let handle = DbHandle::build(router, role, token, unavailable);
-            parts.extensions.insert(handle.clone());
-
-            let response = inner.call(Request::from_parts(parts, body)).await?;
-
-            let Some(token) = handle.finish().await else {
-                return Ok(response);
-            };
-            let (mut parts, body) = response.into_parts();
-            if let Err(error) = carrier.store(cx, &token, &mut parts).await {
-                tracing::error!(%error, "causal token carrier failed to store the token");
-            }
-            Ok(Response::from_parts(parts, body))
-        }
-            .instrument(span),
-        )
+        ResponseFuture::new(serve(inner, router, carrier, role, request).instrument(span))
     }
+}
+
+/// One request through [`RouterService`]: load the user's token, hand the
+/// handler a [`DbHandle`], and store a new token after a write.
+async fn serve<S, DB, C, ReqBody, ResBody>(
+    mut inner: S,
+    router: DbRouter<DB>,
+    carrier: C,
+    role: Role,
+    request: Request<ReqBody>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    DB: RoutedDatabase,
+    C: TokenCarrier,
+{
+    let (mut parts, body) = request.into_parts();
+    let cx = carrier.context(&parts);
+    let (token, unavailable) = match carrier.load(&cx, &parts).await {
+        Ok(token) => (token, false),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "causal token carrier failed to load; reads use the primary"
+            );
+            (None, true)
+        }
+    };
+    let handle = DbHandle::build(router, role, token, unavailable);
+    parts.extensions.insert(handle.clone());
+
+    let response = inner.call(Request::from_parts(parts, body)).await?;
+
+    let Some(token) = handle.finish().await else {
+        return Ok(response);
+    };
+    let (mut parts, body) = response.into_parts();
+    if let Err(error) = carrier.store(cx, &token, &mut parts).await {
+        tracing::error!(%error, "causal token carrier failed to store the token");
+    }
+    Ok(Response::from_parts(parts, body))
 }

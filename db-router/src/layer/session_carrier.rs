@@ -31,7 +31,7 @@
 //!
 //! async fn write(db: DbHandle<Sqlite>) -> &'static str {
 //!     sqlx::query("INSERT INTO notes VALUES ('hi')")
-//!         .execute(db.writer())
+//!         .execute(db.write_pool())
 //!         .await
 //!         .unwrap();
 //!     "saved"
@@ -76,7 +76,7 @@ use std::borrow::Cow;
 use http::{request, response};
 use session_core::Session;
 
-use super::carrier::TokenCarrier;
+use super::carrier::{TokenCarrier, parse_carried};
 use crate::error::{Error, Result};
 use crate::token::CausalToken;
 
@@ -158,13 +158,7 @@ impl TokenCarrier for SessionCarrier {
             .get::<String>(&self.key)
             .await
             .map_err(Error::carrier)?;
-        Ok(value.and_then(|text| match CausalToken::parse(&text) {
-            Ok(token) => Some(token),
-            Err(error) => {
-                tracing::debug!(%error, "ignoring a malformed causal token in the session");
-                None
-            }
-        }))
+        Ok(value.and_then(|text| parse_carried(&text, "session")))
     }
 
     async fn store(
