@@ -62,3 +62,6 @@ pub mod dynamodb;
 #[cfg(feature = "dynamodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use self::dynamodb::DynamoDbStore;
+
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+mod stored;
