@@ -4,6 +4,8 @@
 //! The stores built from URLs are tested in `redis.rs`.
 #![cfg(feature = "redis")]
 
+use std::future::{Future, ready};
+
 use redis::cluster::ClusterClient;
 use session_core::Error;
 use session_stores::RedisStore;
@@ -26,32 +28,37 @@ fn cluster_client() -> ClusterClient {
     ClusterClient::new(urls.split(',').map(str::trim)).expect("REDIS_CLUSTER_URLS are Redis URLs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn store_from_a_client_passes_the_conformance_suite() {
-    let client = client();
+/// Runs session-core's conformance suite on the stores `make_store` builds.
+async fn assert_conforms<F, Fut>(make_store: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = session_core::Result<RedisStore>>,
+{
     session_core::test_suite::run(|| async {
-        RedisStore::builder()
-            .connect_with_client(client.clone())
+        make_store()
             .await
-            .expect("Redis at REDIS_URL")
+            .unwrap_or_else(|e| panic!("cannot build the store: {e}; are the servers up?"))
     })
     .await
     .assert_passed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_from_a_client_passes_the_conformance_suite() {
+    let client = client();
+    assert_conforms(|| RedisStore::builder().connect_with_client(client.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_with_near_cache_from_a_client_passes_the_conformance_suite() {
     // The client speaks RESP2; the store's own connection speaks RESP3.
     let client = client();
-    session_core::test_suite::run(|| async {
+    assert_conforms(|| {
         RedisStore::builder()
             .with_near_cache(10_000)
             .connect_with_client(client.clone())
-            .await
-            .expect("Redis at REDIS_URL")
     })
-    .await
-    .assert_passed();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -60,26 +67,13 @@ async fn store_on_a_connection_passes_the_conformance_suite() {
         .get_connection_manager()
         .await
         .expect("Redis at REDIS_URL");
-    session_core::test_suite::run(|| async {
-        RedisStore::builder()
-            .build_with_connection(conn.clone())
-            .expect("no near cache asked for")
-    })
-    .await
-    .assert_passed();
+    assert_conforms(|| ready(RedisStore::builder().build_with_connection(conn.clone()))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_from_a_cluster_client_passes_the_conformance_suite() {
     let client = cluster_client();
-    session_core::test_suite::run(|| async {
-        RedisStore::builder()
-            .connect_with_cluster_client(client.clone())
-            .await
-            .expect("the Redis Cluster at REDIS_CLUSTER_URLS")
-    })
-    .await
-    .assert_passed();
+    assert_conforms(|| RedisStore::builder().connect_with_cluster_client(client.clone())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -88,13 +82,8 @@ async fn store_on_a_cluster_connection_passes_the_conformance_suite() {
         .get_async_connection()
         .await
         .expect("the Redis Cluster at REDIS_CLUSTER_URLS");
-    session_core::test_suite::run(|| async {
-        RedisStore::builder()
-            .build_with_cluster_connection(conn.clone())
-            .expect("no near cache asked for")
-    })
-    .await
-    .assert_passed();
+    assert_conforms(|| ready(RedisStore::builder().build_with_cluster_connection(conn.clone())))
+        .await;
 }
 
 #[tokio::test]
