@@ -64,7 +64,15 @@ async fn single(url: &str, var: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("cannot reach Redis at {var}={url}: {e}; {START_HINT}"))
 }
 
+/// rustls's crypto provider, which an application connecting over TLS
+/// installs itself (the store never does).
+fn install_crypto_provider() {
+    // Already installed by another test of this binary: fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 async fn tls(url: &str, var: &str) -> RedisStore {
+    install_crypto_provider();
     RedisStore::builder()
         .with_tls_root_cert_pem(tls_ca())
         .connect(url)
@@ -148,6 +156,7 @@ async fn tls_checks_the_certificate_and_acl_checks_the_password() {
         "rediss://stateful:stateful-pass@127.0.0.1:6390",
     );
     tls(&url, "REDIS_TLS_ACL_URL").await;
+    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
 
     // Without the private CA the server's certificate is not trusted.
     let err = RedisStore::connect(&url).await.unwrap_err();
