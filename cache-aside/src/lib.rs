@@ -54,13 +54,49 @@
 //! # fn main() {}
 //! ```
 //!
-//! With L2, add `.with_redis_url(url)?`, or `.with_redis(client)` with a
-//! `redis::Client` the application already has (feature `redis`); keys then
-//! need `Display + Serialize + DeserializeOwned` and values
-//! `Serialize + DeserializeOwned`. The connection opens lazily: building
-//! succeeds while Redis is down. This crate never installs a process-wide
-//! rustls crypto provider; for `rediss://`, see
-//! [`CacheBuilder::with_redis_url`].
+//! With L2 (feature `redis`), start from a URL, or from a `redis::Client`
+//! the application already has; keys then need
+//! `Display + Serialize + DeserializeOwned` and values
+//! `Serialize + DeserializeOwned`:
+//!
+//! ```
+//! # #[cfg(feature = "full")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let url = "redis://127.0.0.1:6379";
+//! use cache_aside::{CacheBuilder, from_fn};
+//!
+//! let loader = from_fn(|id: u64| async move { Ok::<_, std::io::Error>(Some(id * 2)) });
+//! let from_url = CacheBuilder::new("doubled")
+//!     .with_l1(1_000)
+//!     .with_redis_url(url)?
+//!     .build(loader);
+//!
+//! let client = redis::Client::open(url)?; // the application's own client
+//! let loader = from_fn(|id: u64| async move { Ok::<_, std::io::Error>(Some(id * 3)) });
+//! let from_client = CacheBuilder::new("tripled").with_redis(client).build(loader);
+//! # let _ = (from_url, from_client);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "full"))]
+//! # fn main() {}
+//! ```
+//!
+//! The connection opens lazily: building succeeds while Redis is down. This
+//! crate never installs a process-wide rustls crypto provider; for
+//! `rediss://`, see [`CacheBuilder::with_redis_url`].
+//!
+//! # Features
+//!
+//! No feature is on by default.
+//!
+//! | feature | enables |
+//! |---------|---------|
+//! | `moka`  | L1, in process: [`CacheBuilder::with_l1`], `with_l1_ttl` |
+//! | `redis` | L2, on Redis: `CacheBuilder::with_redis`, `with_redis_url` and their options, `Cache::is_subscribed` |
+//! | `full`  | both |
+//!
+//! Without any tier a [`Cache`] still coalesces concurrent loads.
 //!
 //! # What it guarantees
 //!
@@ -91,18 +127,6 @@
 //! [`Cache::stats`] counts hits and misses per tier, loads, load errors,
 //! lease waits and Redis errors; loads, fills and invalidations run in
 //! `tracing` spans (`cache_aside.*`).
-//!
-//! # Features
-//!
-//! No feature is on by default.
-//!
-//! | feature | enables |
-//! |---------|---------|
-//! | `moka`  | L1, in process: [`CacheBuilder::with_l1`], `with_l1_ttl` |
-//! | `redis` | L2, on Redis: `CacheBuilder::with_redis`, `with_redis_url` and their options, `Cache::is_subscribed` |
-//! | `full`  | both |
-//!
-//! Without any tier a [`Cache`] still coalesces concurrent loads.
 //!
 //! # Redis layout
 //!
@@ -136,3 +160,8 @@ pub use error::{BoxError, ConfigError, Error, SharedError};
 pub use loader::{FnLoader, Loader, from_fn};
 pub use settings::FailMode;
 pub use stats::CacheStats;
+
+/// Compiles the README's example (shown on crates.io) as a doctest.
+#[cfg(all(doctest, feature = "full"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
