@@ -272,3 +272,22 @@ where
         Cache::new(self.config, loader)
     }
 }
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_redis_url_is_refused_at_once() {
+        let refused = CacheBuilder::<u64, String>::new("t").with_redis_url("http://not-redis");
+        let Err(ConfigError::RedisUrl(source)) = refused else {
+            panic!("a non-Redis URL must be refused");
+        };
+        assert!(source.downcast_ref::<redis::RedisError>().is_some());
+        assert!(
+            CacheBuilder::<u64, String>::new("t")
+                .with_redis_url("redis://127.0.0.1:1/0")
+                .is_ok()
+        );
+    }
+}

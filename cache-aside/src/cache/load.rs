@@ -1,6 +1,7 @@
 //! Running the loader and turning its answers into entries.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,16 +23,7 @@ where
 {
     /// Runs the loader for one key, timing it.
     pub(super) async fn load(&self, key: &K) -> Result<Loaded<V>, Error<L::Error>> {
-        bump(&self.stats.loads);
-        let started = Instant::now();
-        match self.loader.load(key).await {
-            Ok(value) => Ok((value, elapsed_ms(started))),
-            Err(error) => {
-                bump(&self.stats.load_errors);
-                tracing::debug!(cache = %self.settings.name, %error, "loader failed");
-                Err(Error::Load(Arc::new(error)))
-            }
-        }
+        self.timed("loader", || self.loader.load(key)).await
     }
 
     /// Runs the batch loader once for `keys`, timing it.
@@ -39,13 +31,27 @@ where
         &self,
         keys: &[K],
     ) -> Result<(HashMap<K, V>, u32), Error<L::Error>> {
+        self.timed("batch loader", || self.loader.load_many(keys))
+            .await
+    }
+
+    /// Counts and times one loader call; its failure becomes
+    /// [`Error::Load`].
+    async fn timed<T, F>(
+        &self,
+        what: &str,
+        call: impl FnOnce() -> F,
+    ) -> Result<(T, u32), Error<L::Error>>
+    where
+        F: Future<Output = Result<T, L::Error>>,
+    {
         bump(&self.stats.loads);
         let started = Instant::now();
-        match self.loader.load_many(keys).await {
-            Ok(loaded) => Ok((loaded, elapsed_ms(started))),
+        match call().await {
+            Ok(answer) => Ok((answer, elapsed_ms(started))),
             Err(error) => {
                 bump(&self.stats.load_errors);
-                tracing::debug!(cache = %self.settings.name, %error, "batch loader failed");
+                tracing::debug!(cache = %self.settings.name, %error, "{what} failed");
                 Err(Error::Load(Arc::new(error)))
             }
         }

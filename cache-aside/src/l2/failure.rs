@@ -42,3 +42,24 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_redis_error_stays_reachable_behind_the_public_error() {
+        let cause = redis::RedisError::from((redis::ErrorKind::Io, "connection reset"));
+        let failure = Failure::Redis {
+            op: "get",
+            source: Arc::new(cause),
+        };
+        let Error::<std::io::Error>::Redis { op, source } = failure.into_error() else {
+            panic!("a Redis failure must become Error::Redis");
+        };
+        assert_eq!(op, "get");
+        assert!(source.downcast_ref::<redis::RedisError>().is_some());
+    }
+}
