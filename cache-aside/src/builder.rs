@@ -106,7 +106,7 @@ where
     /// entry ahead of its expiry when `now − delta·beta·ln(rand()) ≥ expiry`,
     /// where `delta` is how long the last load took. `beta = 1.0` is the usual
     /// choice; larger values refresh earlier. The refresh runs in the reading
-    /// call, at most once per key per process and (with Redis) per fleet, and
+    /// call, at most once per key per process and (with L2) per fleet, and
     /// other callers keep getting the current value. If the refresh fails, the
     /// current (still valid) value is returned. Costs one clock read per hit.
     pub fn with_early_refresh(mut self, beta: f64) -> Self {

@@ -73,7 +73,7 @@ where
     /// answer is then stored). `Ok(None)` means the loader found nothing
     /// (possibly answered from a cached negative entry).
     ///
-    /// Concurrent misses of one key in this process run one load; with Redis,
+    /// Concurrent misses of one key in this process run one load; with L2,
     /// a lease makes the whole fleet run one load, others waiting for its
     /// result.
     ///
@@ -154,7 +154,7 @@ where
     }
 
     /// Whether the invalidation channel is currently subscribed (always
-    /// `false` without Redis). Useful as a readiness signal: until it is, L1
+    /// `false` without L2). Useful as a readiness signal: until it is, L1
     /// relies on its TTL alone, and it is flushed when the subscription
     /// (re)connects.
     #[cfg(feature = "redis")]
