@@ -45,8 +45,8 @@ use time::OffsetDateTime;
 use tokio::sync::Barrier;
 use tower::{Layer as _, Service, ServiceExt as _};
 
-use crate::record::now;
-use crate::{Data, Error, Id, Record, Result, Session, SessionLayer, SessionStore};
+use crate::store::{Data, Record, now};
+use crate::{Error, Id, Result, Session, SessionLayer, SessionStore};
 
 /// The outcome of [`run`]: which checks passed and why the others failed.
 #[derive(Debug, Default)]

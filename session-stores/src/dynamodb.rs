@@ -124,8 +124,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use session_core::record::{DecodeError, now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{DecodeError, Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 /// DynamoDB's limit on the size of one item: 400 KB.
@@ -690,7 +690,7 @@ mod tests {
 
     #[test]
     fn ttl_seconds_round_up() {
-        let at = |ms| session_core::record::from_unix_millis(ms).unwrap();
+        let at = |ms| session_core::store::from_unix_millis(ms).unwrap();
         assert_eq!(ttl_seconds(at(1_000)), 1);
         assert_eq!(ttl_seconds(at(1_001)), 2);
         assert_eq!(ttl_seconds(at(1_999)), 2);
@@ -726,7 +726,7 @@ mod tests {
             )
         });
         store.max_item_size = usize::MAX;
-        let mut data = session_core::Data::new();
+        let mut data = session_core::store::Data::new();
         data.insert(
             "blob".into(),
             serde_json::Value::from("z".repeat(450 * 1024)).into(),

@@ -134,8 +134,8 @@ use redis::{
     Cmd, CommandCacheConfig, ErrorKind, FromRedisValue, IntoConnectionInfo, ProtocolVersion,
     RedisError, ServerErrorKind, TlsCertificates,
 };
-use session_core::record::{DecodeError, now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{DecodeError, Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 const DEFAULT_PREFIX: &str = "session:";
@@ -884,7 +884,7 @@ impl SessionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_core::Data;
+    use session_core::store::Data;
 
     fn sample(expires_at: Option<OffsetDateTime>) -> Record {
         let mut data = Data::new();

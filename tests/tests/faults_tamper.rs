@@ -20,8 +20,8 @@ use examples::shop::{Config, StoreKind, app};
 use http::HeaderValue;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use session_core::record::now;
-use session_core::{ClientStore, Data, Id, Record};
+use session_core::store::{Data, Record, now};
+use session_core::{ClientStore, Id};
 use session_stores::cookie::{CookieStore, Key};
 use tests::e2e::say;
 
