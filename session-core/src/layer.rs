@@ -12,7 +12,7 @@ use crate::lifecycle::Sessions;
 use crate::service::SessionService;
 use crate::store::{ClientStore, SessionStore};
 
-/// Adds a [`Session`] to every request, backed by a [`SessionStore`].
+/// Adds a [`Session`](crate::Session) to every request, backed by a [`SessionStore`].
 ///
 /// The defaults suit most apps: cookie `id` on path `/`, `Secure`,
 /// `HttpOnly`, `SameSite=Lax`, a browser-session cookie, 24 hours of idle
@@ -130,7 +130,7 @@ impl SessionLayer {
     }
 
     /// How many times a save is attempted when concurrent requests keep
-    /// saving first (default 32), for [`Session::update`] and for the save
+    /// saving first (default 32), for [`Session::update`](crate::Session::update) and for the save
     /// at the end of a request.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.config().max_attempts = attempts.max(1);

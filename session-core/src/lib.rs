@@ -25,8 +25,10 @@
 //!   a hang.
 //!
 //! Stores live in the `session-stores` crate (memory, encrypted cookie,
-//! Redis, DynamoDB); any type implementing [`SessionStore`] works, and the
-//! [`test_suite`] checks one against the whole contract.
+//! Redis, DynamoDB); any type implementing [`SessionStore`] works. Writing
+//! a store? Everything it needs (the traits, the versioned [`store::Record`]
+//! and its encoding, the clock) is in the [`store`] module, and the
+//! [`test_suite`] checks a store against the whole contract.
 //!
 //! # Example
 //!
@@ -101,3 +103,8 @@ pub use store::{ClientStore, SessionStore};
 
 /// Re-exported so stores and handlers name the same `async_trait`.
 pub use async_trait::async_trait;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -56,7 +56,7 @@ impl fmt::Debug for TestApp {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TestReply {
-    /// The status: a handler's error gives [`Error::status`].
+    /// The status: a handler's error gives [`Error::status`](crate::Error::status).
     pub status: StatusCode,
     /// The handler's output, or the error message.
     pub body: String,

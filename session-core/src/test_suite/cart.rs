@@ -25,7 +25,7 @@ pub struct CartOutcome {
 /// The concurrency acceptance test: `n` requests of one session, spread
 /// round-robin over `layers` (one per app instance, each with its own store
 /// connection), first all read the cart, then each adds its own item with
-/// [`Session::update`]. Without lost updates the cart ends with `n`
+/// [`Session::update`](crate::Session::update). Without lost updates the cart ends with `n`
 /// distinct items.
 ///
 /// Each layer's attempt limit is raised to `n + 1`, which always suffices:

@@ -5,7 +5,7 @@
 //! store-level operations (round trip, compare-and-set, insert-only create,
 //! expiry, touch, delete, large values) and the session semantics through a
 //! real [`SessionLayer`] (laziness, cookies, merging of concurrent requests,
-//! 50 concurrent [`Session::update`]s over three store instances, expiry
+//! 50 concurrent [`Session::update`](crate::Session::update)s over three store instances, expiry
 //! rules, ID rotation, log-out, and a store that fails or hangs).
 //!
 //! `make_store` is called once per instance needed; every instance it
