@@ -68,7 +68,8 @@ struct State {
     data: Data,
     /// Changes not yet saved: `Some` sets a key, `None` removes it.
     changes: BTreeMap<String, Option<Value>>,
-    /// The response must carry the session cookie (new ID or new Max-Age).
+    /// The response must carry the session cookie (a new value or a new
+    /// Max-Age).
     send_cookie: bool,
     /// The response must remove the session cookie.
     remove_cookie: bool,
