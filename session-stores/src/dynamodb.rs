@@ -124,8 +124,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use session_core::record::{now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 use crate::stored::{decode_unexpired, malformed};
@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn ttl_seconds_round_up() {
-        let at = |ms| session_core::record::from_unix_millis(ms).unwrap();
+        let at = |ms| session_core::store::from_unix_millis(ms).unwrap();
         assert_eq!(ttl_seconds(at(1_000)), 1);
         assert_eq!(ttl_seconds(at(1_001)), 2);
         assert_eq!(ttl_seconds(at(1_999)), 2);
@@ -722,7 +722,7 @@ mod tests {
             )
         });
         store.max_item_size = usize::MAX;
-        let mut data = session_core::Data::new();
+        let mut data = session_core::store::Data::new();
         data.insert(
             "blob".into(),
             serde_json::Value::from("z".repeat(450 * 1024)).into(),

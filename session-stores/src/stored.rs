@@ -2,8 +2,8 @@
 //! the Redis and DynamoDB stores share once they have taken the parts of a
 //! stored record (version, expiry, encoded data) out of their own format.
 
-use session_core::record::{DecodeError, unix_millis};
-use session_core::{Error, Id, Record, Result};
+use session_core::store::{DecodeError, Record, unix_millis};
+use session_core::{Error, Id, Result};
 use time::OffsetDateTime;
 
 /// [`Error::Decode`] for a stored session that is not as the store writes

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use session_core::record::now;
+use session_core::store::{Data, Record, now};
 use session_core::test_suite::{TestApp, TestReply, assert_no_lost_updates};
-use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
+use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::RedisStore;
 
 // ---- where the servers are ----------------------------------------------
@@ -218,7 +218,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     assert_eq!(key, format!("stores-test:{{{}}}", r.id));
 
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
-    let want = session_core::record::unix_millis(r.expires_at.unwrap());
+    let want = session_core::store::unix_millis(r.expires_at.unwrap());
     assert_eq!(
         pexpiretime, want,
         "the key's TTL is not the record's expiry"
@@ -231,7 +231,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     let after: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
     assert_eq!(before, after, "touch rewrote the data");
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
-    assert_eq!(pexpiretime, session_core::record::unix_millis(later));
+    assert_eq!(pexpiretime, session_core::store::unix_millis(later));
     assert_eq!(
         store.load(&r.id).await.unwrap().unwrap().expires_at,
         Some(later)
@@ -251,7 +251,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
     assert_eq!(
         pexpiretime,
-        session_core::record::unix_millis(next.expires_at.unwrap())
+        session_core::store::unix_millis(next.expires_at.unwrap())
     );
     store.delete(&r.id).await.unwrap();
 }

@@ -6,7 +6,8 @@
 //! in [`scripts`](super::scripts) write them.
 
 use redis::{Cmd, CommandCacheConfig};
-use session_core::{Id, Record, Result};
+use session_core::store::Record;
+use session_core::{Id, Result};
 use time::OffsetDateTime;
 
 use crate::stored::{decode_unexpired, malformed};
@@ -59,8 +60,8 @@ fn number(name: &str, raw: &[u8]) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_core::record::{now, unix_millis};
-    use session_core::{Data, Error};
+    use session_core::Error;
+    use session_core::store::{Data, now, unix_millis};
 
     fn sample(expires_at: Option<OffsetDateTime>) -> Record {
         let mut data = Data::new();

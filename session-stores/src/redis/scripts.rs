@@ -4,7 +4,7 @@
 //! The sources are in `lua/`: `helpers.lua` is prepended to each script.
 
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
-use session_core::record::unix_millis;
+use session_core::store::unix_millis;
 use session_core::{Error, Result};
 use time::OffsetDateTime;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::RedisError;
-use session_core::record::{now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 use super::connection::Conn;
