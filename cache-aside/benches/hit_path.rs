@@ -4,7 +4,7 @@
 //!
 //! * `l1_hit` — `Cache::get` answered by L1, against `moka::future::Cache::get`
 //!   on an equally configured moka cache;
-//! * `l2_hit` — `Cache::get` answered by Redis (no L1), against a raw `GET`
+//! * `l2_hit` — `Cache::get` answered by L2 (Redis, no L1), against a raw `GET`
 //!   of the same key on the same connection type (`ConnectionManager`).
 //!
 //! The L2 benchmarks need Redis at `REDIS_URL` (default

@@ -1,31 +1,17 @@
-//! Configuration of a [`Cache`].
+//! The builder of a [`Cache`].
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, Settings};
+use crate::cache::Cache;
+#[cfg(feature = "redis")]
+use crate::error::ConfigError;
 use crate::loader::Loader;
-
-/// Computes a per-entry time to live; see [`CacheBuilder::with_entry_ttl`].
-pub(crate) type EntryTtl<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
-
-/// What a read does when Redis fails or times out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum FailMode {
-    /// Go around the shared tier: call the loader (still coalesced per
-    /// process), log and count ([`CacheStats::fail_open`](crate::CacheStats::fail_open)).
-    /// The default: a cache outage degrades into database load, not errors.
-    #[default]
-    Open,
-    /// Return [`Error::Redis`](crate::Error::Redis),
-    /// [`Error::Timeout`](crate::Error::Timeout) or
-    /// [`Error::Unavailable`](crate::Error::Unavailable) without calling the
-    /// loader, to shield a database that cannot take the uncached load.
-    Closed,
-}
+use crate::settings::Config;
+#[cfg(feature = "redis")]
+use crate::settings::FailMode;
 
 /// Builds a [`Cache`]. Created with [`CacheBuilder::new`]; every option is a
 /// `with_*` method and has a default.
@@ -37,39 +23,17 @@ pub enum FailMode {
 /// | [`with_negative_ttl`](Self::with_negative_ttl) | 5 s |
 /// | [`with_entry_ttl`](Self::with_entry_ttl) | none |
 /// | [`with_early_refresh`](Self::with_early_refresh) | off |
-/// | `with_l1` / `with_l1_ttl` (`moka`) | no L1; L1 TTL = TTL, capped at 10 s when Redis is on |
-/// | `with_redis` and its options (`redis`) | no L2; see each method |
+/// | `with_l1` / `with_l1_ttl` (`moka`) | no L1; L1 TTL = TTL, capped at 10 s when L2 is on |
+/// | `with_redis` / `with_redis_url` and their options (`redis`) | no L2; see each method |
 pub struct CacheBuilder<K, V> {
-    pub(crate) settings: Settings,
-    pub(crate) entry_ttl: Option<EntryTtl<K, V>>,
-    #[cfg(feature = "moka")]
-    pub(crate) l1_capacity: Option<u64>,
-    #[cfg(feature = "moka")]
-    pub(crate) l1_ttl: Option<Duration>,
-    #[cfg(feature = "redis")]
-    pub(crate) redis: Option<(redis::Client, crate::shared::Codec<K, V>)>,
-    #[cfg(feature = "redis")]
-    pub(crate) redis_options: crate::shared::Options,
+    config: Config<K, V>,
 }
 
 impl<K, V> fmt::Debug for CacheBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("CacheBuilder");
-        d.field("settings", &self.settings)
-            .field("entry_ttl", &self.entry_ttl.is_some());
-        #[cfg(feature = "moka")]
-        d.field("l1_capacity", &self.l1_capacity)
-            .field("l1_ttl", &self.l1_ttl);
-        #[cfg(feature = "redis")]
-        d.field(
-            "redis",
-            &self
-                .redis
-                .as_ref()
-                .map(|(c, _)| c.get_connection_info().addr().to_string()),
-        )
-        .field("redis_options", &self.redis_options);
-        d.finish()
+        f.debug_struct("CacheBuilder")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -83,29 +47,14 @@ where
     /// change it (e.g. `products:v2`) when the value's encoding changes.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
-            settings: Settings {
-                name: name.into(),
-                ttl: Duration::from_secs(60),
-                jitter: 0.1,
-                negative_ttl: Some(Duration::from_secs(5)),
-                early_refresh: None,
-            },
-            entry_ttl: None,
-            #[cfg(feature = "moka")]
-            l1_capacity: None,
-            #[cfg(feature = "moka")]
-            l1_ttl: None,
-            #[cfg(feature = "redis")]
-            redis: None,
-            #[cfg(feature = "redis")]
-            redis_options: crate::shared::Options::default(),
+            config: Config::new(name.into()),
         }
     }
 
     /// How long a loaded value stays cached (before jitter). This is the
-    /// Redis expiry when the shared tier is on, and the L1 expiry otherwise.
+    /// L2 (Redis) expiry when L2 is on, and the L1 expiry otherwise.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = ttl.max(Duration::from_millis(1));
+        self.config.settings.ttl = ttl.max(Duration::from_millis(1));
         self
     }
 
@@ -113,7 +62,7 @@ where
     /// 0.0–1.0), so keys filled together do not expire together. A TTL never
     /// exceeds the configured one.
     pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.settings.jitter = if jitter.is_finite() {
+        self.config.settings.jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
         } else {
             0.0
@@ -124,13 +73,13 @@ where
     /// How long a negative entry ("the loader found nothing") is kept, so a
     /// missing row is not looked up on every request. Jitter applies too.
     pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.negative_ttl = Some(ttl.max(Duration::from_millis(1)));
+        self.config.settings.negative_ttl = Some(ttl.max(Duration::from_millis(1)));
         self
     }
 
     /// Stores nothing when the loader finds nothing.
     pub fn without_negative_caching(mut self) -> Self {
-        self.settings.negative_ttl = None;
+        self.config.settings.negative_ttl = None;
         self
     }
 
@@ -149,7 +98,7 @@ where
     where
         F: Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
     {
-        self.entry_ttl = Some(Arc::new(ttl));
+        self.config.entry_ttl = Some(Arc::new(ttl));
         self
     }
 
@@ -157,34 +106,74 @@ where
     /// entry ahead of its expiry when `now − delta·beta·ln(rand()) ≥ expiry`,
     /// where `delta` is how long the last load took. `beta = 1.0` is the usual
     /// choice; larger values refresh earlier. The refresh runs in the reading
-    /// call, at most once per key per process and (with Redis) per fleet, and
+    /// call, at most once per key per process and (with L2) per fleet, and
     /// other callers keep getting the current value. If the refresh fails, the
     /// current (still valid) value is returned. Costs one clock read per hit.
     pub fn with_early_refresh(mut self, beta: f64) -> Self {
-        self.settings.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self.config.settings.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
         self
     }
 
-    /// Adds the in-process tier: a `moka::future::Cache` bounded to
+    /// Adds L1, the in-process tier: a `moka::future::Cache` bounded to
     /// `max_capacity` entries.
     #[cfg(feature = "moka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
     pub fn with_l1(mut self, max_capacity: u64) -> Self {
-        self.l1_capacity = Some(max_capacity);
+        self.config.l1.capacity = Some(max_capacity);
         self
     }
 
-    /// Caps how long an entry lives in L1. With Redis, invalidations reach
+    /// Caps how long an entry lives in L1. With L2, invalidations reach
     /// other instances by pub/sub; this short TTL bounds staleness when a
-    /// message is lost. Default: the TTL, capped at 10 s when Redis is on.
+    /// message is lost. Default: the TTL, capped at 10 s when L2 is on.
     #[cfg(feature = "moka")]
     #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
     pub fn with_l1_ttl(mut self, ttl: Duration) -> Self {
-        self.l1_ttl = Some(ttl.max(Duration::from_millis(1)));
+        self.config.l1.ttl = Some(ttl.max(Duration::from_millis(1)));
         self
     }
 
-    /// Adds the shared tier on the Redis server of `client`.
+    /// Adds L2 on the Redis server at `url`, for an application that has
+    /// no `redis::Client` of its own; see [`with_redis`](Self::with_redis)
+    /// for one that has.
+    ///
+    /// `url` is `redis://[user:password@]host[:port][/db]` (or
+    /// `redis+unix:///path`). Only the URL is checked here: the connection is
+    /// opened lazily, as with [`with_redis`](Self::with_redis). A `rediss://`
+    /// URL (TLS) needs the TLS support of the `redis` crate enabled by the
+    /// application (feature `tokio-rustls-comp`), and a rustls crypto
+    /// provider installed by it: this crate installs none.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cache_aside::ConfigError> {
+    /// use cache_aside::CacheBuilder;
+    ///
+    /// let builder = CacheBuilder::<u64, String>::new("products")
+    ///     .with_redis_url("redis://127.0.0.1:6379")?;
+    /// # let _ = builder;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::RedisUrl`] if `url` is not a Redis URL this build of
+    /// the `redis` crate can connect to.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_redis_url(self, url: &str) -> Result<Self, ConfigError>
+    where
+        K: fmt::Display + serde::Serialize + serde::de::DeserializeOwned,
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let client = redis::Client::open(url).map_err(|e| ConfigError::RedisUrl(Box::new(e)))?;
+        Ok(self.with_redis(client))
+    }
+
+    /// Adds L2 on the Redis server of `client`, a client the application
+    /// already has (for its own commands, or built with TLS or credentials
+    /// its own way); see [`with_redis_url`](Self::with_redis_url) to start
+    /// from a URL.
     ///
     /// Keys are named after the key's `Display` form; the key's serde form
     /// travels on the invalidation channel, and values are stored as
@@ -198,7 +187,10 @@ where
         K: fmt::Display + serde::Serialize + serde::de::DeserializeOwned,
         V: serde::Serialize + serde::de::DeserializeOwned,
     {
-        self.redis = Some((client, crate::shared::Codec::new()));
+        self.config.l2_server = Some(crate::settings::L2Server {
+            client,
+            codec: crate::codec::Codec::new(),
+        });
         self
     }
 
@@ -207,7 +199,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_redis_timeout(mut self, timeout: Duration) -> Self {
-        self.redis_options.op_timeout = timeout.max(Duration::from_millis(1));
+        self.config.l2.op_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -215,7 +207,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.redis_options.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.config.l2.connect_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -223,7 +215,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_fail_mode(mut self, mode: FailMode) -> Self {
-        self.redis_options.fail_mode = mode;
+        self.config.l2.fail_mode = mode;
         self
     }
 
@@ -233,7 +225,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_retry_after(mut self, pause: Duration) -> Self {
-        self.redis_options.retry_after = pause;
+        self.config.l2.retry_after = pause;
         self
     }
 
@@ -244,7 +236,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.redis_options.lease_ttl = ttl.max(Duration::from_millis(1));
+        self.config.l2.lease_ttl = ttl.max(Duration::from_millis(1));
         self
     }
 
@@ -254,7 +246,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_lease_wait(mut self, wait: Duration) -> Self {
-        self.redis_options.lease_wait = Some(wait);
+        self.config.l2.lease_wait = Some(wait);
         self
     }
 
@@ -263,7 +255,7 @@ where
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn with_generation_ttl(mut self, ttl: Duration) -> Self {
-        self.redis_options.generation_ttl = ttl.max(Duration::from_secs(1));
+        self.config.l2.generation_ttl = ttl.max(Duration::from_secs(1));
         self
     }
 
@@ -271,12 +263,31 @@ where
     ///
     /// # Panics
     ///
-    /// With Redis configured, panics when called outside a Tokio runtime:
+    /// With L2 configured, panics when called outside a Tokio runtime:
     /// the invalidation listener is spawned here.
     pub fn build<L>(self, loader: L) -> Cache<K, V, L>
     where
         L: Loader<K, V>,
     {
-        Cache::from_builder(self, loader)
+        Cache::new(self.config, loader)
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_redis_url_is_refused_at_once() {
+        let refused = CacheBuilder::<u64, String>::new("t").with_redis_url("http://not-redis");
+        let Err(ConfigError::RedisUrl(source)) = refused else {
+            panic!("a non-Redis URL must be refused");
+        };
+        assert!(source.downcast_ref::<redis::RedisError>().is_some());
+        assert!(
+            CacheBuilder::<u64, String>::new("t")
+                .with_redis_url("redis://127.0.0.1:1/0")
+                .is_ok()
+        );
     }
 }

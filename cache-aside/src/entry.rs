@@ -1,4 +1,4 @@
-//! Entries, their time stamps and the wire format used in Redis.
+//! Entries and their time stamps.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -7,9 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) struct Entry<V> {
     pub(crate) value: Option<V>,
     /// Logical expiry, in milliseconds since the Unix epoch (wall clock, so
-    /// that every instance reading the shared tier agrees on it).
+    /// that every instance reading L2 agrees on it).
+    #[cfg_attr(
+        not(any(feature = "moka", feature = "redis")),
+        expect(dead_code, reason = "without a tier no entry is stored")
+    )]
     pub(crate) expires_at_ms: u64,
     /// How long the load that produced this entry took, for early refresh.
+    #[cfg_attr(
+        not(any(feature = "moka", feature = "redis")),
+        expect(dead_code, reason = "without a tier no entry is stored")
+    )]
     pub(crate) delta_ms: u32,
 }
 
@@ -35,121 +43,11 @@ pub(crate) fn jittered(ttl: Duration, jitter: f64) -> Duration {
 /// Probabilistic early expiration ("XFetch", Vattani et al.): refresh when
 /// `now − delta·beta·ln(u) ≥ expiry`, `u` uniform in (0, 1]. The closer the
 /// expiry and the slower the load, the likelier a refresh.
+#[cfg(any(feature = "moka", feature = "redis"))]
 pub(crate) fn should_refresh_early(beta: f64, delta_ms: u32, expires_at_ms: u64, now: u64) -> bool {
     let u = 1.0 - rand::random::<f64>();
     let gap = -f64::from(delta_ms) * beta * u.ln();
     now as f64 + gap >= expires_at_ms as f64
-}
-
-/// Encoding of an [`Entry`] stored in Redis:
-///
-/// ```text
-/// [0]      format version (1)
-/// [1]      flags: bit 0 set when a value is present
-/// [2..10]  expires_at_ms, u64 big-endian
-/// [10..14] delta_ms, u32 big-endian
-/// [14..]   the value, MessagePack (present entries only)
-/// ```
-#[cfg(feature = "redis")]
-pub(crate) mod wire {
-    use super::Entry;
-
-    const VERSION: u8 = 1;
-    const PRESENT: u8 = 1;
-    const HEADER: usize = 14;
-
-    /// A stored blob that could not be decoded.
-    #[derive(Debug, thiserror::Error)]
-    #[error("{0}")]
-    pub(crate) struct DecodeError(String);
-
-    pub(crate) fn encode<V: serde::Serialize>(
-        entry: &Entry<V>,
-    ) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-        let mut out = Vec::with_capacity(64);
-        out.push(VERSION);
-        out.push(if entry.value.is_some() { PRESENT } else { 0 });
-        out.extend_from_slice(&entry.expires_at_ms.to_be_bytes());
-        out.extend_from_slice(&entry.delta_ms.to_be_bytes());
-        if let Some(value) = &entry.value {
-            rmp_serde::encode::write_named(&mut out, value)?;
-        }
-        Ok(out)
-    }
-
-    pub(crate) fn decode<V: serde::de::DeserializeOwned>(
-        bytes: &[u8],
-    ) -> Result<Entry<V>, DecodeError> {
-        if bytes.len() < HEADER {
-            return Err(DecodeError(format!(
-                "blob of {} bytes is too short",
-                bytes.len()
-            )));
-        }
-        if bytes[0] != VERSION {
-            return Err(DecodeError(format!("unknown format version {}", bytes[0])));
-        }
-        let mut expires = [0u8; 8];
-        expires.copy_from_slice(&bytes[2..10]);
-        let mut delta = [0u8; 4];
-        delta.copy_from_slice(&bytes[10..14]);
-        let value = if bytes[1] & PRESENT != 0 {
-            Some(rmp_serde::from_slice(&bytes[HEADER..]).map_err(|e| DecodeError(e.to_string()))?)
-        } else {
-            None
-        };
-        Ok(Entry {
-            value,
-            expires_at_ms: u64::from_be_bytes(expires),
-            delta_ms: u32::from_be_bytes(delta),
-        })
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn round_trips_present_and_absent() {
-            let e = Entry {
-                value: Some(vec![Some(1u8), None]),
-                expires_at_ms: 1_700_000_000_123,
-                delta_ms: 42,
-            };
-            let d: Entry<Vec<Option<u8>>> = decode(&encode(&e).unwrap()).unwrap();
-            assert_eq!(d.value, e.value);
-            assert_eq!((d.expires_at_ms, d.delta_ms), (e.expires_at_ms, 42));
-
-            // An absent entry stays distinguishable from a present `None`.
-            let absent: Entry<Option<u8>> = Entry {
-                value: None,
-                expires_at_ms: 1,
-                delta_ms: 0,
-            };
-            let present_none: Entry<Option<u8>> = Entry {
-                value: Some(None),
-                ..absent.clone()
-            };
-            assert_eq!(
-                decode::<Option<u8>>(&encode(&absent).unwrap())
-                    .unwrap()
-                    .value,
-                None
-            );
-            assert_eq!(
-                decode::<Option<u8>>(&encode(&present_none).unwrap())
-                    .unwrap()
-                    .value,
-                Some(None)
-            );
-        }
-
-        #[test]
-        fn rejects_garbage() {
-            assert!(decode::<u8>(b"short").is_err());
-            assert!(decode::<u8>(&[9u8; 20]).is_err());
-        }
-    }
 }
 
 #[cfg(test)]
@@ -167,6 +65,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "moka", feature = "redis"))]
     fn early_refresh_depends_on_distance_to_expiry() {
         let now = 1_000_000;
         // Already expired: always refresh.

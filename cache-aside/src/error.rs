@@ -1,7 +1,29 @@
-//! The crate's error type.
+//! The crate's error types: [`Error`] for cache calls, [`ConfigError`] for
+//! a configuration that cannot work.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A boxed error from a backend, so that no backend type appears in this
+/// crate's API. Downcast it to inspect the cause (with the `redis` feature,
+/// a `redis::RedisError`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A backend error shared by every clone of an [`Error`]: like [`BoxError`],
+/// but cheap to clone for the callers coalesced on one load.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A configuration that cannot work, found while building a cache.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The Redis URL given to
+    /// [`CacheBuilder::with_redis_url`](crate::CacheBuilder::with_redis_url)
+    /// is invalid, or needs support this build of the `redis` crate lacks
+    /// (TLS for `rediss://`).
+    #[error("invalid Redis URL")]
+    RedisUrl(#[source] BoxError),
+}
 
 /// Everything that can go wrong in a [`Cache`](crate::Cache) call.
 ///
@@ -19,15 +41,13 @@ pub enum Error<E> {
     /// A Redis command failed. Reads only return this in
     /// [`FailMode::Closed`](crate::FailMode::Closed); `invalidate` always does,
     /// because a lost invalidation must not go unnoticed.
-    #[cfg(feature = "redis")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     #[error("redis command `{op}` failed")]
     Redis {
         /// The cache operation that issued the command.
         op: &'static str,
-        /// The client's error.
+        /// The client's error (a `redis::RedisError`).
         #[source]
-        source: Arc<redis::RedisError>,
+        source: SharedError,
     },
 
     /// A Redis command did not answer within the configured timeout.
@@ -39,11 +59,9 @@ pub enum Error<E> {
         after: Duration,
     },
 
-    /// The shared tier is considered down (a recent command failed) and the
+    /// L2 (Redis) is considered down (a recent command failed) and the
     /// cache fails closed, so the loader was not called.
-    #[error(
-        "the shared cache tier is unavailable after a recent failure; next attempt in {retry_in:?}"
-    )]
+    #[error("L2 (Redis) is unavailable after a recent failure; next attempt in {retry_in:?}")]
     Unavailable {
         /// Time left before the cache tries Redis again.
         retry_in: Duration,
@@ -66,7 +84,6 @@ impl<E> Clone for Error<E> {
     fn clone(&self) -> Self {
         match self {
             Error::Load(e) => Error::Load(Arc::clone(e)),
-            #[cfg(feature = "redis")]
             Error::Redis { op, source } => Error::Redis {
                 op,
                 source: Arc::clone(source),

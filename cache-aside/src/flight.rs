@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
+use crate::error::Error;
+
 /// What a finished flight hands to everyone who joined it.
-pub(crate) type Outcome<V, E> = Result<Option<V>, crate::Error<E>>;
+pub(crate) type Outcome<V, E> = Result<Option<V>, Error<E>>;
 
 type Slot<V, E> = Arc<watch::Sender<Option<Outcome<V, E>>>>;
 
@@ -47,7 +49,9 @@ impl<K: Hash + Eq + Clone, V: Clone, E> Flights<K, V, E> {
         Role::Leader(self.start(&mut table, key))
     }
 
-    /// Starts a flight only if none is running for `key`.
+    /// Starts a flight only if none is running for `key` (early refresh of
+    /// an L1 entry).
+    #[cfg(feature = "moka")]
     pub(crate) fn try_lead(&self, key: &K) -> Option<Leader<'_, K, V, E>> {
         let mut table = self.lock();
         if table.contains_key(key) {
@@ -73,7 +77,8 @@ impl<K: Hash + Eq + Clone, V: Clone, E> Flights<K, V, E> {
         self.lock().remove(key);
     }
 
-    /// Detaches every flight.
+    /// Detaches every flight (when L2's invalidations may have been missed).
+    #[cfg(feature = "redis")]
     pub(crate) fn detach_all(&self) {
         self.lock().clear();
     }
@@ -145,6 +150,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg(feature = "moka")]
     async fn cancelled_leader_releases_followers() {
         let flights: Flights<u32, u32, std::io::Error> = Flights::new();
         let leader = flights.try_lead(&1).unwrap();
@@ -157,6 +163,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg(feature = "moka")]
     async fn detached_flight_is_not_joined() {
         let flights: Flights<u32, u32, std::io::Error> = Flights::new();
         let old = flights.try_lead(&1).unwrap();

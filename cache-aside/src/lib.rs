@@ -4,13 +4,16 @@
 //!
 //! A [`Cache`] has up to two tiers, in front of a [`Loader`]:
 //!
-//! * **L1**, in process, on [`moka::future::Cache`](https://docs.rs/moka):
-//!   bounded, per-entry TTL, nanoseconds per hit;
-//! * **L2**, shared by every instance, on Redis, through a
+//! * **L1**, in process, on [`moka::future::Cache`](https://docs.rs/moka)
+//!   (feature `moka`): bounded, per-entry TTL, nanoseconds per hit;
+//! * **L2**, shared by every instance, on Redis (feature `redis`), through a
 //!   `redis::aio::ConnectionManager` that reconnects by itself.
 //!
 //! Use L1 only, L2 only, or both (the usual setup: a short L1 TTL in front of
-//! a longer L2 TTL).
+//! a longer L2 TTL). The tiers are called L1 and L2 throughout: in the
+//! builder ([`CacheBuilder::with_l1`], `with_redis` for L2), in
+//! [`CacheStats`] (`l1_hits`, `l2_hits`, …) and in these docs; "Redis" is
+//! used where the server itself is meant (its commands, timeouts, errors).
 //!
 //! # Example
 //!
@@ -51,9 +54,49 @@
 //! # fn main() {}
 //! ```
 //!
-//! With Redis, add `.with_redis(redis::Client::open(url)?)` (feature
-//! `redis`); keys then need `Display + Serialize + DeserializeOwned` and
-//! values `Serialize + DeserializeOwned`.
+//! With L2 (feature `redis`), start from a URL, or from a `redis::Client`
+//! the application already has; keys then need
+//! `Display + Serialize + DeserializeOwned` and values
+//! `Serialize + DeserializeOwned`:
+//!
+//! ```
+//! # #[cfg(feature = "full")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let url = "redis://127.0.0.1:6379";
+//! use cache_aside::{CacheBuilder, from_fn};
+//!
+//! let loader = from_fn(|id: u64| async move { Ok::<_, std::io::Error>(Some(id * 2)) });
+//! let from_url = CacheBuilder::new("doubled")
+//!     .with_l1(1_000)
+//!     .with_redis_url(url)?
+//!     .build(loader);
+//!
+//! let client = redis::Client::open(url)?; // the application's own client
+//! let loader = from_fn(|id: u64| async move { Ok::<_, std::io::Error>(Some(id * 3)) });
+//! let from_client = CacheBuilder::new("tripled").with_redis(client).build(loader);
+//! # let _ = (from_url, from_client);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "full"))]
+//! # fn main() {}
+//! ```
+//!
+//! The connection opens lazily: building succeeds while Redis is down. This
+//! crate never installs a process-wide rustls crypto provider; for
+//! `rediss://`, see [`CacheBuilder::with_redis_url`].
+//!
+//! # Features
+//!
+//! No feature is on by default.
+//!
+//! | feature | enables |
+//! |---------|---------|
+//! | `moka`  | L1, in process: [`CacheBuilder::with_l1`], `with_l1_ttl` |
+//! | `redis` | L2, on Redis: `CacheBuilder::with_redis`, `with_redis_url` and their options, `Cache::is_subscribed` |
+//! | `full`  | both |
+//!
+//! Without any tier a [`Cache`] still coalesces concurrent loads.
 //!
 //! # What it guarantees
 //!
@@ -67,14 +110,14 @@
 //!   key's generation in Redis, deletes the value and publishes the key on a
 //!   channel; every instance drops it from L1. A fill stores its value only if
 //!   the generation it saw before loading is unchanged, checked atomically by
-//!   a Lua script, and L1 inserts are guarded by a local generation. When the
+//!   a Lua script, and L1 inserts are guarded by an L1 generation. When the
 //!   subscription reconnects, L1 is flushed, since messages may have been
 //!   missed; the short L1 TTL bounds staleness if one is lost anyway.
 //! * **Errors are not cached.** Every caller coalesced on a failed load gets
 //!   the same [`Error::Load`]; the next call tries again.
 //! * **A dead Redis costs at most one timeout.** Every command is bounded
 //!   ([`CacheBuilder::with_redis_timeout`]); after a failure, reads bypass
-//!   Redis for a while ([`CacheBuilder::with_retry_after`]) and go to the
+//!   L2 for a while ([`CacheBuilder::with_retry_after`]) and go to the
 //!   loader ([`FailMode::Open`], the default) or fail fast
 //!   ([`FailMode::Closed`]).
 //! * **No synchronized expiry.** TTLs carry random jitter; negative entries
@@ -84,18 +127,6 @@
 //! [`Cache::stats`] counts hits and misses per tier, loads, load errors,
 //! lease waits and Redis errors; loads, fills and invalidations run in
 //! `tracing` spans (`cache_aside.*`).
-//!
-//! # Features
-//!
-//! No feature is on by default.
-//!
-//! | feature | enables |
-//! |---------|---------|
-//! | `moka`  | the in-process tier: [`CacheBuilder::with_l1`], `with_l1_ttl` |
-//! | `redis` | the shared tier: `CacheBuilder::with_redis` and its options, `Cache::is_subscribed`, [`Error::Redis`] |
-//! | `full`  | both |
-//!
-//! Without any tier a [`Cache`] still coalesces concurrent loads.
 //!
 //! # Redis layout
 //!
@@ -107,26 +138,30 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// Parts of the fill path serve only some tier combinations.
-#![cfg_attr(
-    not(all(feature = "moka", feature = "redis")),
-    allow(dead_code, unused_imports, unused_mut)
-)]
 
 mod builder;
 mod cache;
+#[cfg(feature = "redis")]
+mod codec;
 mod entry;
 mod error;
 mod flight;
-mod loader;
 #[cfg(feature = "moka")]
-mod local;
+mod l1;
 #[cfg(feature = "redis")]
-mod shared;
+mod l2;
+mod loader;
+mod settings;
 mod stats;
 
-pub use builder::{CacheBuilder, FailMode};
+pub use builder::CacheBuilder;
 pub use cache::Cache;
-pub use error::Error;
+pub use error::{BoxError, ConfigError, Error, SharedError};
 pub use loader::{FnLoader, Loader, from_fn};
+pub use settings::FailMode;
 pub use stats::CacheStats;
+
+/// Compiles the README's example (shown on crates.io) as a doctest.
+#[cfg(all(doctest, feature = "full"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Lookups answered by the in-process tier (negative entries included).
+    /// Lookups answered by L1 (negative entries included).
     pub l1_hits: u64,
-    /// Lookups the in-process tier could not answer.
+    /// Lookups L1 could not answer.
     pub l1_misses: u64,
-    /// Lookups answered by Redis (negative entries included).
+    /// Lookups answered by L2 (negative entries included).
     pub l2_hits: u64,
-    /// Lookups Redis could not answer.
+    /// Lookups L2 could not answer.
     pub l2_misses: u64,
-    /// Hits on a negative ("does not exist") entry, in either tier.
+    /// Hits on a negative ("does not exist") entry, in L1 or L2.
     pub negative_hits: u64,
     /// Calls to the loader (`load` or one `load_many` batch).
     pub loads: u64,
@@ -28,17 +28,17 @@ pub struct CacheStats {
     pub lease_waits: u64,
     /// Redis commands that failed or timed out.
     pub redis_errors: u64,
-    /// Reads served without Redis because it was failing (fail-open).
+    /// Reads served without L2 because Redis was failing (fail-open).
     pub fail_open: u64,
     /// Fills dropped because the key was invalidated while they loaded.
     pub stale_fills: u64,
     /// Early (probabilistic) refreshes started.
     pub early_refreshes: u64,
-    /// Invalidation messages received from the Redis channel.
+    /// Invalidation messages received on L2's channel.
     pub invalidations_received: u64,
     /// Whole-L1 flushes after the invalidation subscription (re)connected.
     pub l1_flushes: u64,
-    /// Values found in Redis that could not be decoded (treated as misses).
+    /// Values found in L2 that could not be decoded (treated as misses).
     pub decode_errors: u64,
 }
 

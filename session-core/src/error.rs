@@ -42,15 +42,15 @@ pub enum Error {
 
     /// A value could not be converted to or from its stored form.
     #[error("session value (de)serialization failed: {0}")]
-    Serde(#[from] crate::record::ValueError),
+    Serde(#[from] crate::store::ValueError),
 
     /// A stored record could not be decoded.
     #[error(transparent)]
-    Decode(#[from] crate::record::DecodeError),
+    Decode(#[from] crate::store::DecodeError),
 
     /// A record could not be encoded.
     #[error(transparent)]
-    Encode(#[from] crate::record::EncodeError),
+    Encode(#[from] crate::store::EncodeError),
 }
 
 impl Error {
@@ -74,6 +74,13 @@ impl Error {
         }
     }
 
+    /// The `Retry-After` header value (in seconds) of a response for this
+    /// error: a store that is down or slow is worth trying again shortly.
+    pub(crate) fn retry_after(&self) -> Option<http::HeaderValue> {
+        (self.status() == http::StatusCode::SERVICE_UNAVAILABLE)
+            .then(|| http::HeaderValue::from_static("1"))
+    }
+
     /// A short message safe to show to a client (no backend details).
     pub fn public_message(&self) -> &'static str {
         match self {
@@ -87,7 +94,7 @@ impl Error {
 
 impl From<serde_json::Error> for Error {
     fn from(error: serde_json::Error) -> Self {
-        Error::Serde(crate::record::ValueError::new(error.to_string()))
+        Error::Serde(crate::store::ValueError::new(error.to_string()))
     }
 }
 
@@ -99,11 +106,8 @@ impl axum_core::response::IntoResponse for Error {
     fn into_response(self) -> axum_core::response::Response {
         tracing::warn!(error = %self, "session error");
         let mut res = (self.status(), self.public_message()).into_response();
-        if self.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
+        if let Some(after) = self.retry_after() {
+            res.headers_mut().insert(http::header::RETRY_AFTER, after);
         }
         res
     }

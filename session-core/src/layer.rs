@@ -1,24 +1,18 @@
-//! `SessionLayer` and the `SessionService` it builds.
+//! `SessionLayer`: the session settings, and the Tower layer that applies
+//! them.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::config::{Config, SameSite};
-use crate::session::{CookieAction, Incoming};
-use crate::store::Backend;
-use crate::{ClientStore, Id, Session, SessionStore};
+use crate::lifecycle::Sessions;
+use crate::service::SessionService;
+use crate::store::{ClientStore, SessionStore};
 
-/// Adds a [`Session`] to every request, backed by a [`SessionStore`].
+/// Adds a [`Session`](crate::Session) to every request, backed by a [`SessionStore`].
 ///
 /// The defaults suit most apps: cookie `id` on path `/`, `Secure`,
 /// `HttpOnly`, `SameSite=Lax`, a browser-session cookie, 24 hours of idle
@@ -30,18 +24,16 @@ use crate::{ClientStore, Id, Session, SessionStore};
 /// the response is replaced by an empty `503 Service Unavailable` (with
 /// `Retry-After: 1`); a session that keeps losing concurrent saves gives
 /// `409 Conflict`, an oversized one `413 Payload Too Large`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionLayer {
-    backend: Backend,
-    config: Arc<Config>,
+    sessions: Sessions,
 }
 
 impl SessionLayer {
     /// A layer keeping sessions in `store`, with the default settings.
     pub fn new(store: impl SessionStore) -> Self {
         SessionLayer {
-            backend: Backend::Server(Arc::new(store)),
-            config: Arc::new(Config::default()),
+            sessions: Sessions::on_server(Arc::new(store)),
         }
     }
 
@@ -50,13 +42,12 @@ impl SessionLayer {
     /// settings. See [`ClientStore`] for what this trades away.
     pub fn client_side(store: impl ClientStore) -> Self {
         SessionLayer {
-            backend: Backend::Client(Arc::new(store)),
-            config: Arc::new(Config::default()),
+            sessions: Sessions::on_client(Arc::new(store)),
         }
     }
 
     fn config(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        self.sessions.config_mut()
     }
 
     /// The cookie's name (default `id`).
@@ -139,7 +130,7 @@ impl SessionLayer {
     }
 
     /// How many times a save is attempted when concurrent requests keep
-    /// saving first (default 32), for [`Session::update`] and for the save
+    /// saving first (default 32), for [`Session::update`](crate::Session::update) and for the save
     /// at the end of a request.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.config().max_attempts = attempts.max(1);
@@ -147,235 +138,10 @@ impl SessionLayer {
     }
 }
 
-impl fmt::Debug for SessionLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("backend", &self.backend)
-            .field("config", &self.config)
-            .finish()
-    }
-}
-
 impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service built by [`SessionLayer`]; see there.
-#[derive(Clone)]
-pub struct SessionService<S> {
-    inner: S,
-    layer: SessionLayer,
-}
-
-impl<S> SessionService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionService")
-            .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let config = self.layer.config.clone();
-        let incoming = match &self.layer.backend {
-            Backend::Server(_) => {
-                session_cookie(req.headers(), &config.cookie.name).map(Incoming::Id)
-            }
-            Backend::Client(_) => {
-                sealed_cookie(req.headers(), &config.cookie.name).map(Incoming::Sealed)
-            }
-        };
-        let session = Session::new(self.layer.backend.clone(), config.clone(), incoming);
-        req.extensions_mut().insert(session.clone());
-
-        // The clone may not be ready; use the instance that was polled.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut res = inner.call(req).await?;
-            match session.finish().await {
-                Ok(None) => {}
-                Ok(Some(action)) => {
-                    if let Some(value) = set_cookie(&config, action) {
-                        res.headers_mut().append(SET_COOKIE, value);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "session could not be saved");
-                    let mut failed = Response::new(ResBody::default());
-                    *failed.status_mut() = e.status();
-                    if e.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-                        failed
-                            .headers_mut()
-                            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                    }
-                    res = failed;
-                }
-            }
-            Ok(res)
-        })
-    }
-}
-
-/// The first well-formed session ID among the request's cookies named
-/// `name`. Malformed values and non-UTF-8 headers are ignored, so they
-/// never reach the store.
-fn session_cookie(headers: &HeaderMap, name: &str) -> Option<Id> {
-    cookies(headers)
-        .filter(|c| c.name() == name)
-        .find_map(|c| Id::parse(c.value()))
-}
-
-/// Longest sealed cookie value looked at; browsers keep about 4 KB.
-const MAX_SEALED_LEN: usize = 8 * 1024;
-
-/// The first non-empty cookie named `name`, for client-side stores to open.
-fn sealed_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    cookies(headers)
-        .filter(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-        .find(|v| !v.is_empty() && v.len() <= MAX_SEALED_LEN)
-}
-
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = cookie::Cookie<'_>> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-}
-
-fn set_cookie(config: &Config, action: CookieAction) -> Option<HeaderValue> {
-    let settings = &config.cookie;
-    let (value, max_age) = match action {
-        CookieAction::Set { value, max_age } => (value, max_age),
-        CookieAction::Remove => (String::new(), Some(Duration::ZERO)),
-    };
-    let mut c = cookie::Cookie::build((settings.name.clone(), value))
-        .path(settings.path.clone())
-        .secure(settings.secure)
-        .http_only(settings.http_only)
-        .same_site(match settings.same_site {
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::None => cookie::SameSite::None,
-        });
-    if let Some(domain) = &settings.domain {
-        c = c.domain(domain.clone());
-    }
-    if let Some(age) = max_age {
-        let secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        c = c.max_age(time::Duration::seconds(secs));
-    }
-    HeaderValue::from_str(&c.build().to_string())
-        .inspect_err(|e| tracing::error!(error = %e, "session cookie is not a valid header"))
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_first_valid_cookie() {
-        let id = Id::random();
-        let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("other=1; id=garbage"));
-        headers.append(COOKIE, HeaderValue::from_bytes(b"id=\xff\xfe").unwrap());
-        headers.append(
-            COOKIE,
-            HeaderValue::from_str(&format!("x=2; id={id}")).unwrap(),
-        );
-        assert_eq!(session_cookie(&headers, "id"), Some(id.clone()));
-        assert_eq!(session_cookie(&headers, "sid"), None);
-        assert_eq!(session_cookie(&HeaderMap::new(), "id"), None);
-    }
-
-    #[test]
-    fn cookie_attributes_follow_the_config() {
-        let mut config = Config::default();
-        let id = Id::random();
-        let v = set_cookie(
-            &config,
-            CookieAction::Set {
-                value: id.to_string(),
-                max_age: None,
-            },
-        )
-        .unwrap();
-        let v = v.to_str().unwrap();
-        assert!(v.starts_with(&format!("id={id}")), "{v}");
-        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
-            assert!(v.contains(attr), "{attr} missing in {v}");
-        }
-        assert!(!v.contains("Max-Age"), "{v}");
-
-        config.cookie.secure = false;
-        config.cookie.http_only = false;
-        config.cookie.same_site = SameSite::Strict;
-        config.cookie.domain = Some("example.com".into());
-        config.cookie.name = "sid".into();
-        let v = set_cookie(
-            &config,
-            CookieAction::Set {
-                value: id.to_string(),
-                max_age: Some(Duration::from_secs(60)),
-            },
-        )
-        .unwrap();
-        let v = v.to_str().unwrap();
-        assert!(v.starts_with("sid="), "{v}");
-        assert!(!v.contains("HttpOnly") && !v.contains("Secure"), "{v}");
-        assert!(
-            v.contains("SameSite=Strict") && v.contains("Domain=example.com"),
-            "{v}"
-        );
-        assert!(v.contains("Max-Age=60"), "{v}");
-
-        let v = set_cookie(&config, CookieAction::Remove).unwrap();
-        assert!(v.to_str().unwrap().contains("Max-Age=0"));
+        SessionService::new(inner, self.sessions.clone())
     }
 }

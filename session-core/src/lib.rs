@@ -25,8 +25,10 @@
 //!   a hang.
 //!
 //! Stores live in the `session-stores` crate (memory, encrypted cookie,
-//! Redis, DynamoDB); any type implementing [`SessionStore`] works, and the
-//! [`test_suite`] checks one against the whole contract.
+//! Redis, DynamoDB); any type implementing [`SessionStore`] works. Writing
+//! a store? Everything it needs (the traits, the versioned [`store::Record`]
+//! and its encoding, the clock) is in the [`store`] module, and the
+//! [`test_suite`] checks a store against the whole contract.
 //!
 //! # Example
 //!
@@ -71,14 +73,17 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod cookie_header;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod id;
 mod layer;
-pub mod record;
+mod lifecycle;
+mod persistence;
+mod service;
 mod session;
-mod store;
+pub mod store;
 #[cfg(feature = "test-suite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]
 pub mod test_suite;
@@ -89,10 +94,17 @@ pub use error::{BoxError, Error, Result};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::MissingSessionLayer;
 pub use id::{Id, ParseIdError};
-pub use layer::{SessionLayer, SessionService};
-pub use record::{Data, Record};
+pub use layer::SessionLayer;
+pub use service::SessionService;
 pub use session::Session;
-pub use store::{ClientStore, Opened, SessionStore};
+/// The store contracts, re-exported from [`store`] for naming a store in an
+/// app's wiring.
+pub use store::{ClientStore, SessionStore};
 
 /// Re-exported so stores and handlers name the same `async_trait`.
 pub use async_trait::async_trait;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +9,12 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
-use tracing::Instrument as _;
 
 use crate::config::Config;
-use crate::record::{Value, now};
-use crate::store::Backend;
-use crate::{Data, Error, Id, Record, Result};
+use crate::cookie_header::CookieAction;
+use crate::persistence::{CookieChange, Incoming, Persistence, Write};
+use crate::store::{Data, Record, Value, now};
+use crate::{Error, Id, Result};
 
 /// The session of the current request.
 ///
@@ -47,7 +46,7 @@ pub struct Session {
 }
 
 struct Inner {
-    backend: Backend,
+    persistence: Arc<dyn Persistence>,
     config: Arc<Config>,
     state: Mutex<State>,
 }
@@ -69,36 +68,35 @@ struct State {
     data: Data,
     /// Changes not yet saved: `Some` sets a key, `None` removes it.
     changes: BTreeMap<String, Option<Value>>,
-    /// The response must carry the session cookie (new ID or new Max-Age).
+    /// The response must carry the session cookie (a new value or a new
+    /// Max-Age).
     send_cookie: bool,
     /// The response must remove the session cookie.
     remove_cookie: bool,
-    /// Client-side stores: `base` sealed, as the cookie should now read.
-    sealed: Option<String>,
+    /// The cookie value the last write already made (client-side stores:
+    /// `base` sealed); `None`: made from `base` when the response is
+    /// finished.
+    cookie_value: Option<String>,
 }
 
-/// The session cookie a request came with.
-#[derive(Debug)]
-pub(crate) enum Incoming {
-    Id(Id),
-    Sealed(String),
-}
-
-/// What the layer must do with the cookie after a request.
-#[derive(Debug)]
-pub(crate) enum CookieAction {
-    Set {
-        value: String,
-        max_age: Option<Duration>,
-    },
-    Remove,
+impl State {
+    /// Takes note of how a write changed the cookie.
+    fn apply(&mut self, change: CookieChange, persistent_cookie: bool) {
+        self.cookie_value = change.value;
+        // A persistent cookie's Max-Age follows the new expiry.
+        self.send_cookie |= change.value_changed || persistent_cookie;
+    }
 }
 
 impl Session {
-    pub(crate) fn new(backend: Backend, config: Arc<Config>, incoming: Option<Incoming>) -> Self {
+    pub(crate) fn new(
+        persistence: Arc<dyn Persistence>,
+        config: Arc<Config>,
+        incoming: Option<Incoming>,
+    ) -> Self {
         Session {
             inner: Arc::new(Inner {
-                backend,
+                persistence,
                 config,
                 state: Mutex::new(State {
                     incoming,
@@ -286,20 +284,14 @@ impl Session {
             old.created_at,
             inner.config.deadline(now, old.created_at),
         );
-        match &inner.backend {
-            Backend::Server(store) => {
-                inner.call("create", store.create(&mut record)).await?;
-                inner.call("delete", store.delete(&old.id)).await?;
-            }
-            Backend::Client(store) => {
-                record.version = old.version + 1;
-                st.sealed = Some(store.seal(&inner.config.cookie.name, &record)?);
-            }
-        }
+        let change = inner
+            .persistence
+            .replace(&inner.config, &old, &mut record)
+            .await?;
         record.data = Data::new();
         st.base = Some(record);
         st.changes.clear();
-        st.send_cookie = true;
+        st.apply(change, inner.config.cookie.persistent);
         Ok(())
     }
 
@@ -313,18 +305,13 @@ impl Session {
         let inner = &self.inner;
         let mut st = inner.state.lock().await;
         let had_cookie = st.incoming.is_some();
-        if let Backend::Server(store) = &inner.backend {
-            let id = st
-                .base
-                .as_ref()
-                .map(|r| r.id.clone())
-                .or_else(|| match &st.incoming {
-                    Some(Incoming::Id(id)) => Some(id.clone()),
-                    _ => None,
-                });
-            if let Some(id) = id {
-                inner.call("delete", store.delete(&id)).await?;
-            }
+        let id = st
+            .base
+            .as_ref()
+            .map(|r| &r.id)
+            .or_else(|| st.incoming.as_ref().and_then(Incoming::id));
+        if let Some(id) = id {
+            inner.persistence.delete(&inner.config, id).await?;
         }
         *st = State {
             loaded: true,
@@ -351,17 +338,12 @@ impl Session {
         if !st.send_cookie {
             return Ok(None);
         }
-        let value = match &inner.backend {
-            Backend::Server(_) => record.id.as_str().to_owned(),
-            Backend::Client(store) => match &st.sealed {
-                Some(sealed) => sealed.clone(),
-                None => {
-                    // Nothing is pending here, so `data` is the record's.
-                    let mut whole = record.clone();
-                    whole.data = st.data.clone();
-                    store.seal(&inner.config.cookie.name, &whole)?
-                }
-            },
+        let value = match &st.cookie_value {
+            Some(value) => value.clone(),
+            // Nothing is pending here, so `data` is the record's.
+            None => inner
+                .persistence
+                .cookie_value(&inner.config, record, &st.data)?,
         };
         Ok(Some(CookieAction::Set {
             value,
@@ -373,6 +355,11 @@ impl Session {
         }))
     }
 
+    /// The layer's settings this session follows.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
         let mut st = self.inner.state.lock().await;
         self.inner.ensure_loaded(&mut st).await?;
@@ -381,23 +368,6 @@ impl Session {
 }
 
 impl Inner {
-    /// Runs one store call under the configured timeout, in a span.
-    async fn call<T>(&self, op: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        let limit = self.config.store_timeout;
-        let span = tracing::debug_span!("session_store", op);
-        match tokio::time::timeout(limit, fut.instrument(span)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                tracing::warn!(op, error = %e, "session store call failed");
-                Err(e)
-            }
-            Err(_) => {
-                tracing::warn!(op, ?limit, "session store call timed out");
-                Err(Error::Timeout(limit))
-            }
-        }
-    }
-
     async fn ensure_loaded(&self, st: &mut State) -> Result<()> {
         if st.loaded {
             return Ok(());
@@ -407,31 +377,20 @@ impl Inner {
                 "the session store failed earlier in this request",
             ));
         }
-        let record = match (&self.backend, &st.incoming) {
-            (Backend::Server(store), Some(Incoming::Id(id))) => {
-                match self.call("load", store.load(id)).await {
-                    Ok(record) => record,
-                    Err(e) => {
-                        st.load_failed = true;
-                        return Err(e);
-                    }
+        let loaded = match &st.incoming {
+            Some(incoming) => match self.persistence.load(&self.config, incoming).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    st.load_failed = true;
+                    return Err(e);
                 }
-            }
-            (Backend::Client(store), Some(Incoming::Sealed(value))) => {
-                match store.open(&self.config.cookie.name, value) {
-                    Some(opened) => {
-                        // Sealed with a retired key: seal it again.
-                        st.send_cookie |= opened.reseal;
-                        Some(opened.record)
-                    }
-                    None => {
-                        tracing::debug!("session cookie did not open; starting a fresh session");
-                        None
-                    }
-                }
-            }
-            _ => None,
+            },
+            None => None,
         };
+        let record = loaded.map(|loaded| {
+            st.send_cookie |= loaded.resend_cookie;
+            loaded.record
+        });
         let now = now();
         st.base = record.filter(|r| self.config.is_live(r, now));
         if let Some(base) = &mut st.base {
@@ -445,24 +404,16 @@ impl Inner {
     /// conflict.
     async fn commit(&self, st: &mut State) -> Result<bool> {
         let mut record = self.next_record(st);
-        match &self.backend {
-            Backend::Client(store) => {
-                st.sealed = Some(store.seal(&self.config.cookie.name, &record)?);
-                st.send_cookie = true;
-            }
-            Backend::Server(store) => match &st.base {
-                None => {
-                    self.call("create", store.create(&mut record)).await?;
-                    st.send_cookie = true;
-                }
-                Some(base) => {
-                    if !self.call("save", store.save(&record, base.version)).await? {
-                        return Ok(false);
-                    }
-                    st.send_cookie |= self.config.cookie.persistent;
-                }
-            },
-        }
+        let expected_version = st.base.as_ref().map(|base| base.version);
+        let change = match self
+            .persistence
+            .write(&self.config, &mut record, expected_version)
+            .await?
+        {
+            Write::Saved(change) => change,
+            Write::Conflict => return Ok(false),
+        };
+        st.apply(change, self.config.cookie.persistent);
         st.remove_cookie = false;
         record.data = Data::new();
         st.base = Some(record);
@@ -492,22 +443,20 @@ impl Inner {
         }
     }
 
-    /// Client-side stores: fails with [`Error::TooLarge`] if the current
-    /// data no longer fits in the cookie.
+    /// Fails with [`Error::TooLarge`] if the current data no longer fits
+    /// where the session is kept (the cookie, for client-side stores).
     fn check_size(&self, st: &State) -> Result<()> {
-        if let Backend::Client(store) = &self.backend {
-            store.seal(&self.config.cookie.name, &self.next_record(st))?;
-        }
-        Ok(())
+        self.persistence
+            .check_fits(&self.config, &|| self.next_record(st))
     }
 
     /// Reloads the stored record and re-applies pending changes on it. A
     /// record that vanished meanwhile (expired or destroyed) is not revived:
     /// the changes go into a new session with a new ID.
     async fn rebase(&self, st: &mut State) -> Result<()> {
-        let fresh = match (&self.backend, &st.base) {
-            (Backend::Server(store), Some(base)) => self.call("load", store.load(&base.id)).await?,
-            _ => None,
+        let fresh = match &st.base {
+            Some(base) => self.persistence.reload(&self.config, &base.id).await?,
+            None => None,
         };
         let now = now();
         st.base = fresh.filter(|r| self.config.is_live(r, now));
@@ -567,27 +516,14 @@ impl Inner {
             return;
         }
         let id = base.id.clone();
-        let store = match &self.backend {
-            Backend::Server(store) => store,
-            Backend::Client(_) => {
-                // The expiry is inside the cookie: extending it means
-                // sending the cookie again.
+        match self.persistence.extend(&self.config, &id, new_expiry).await {
+            Ok(Some(change)) => {
                 if let Some(base) = &mut st.base {
                     base.expires_at = new_expiry;
                 }
-                st.sealed = None;
-                st.send_cookie = true;
-                return;
+                st.apply(change, self.config.cookie.persistent);
             }
-        };
-        match self.call("touch", store.touch(&id, new_expiry)).await {
-            Ok(true) => {
-                if let Some(base) = &mut st.base {
-                    base.expires_at = new_expiry;
-                }
-                st.send_cookie |= self.config.cookie.persistent;
-            }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not extend session expiry"),
         }
     }
@@ -621,7 +557,7 @@ async fn backoff(attempt: u32, latency: Duration) {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("backend", &self.inner.backend)
+            .field("backend", &self.inner.persistence)
             .finish_non_exhaustive()
     }
 }

@@ -4,8 +4,8 @@
 //! accepted unless it is well formed.
 
 use proptest::prelude::*;
-use session_core::record::Value;
-use session_core::{Id, Record};
+use session_core::Id;
+use session_core::store::{Record, Value};
 
 const RECORD_CORPUS: &str = include_str!("corpus/records.txt");
 
@@ -153,12 +153,12 @@ proptest! {
         keys in proptest::collection::btree_map("[a-z]{1,8}", any::<i64>(), 0..16),
         text in ".{0,64}",
     ) {
-        let mut data = session_core::Data::new();
+        let mut data = session_core::store::Data::new();
         for (k, v) in keys {
             data.insert(k, Value::new(&v).unwrap());
         }
         data.insert("text".into(), Value::new(&text).unwrap());
-        let now = session_core::record::now();
+        let now = session_core::store::now();
         let mut record = Record::new(Id::random(), data, now, Some(now + time::Duration::hours(1)));
         record.version = version;
         let bytes = record.encode().unwrap();

@@ -23,8 +23,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
 use serde_json::json;
-use session_core::record::now;
-use session_core::{ClientStore, Data, Id, Record};
+use session_core::store::{Data, Record, now};
+use session_core::{ClientStore, Id};
 use session_stores::cookie::{CookieStore, Key};
 
 const COOKIE: &str = "id";

@@ -26,8 +26,8 @@ use criterion::Criterion;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use session_core::record::{Value, now};
-use session_core::{Data, Id, Record, SessionStore};
+use session_core::store::{Data, Record, Value, now};
+use session_core::{Id, SessionStore};
 use session_stores::RedisStore;
 
 #[derive(Clone, Serialize, Deserialize)]

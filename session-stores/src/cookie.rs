@@ -58,8 +58,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use session_core::record::now;
-use session_core::{ClientStore, Error, Id, Opened, Record, Result};
+use session_core::store::{Opened, Record, now};
+use session_core::{ClientStore, Error, Id, Result};
 
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -314,7 +314,7 @@ mod tests {
     use serde_json::json;
 
     fn record() -> Record {
-        let mut data = session_core::Data::new();
+        let mut data = session_core::store::Data::new();
         data.insert("cart".into(), json!([{"sku": "A", "qty": 1}]).into());
         Record::new(
             Id::random(),

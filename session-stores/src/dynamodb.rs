@@ -124,9 +124,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use session_core::record::{DecodeError, now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
+
+use crate::stored::{decode_unexpired, malformed};
 
 /// DynamoDB's limit on the size of one item: 400 KB.
 pub const MAX_ITEM_SIZE: usize = 400 * 1024;
@@ -474,10 +476,6 @@ enum DynamoDbStoreError {
     NoFreeId(u32),
 }
 
-fn malformed(what: impl Into<String>) -> Error {
-    Error::Decode(DecodeError::Malformed(what.into()))
-}
-
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<i64>> {
     match item.get(name) {
         None => Ok(None),
@@ -509,27 +507,25 @@ impl DynamoDbStore {
         now: OffsetDateTime,
     ) -> Result<Option<Record>> {
         let expires_ms = number(item, &self.names.expiry_ms)?;
-        if expires_ms.is_some_and(|ms| ms <= unix_millis(now)) {
-            return Ok(None);
-        }
-        let version = number(item, VERSION)?.ok_or_else(|| {
-            malformed(format!("session item has no version attribute `{VERSION}`"))
-        })?;
-        let data = match item.get(DATA) {
-            Some(AttributeValue::B(blob)) => blob.as_ref(),
-            Some(_) => {
-                return Err(malformed(format!(
+        decode_unexpired(
+            id,
+            expires_ms,
+            now,
+            || {
+                number(item, VERSION)?.ok_or_else(|| {
+                    malformed(format!("session item has no version attribute `{VERSION}`"))
+                })
+            },
+            || match item.get(DATA) {
+                Some(AttributeValue::B(blob)) => Ok(blob.as_ref()),
+                Some(_) => Err(malformed(format!(
                     "session attribute `{DATA}` is not binary"
-                )));
-            }
-            None => {
-                return Err(malformed(format!(
+                ))),
+                None => Err(malformed(format!(
                     "session item has no data attribute `{DATA}`"
-                )));
-            }
-        };
-        let record = Record::decode_with_metadata(id.clone(), data, version, expires_ms)?;
-        Ok(Some(record))
+                ))),
+            },
+        )
     }
 }
 
@@ -690,7 +686,7 @@ mod tests {
 
     #[test]
     fn ttl_seconds_round_up() {
-        let at = |ms| session_core::record::from_unix_millis(ms).unwrap();
+        let at = |ms| session_core::store::from_unix_millis(ms).unwrap();
         assert_eq!(ttl_seconds(at(1_000)), 1);
         assert_eq!(ttl_seconds(at(1_001)), 2);
         assert_eq!(ttl_seconds(at(1_999)), 2);
@@ -726,7 +722,7 @@ mod tests {
             )
         });
         store.max_item_size = usize::MAX;
-        let mut data = session_core::Data::new();
+        let mut data = session_core::store::Data::new();
         data.insert(
             "blob".into(),
             serde_json::Value::from("z".repeat(450 * 1024)).into(),

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use session_core::record::now;
-use session_core::{Id, Record, Result, SessionStore};
+use session_core::store::{Record, now};
+use session_core::{Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 /// Sessions in this process's memory, on a bounded moka cache that evicts

@@ -3,8 +3,8 @@
 #![cfg(feature = "cookie")]
 
 use proptest::prelude::*;
-use session_core::record::now;
-use session_core::{ClientStore, Data, Id, Record};
+use session_core::store::{Data, Record, now};
+use session_core::{ClientStore, Id};
 use session_stores::cookie::{CookieStore, Key};
 
 fn sealed(store: &CookieStore) -> String {

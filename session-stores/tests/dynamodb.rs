@@ -14,9 +14,9 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
-use session_core::record::{now, unix_millis};
+use session_core::store::{Data, Record, now, unix_millis};
 use session_core::test_suite::{TestApp, assert_no_lost_updates};
-use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
+use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::DynamoDbStore;
 
 const START_HINT: &str = "start the test servers with `eval \"$(scripts/services.sh up)\"`";

@@ -11,9 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_core::record::now;
+use session_core::store::now;
+use session_core::store::{Data, Record};
 use session_core::test_suite::{TestApp, assert_no_lost_updates};
-use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
+use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::MemcachedStore;
 
 // ---- where the servers are ----------------------------------------------

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use session_core::record::now;
+use session_core::store::{Data, Record, now};
 use session_core::test_suite::{TestApp, TestReply, assert_no_lost_updates};
-use session_core::{Data, Error, Id, Record, SessionLayer, SessionStore};
+use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::RedisStore;
 
 // ---- where the servers are ----------------------------------------------
@@ -64,7 +64,15 @@ async fn single(url: &str, var: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("cannot reach Redis at {var}={url}: {e}; {START_HINT}"))
 }
 
+/// rustls's crypto provider, which an application connecting over TLS
+/// installs itself (the store never does).
+fn install_crypto_provider() {
+    // Already installed by another test of this binary: fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 async fn tls(url: &str, var: &str) -> RedisStore {
+    install_crypto_provider();
     RedisStore::builder()
         .with_tls_root_cert_pem(tls_ca())
         .connect(url)
@@ -148,6 +156,7 @@ async fn tls_checks_the_certificate_and_acl_checks_the_password() {
         "rediss://stateful:stateful-pass@127.0.0.1:6390",
     );
     tls(&url, "REDIS_TLS_ACL_URL").await;
+    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
 
     // Without the private CA the server's certificate is not trusted.
     let err = RedisStore::connect(&url).await.unwrap_err();
@@ -209,7 +218,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     assert_eq!(key, format!("stores-test:{{{}}}", r.id));
 
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
-    let want = session_core::record::unix_millis(r.expires_at.unwrap());
+    let want = session_core::store::unix_millis(r.expires_at.unwrap());
     assert_eq!(
         pexpiretime, want,
         "the key's TTL is not the record's expiry"
@@ -222,7 +231,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     let after: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
     assert_eq!(before, after, "touch rewrote the data");
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
-    assert_eq!(pexpiretime, session_core::record::unix_millis(later));
+    assert_eq!(pexpiretime, session_core::store::unix_millis(later));
     assert_eq!(
         store.load(&r.id).await.unwrap().unwrap().expires_at,
         Some(later)
@@ -242,7 +251,7 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
     assert_eq!(
         pexpiretime,
-        session_core::record::unix_millis(next.expires_at.unwrap())
+        session_core::store::unix_millis(next.expires_at.unwrap())
     );
     store.delete(&r.id).await.unwrap();
 }

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use session_core::store::Record;
 use session_core::test_suite::{self, LastWriterWins};
-use session_core::{Id, Record, Result, SessionStore};
+use session_core::{Id, Result, SessionStore};
 use session_stores::MemoryStore;
 use time::OffsetDateTime;
 

@@ -17,6 +17,9 @@ pub async fn main_from_env() {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    // TLS (`rediss://`) uses rustls, whose crypto provider is the
+    // application's to choose; the libraries never install one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

@@ -15,8 +15,7 @@
 //! new expiry into a small note item beside it: `<CAS value> <ms>` (or `-`
 //! for none), valid only while the session item keeps that CAS value.
 
-use session_core::record::{DecodeError, from_unix_millis, unix_millis};
-use session_core::{Id, Record};
+use session_core::store::{DecodeError, Record, from_unix_millis, unix_millis};
 use time::OffsetDateTime;
 
 const MAGIC: &[u8; 4] = b"SMC\x01";
@@ -89,19 +88,6 @@ pub(super) fn split(value: &[u8]) -> Result<(Header<'_>, &[u8]), DecodeError> {
     Ok((header, record))
 }
 
-/// Decodes the record of session `id` from its item's parts, with
-/// `expires_ms` as its expiry.
-pub(super) fn decode(
-    id: &Id,
-    header: &Header<'_>,
-    record: &[u8],
-    expires_ms: Option<i64>,
-) -> Result<Record, DecodeError> {
-    let version = i64::try_from(header.version)
-        .map_err(|_| DecodeError::Malformed("session version out of range".into()))?;
-    Record::decode_with_metadata(id.clone(), record, version, expires_ms)
-}
-
 /// The note a touch writes: the CAS value of the item it touched and the
 /// new expiry.
 pub(super) fn encode_note(cas: u64, expires_at: Option<OffsetDateTime>) -> Vec<u8> {
@@ -151,9 +137,20 @@ pub(super) fn exptime(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_core::Data;
-    use session_core::record::now;
+    use session_core::Id;
+    use session_core::store::{Data, now};
     use time::Duration;
+
+    fn decode(
+        id: &Id,
+        header: &Header<'_>,
+        record: &[u8],
+        expires_ms: Option<i64>,
+    ) -> Result<Record, DecodeError> {
+        let version = i64::try_from(header.version)
+            .map_err(|_| DecodeError::Malformed("version out of range".into()))?;
+        Record::decode_with_metadata(id.clone(), record, version, expires_ms)
+    }
 
     fn sample(expires_at: Option<OffsetDateTime>) -> Record {
         let mut data = Data::new();

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use session_core::record::{now, unix_millis};
-use session_core::{Error, Id, Record, Result, SessionStore};
+use session_core::store::{Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 use super::client::{self, Reply, SetMode, Status};
@@ -15,6 +15,7 @@ use super::codec;
 use super::error::MemcachedStoreError;
 use super::pool::{CallError, Limits, Node};
 use super::ring::Ring;
+use crate::stored;
 
 const DEFAULT_PREFIX: &str = "session:";
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -422,14 +423,22 @@ impl SessionStore for MemcachedStore {
         let Some((value, cas, touched)) = self.get_with_note(id, &key).await? else {
             return Ok(None);
         };
-        let (header, record) = codec::split(&value)?;
+        let (header, data) = codec::split(&value)?;
         let expires_ms = touched.unwrap_or(header.expires_ms);
-        if expires_ms.is_some_and(|at| at <= unix_millis(now())) {
-            return Ok(None);
+        let record = stored::decode_unexpired(
+            id,
+            expires_ms,
+            now(),
+            || {
+                i64::try_from(header.version)
+                    .map_err(|_| stored::malformed("session version out of range"))
+            },
+            || Ok(data),
+        )?;
+        if let Some(record) = &record {
+            self.remember(id, record.version, Some(cas));
         }
-        let record = codec::decode(id, &header, record, expires_ms)?;
-        self.remember(id, record.version, Some(cas));
-        Ok(Some(record))
+        Ok(record)
     }
 
     #[tracing::instrument(name = "memcached_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]

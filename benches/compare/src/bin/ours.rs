@@ -80,5 +80,8 @@ async fn app(store: StoreKind) -> Router {
 }
 
 fn main() {
+    // TLS (`rediss://`) uses rustls, whose crypto provider is the
+    // application's to choose; the store never installs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     stateful_compare::main_with("ours", app);
 }

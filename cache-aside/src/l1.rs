@@ -1,4 +1,4 @@
-//! The in-process tier (L1) on `moka::future::Cache`, with a generation guard
+//! L1, the in-process tier, on `moka::future::Cache`, with a generation guard
 //! so that a fill racing an invalidation cannot resurrect a stale value.
 
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -41,8 +41,8 @@ impl<K, V> Expiry<K, Slot<V>> for SlotExpiry {
     }
 }
 
-/// Taken before a fill reads a lower tier or the loader, and checked around
-/// the L1 insert.
+/// Taken before a fill reads L2 or the loader, and checked around the L1
+/// insert.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Snapshot {
     index: usize,
@@ -50,7 +50,8 @@ pub(crate) struct Snapshot {
     epoch: u64,
 }
 
-pub(crate) struct Local<K, V> {
+/// L1: a bounded moka cache with per-entry TTLs and generation guards.
+pub(crate) struct L1<K, V> {
     cache: moka::future::Cache<K, Slot<V>>,
     ttl_cap: Duration,
     generations: Box<[AtomicU64]>,
@@ -58,7 +59,7 @@ pub(crate) struct Local<K, V> {
     hasher: RandomState,
 }
 
-impl<K, V> Local<K, V>
+impl<K, V> L1<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -137,6 +138,8 @@ where
         self.cache.invalidate(key).await;
     }
 
+    /// Empties L1 (when L2's invalidations may have been missed).
+    #[cfg(feature = "redis")]
     pub(crate) fn flush(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();

@@ -1,159 +1,18 @@
-//! Versioned session records and their compact encoding.
+//! Versioned session records and their compact binary encoding.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::clock::{from_unix_millis, truncate_millis, unix_millis};
+use super::value::{Data, MAX_DEPTH, Value};
 use crate::Id;
-
-/// The key/value data of one session.
-pub type Data = BTreeMap<String, Value>;
-
-/// One session value, kept in its stored form (MessagePack, structs as
-/// maps with their field names) and decoded only when it is read.
-///
-/// Any `serde` type can be kept and read back as itself or as another
-/// type of the same shape. Loading a session copies each value's bytes and
-/// no more; [`Session::get`](crate::Session::get) decodes straight into the
-/// requested type, without an intermediate tree of JSON values.
-///
-/// ```
-/// use session_core::record::Value;
-///
-/// let v = Value::new(&vec!["sku-1", "sku-2"]).unwrap();
-/// assert_eq!(v.get::<Vec<String>>().unwrap(), ["sku-1", "sku-2"]);
-/// assert_eq!(v.to_json().unwrap(), serde_json::json!(["sku-1", "sku-2"]));
-/// ```
-///
-/// Two values are equal when their encodings are: the same struct always
-/// encodes the same way, but a struct and a JSON object with the same
-/// fields in another order do not. Compare with a `serde_json::Value` for
-/// equality of content.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Value(Box<[u8]>);
-
-impl Value {
-    /// Serializes `value`.
-    ///
-    /// # Errors
-    ///
-    /// What `value`'s `Serialize` implementation reports.
-    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self, ValueError> {
-        let mut bytes = Vec::new();
-        // Structs as maps with their field names, and the human-readable
-        // forms (a UUID or an address as a string), as JSON would have
-        // them: a value reads back as another type of the same shape and
-        // as JSON.
-        let mut ser = rmp_serde::Serializer::new(&mut bytes)
-            .with_struct_map()
-            .with_human_readable();
-        value
-            .serialize(&mut ser)
-            .map_err(|e| ValueError(e.to_string()))?;
-        Ok(Value(bytes.into_boxed_slice()))
-    }
-
-    /// Deserializes the value as `T`.
-    ///
-    /// # Errors
-    ///
-    /// The value does not have `T`'s shape, is malformed, or nests deeper
-    /// than 64 levels.
-    pub fn get<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        let mut de = rmp_serde::Deserializer::from_read_ref(&self.0[..]).with_human_readable();
-        de.set_max_depth(MAX_DEPTH);
-        T::deserialize(&mut de).map_err(|e| ValueError(e.to_string()))
-    }
-
-    /// The value as JSON.
-    ///
-    /// # Errors
-    ///
-    /// As [`get`](Self::get); also a map with keys that are not strings,
-    /// which JSON cannot hold.
-    pub fn to_json(&self) -> Result<serde_json::Value, ValueError> {
-        self.get()
-    }
-
-    /// The encoded bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl From<serde_json::Value> for Value {
-    fn from(json: serde_json::Value) -> Self {
-        Value::from(&json)
-    }
-}
-
-impl From<&serde_json::Value> for Value {
-    fn from(json: &serde_json::Value) -> Self {
-        // A JSON value always has a MessagePack form: string keys, 64-bit
-        // numbers; writing into a `Vec` cannot fail.
-        Value::new(json)
-            .unwrap_or_else(|e| unreachable!("JSON value without MessagePack form: {e}"))
-    }
-}
-
-impl PartialEq<serde_json::Value> for Value {
-    fn eq(&self, other: &serde_json::Value) -> bool {
-        self.to_json().is_ok_and(|json| json == *other)
-    }
-}
-
-impl fmt::Debug for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_json() {
-            Ok(json) => write!(f, "Value({json})"),
-            Err(_) => write!(f, "Value(<{} undecodable bytes>)", self.0.len()),
-        }
-    }
-}
-
-impl Serialize for Value {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
-            type Value = Value;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the bytes of an encoded session value")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Value, E> {
-                Ok(Value(bytes.into()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Value, E> {
-                Ok(Value(bytes.into_boxed_slice()))
-            }
-        }
-        deserializer.deserialize_bytes(Bytes)
-    }
-}
-
-/// A session value that could not be serialized or deserialized.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ValueError(String);
-
-impl ValueError {
-    pub(crate) fn new(message: String) -> Self {
-        ValueError(message)
-    }
-}
 
 /// One stored session: its data plus the metadata stores need for
 /// compare-and-set saves and expiry.
 ///
-/// Times are kept to the millisecond; [`now`] gives the current time at that
+/// Times are kept to the millisecond; [`now`](crate::store::now) gives the current time at that
 /// precision, so a record survives a round trip through any store unchanged.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -222,7 +81,7 @@ impl Record {
         let size: usize = self
             .data
             .iter()
-            .map(|(k, v)| k.len() + v.0.len() + 10)
+            .map(|(k, v)| k.len() + v.as_bytes().len() + 10)
             .sum();
         let mut out = Vec::with_capacity(32 + size);
         out.push(FORMAT_V2);
@@ -310,9 +169,6 @@ impl Record {
 const FORMAT_V1: u8 = 1;
 /// Values as binary holding each value's own MessagePack.
 const FORMAT_V2: u8 = 2;
-/// Nesting limit for decoded values, so hostile input cannot exhaust the
-/// stack.
-const MAX_DEPTH: usize = 64;
 
 /// Error from [`Record::encode`].
 #[derive(Debug, Clone, thiserror::Error)]
@@ -337,29 +193,10 @@ pub enum DecodeError {
     TimeOutOfRange,
 }
 
-/// The current time, truncated to whole milliseconds like stored times.
-pub fn now() -> OffsetDateTime {
-    truncate_millis(OffsetDateTime::now_utc())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_millis(t: OffsetDateTime) -> i64 {
-    // In range for any date the `time` crate accepts by default.
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// The time `ms` milliseconds after the Unix epoch, if representable.
-pub fn from_unix_millis(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-fn truncate_millis(t: OffsetDateTime) -> OffsetDateTime {
-    from_unix_millis(unix_millis(t)).unwrap_or(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::now;
     use serde_json::json;
 
     fn sample() -> Record {
@@ -432,56 +269,6 @@ mod tests {
         assert_eq!(decoded, r);
         let cart: Vec<serde_json::Value> = decoded.data["cart"].get().unwrap();
         assert_eq!(cart[1]["qty"], -1);
-    }
-
-    #[test]
-    fn values_read_as_their_own_type_or_as_json() {
-        #[derive(Debug, PartialEq, Serialize, Deserialize)]
-        struct Line {
-            sku: String,
-            qty: i32,
-        }
-        let lines = vec![
-            Line {
-                sku: "A-1".into(),
-                qty: 2,
-            },
-            Line {
-                sku: "B".into(),
-                qty: -1,
-            },
-        ];
-        let v = Value::new(&lines).unwrap();
-        assert_eq!(v.get::<Vec<Line>>().unwrap(), lines);
-        assert_eq!(
-            v,
-            json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}])
-        );
-        let from_json = Value::from(json!([{"sku": "A-1", "qty": 2}, {"sku": "B", "qty": -1}]));
-        assert_eq!(from_json.get::<Vec<Line>>().unwrap(), lines);
-        assert!(v.get::<Vec<u64>>().is_err(), "another shape is an error");
-        assert!(Value(vec![0xc1].into()).get::<serde_json::Value>().is_err());
-    }
-
-    #[test]
-    fn values_use_the_human_readable_forms_like_json() {
-        // An address serializes as bytes for binary formats and as text for
-        // human-readable ones; values keep the text, as JSON did.
-        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
-        let v = Value::new(&ip).unwrap();
-        assert_eq!(v, json!("192.0.2.7"));
-        assert_eq!(v.get::<std::net::IpAddr>().unwrap(), ip);
-        let from_json = Value::from(json!("192.0.2.7"));
-        assert_eq!(from_json.get::<std::net::IpAddr>().unwrap(), ip);
-    }
-
-    #[test]
-    fn deeply_nested_value_is_rejected_without_overflow() {
-        let mut bytes = vec![0x91; 100_000];
-        bytes.push(0xc0);
-        let v = Value(bytes.into());
-        assert!(v.get::<serde_json::Value>().is_err());
-        assert!(format!("{v:?}").contains("undecodable"));
     }
 
     #[test]

@@ -1,0 +1,91 @@
+//! The request lifecycle, independent of any web framework.
+//!
+//! A front end (the Tower [`SessionService`](crate::SessionService) today)
+//! does three things per request:
+//!
+//! 1. [`Sessions::start`] with the values of the request's `Cookie`
+//!    headers, and hands the [`Session`] to the handler (in the request's
+//!    extensions);
+//! 2. runs the handler;
+//! 3. [`finish`] once the response is ready: adds the `Set-Cookie` value
+//!    it returns to the response or, on error, answers
+//!    [`Error::status`](crate::Error::status) instead, with the
+//!    `Retry-After` the error's `retry_after` gives.
+//!
+//! Everything else (loading, merging, expiry, the cookie's attributes)
+//! happens here and in the [`Session`], the same for every front end.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::cookie_header;
+use crate::persistence::{Client, Persistence, Server};
+use crate::store::{ClientStore, SessionStore};
+use crate::{Result, Session};
+
+/// Where sessions are kept and the settings they follow: what a front end
+/// needs to start and finish the session of each request.
+#[derive(Clone)]
+pub(crate) struct Sessions {
+    persistence: Arc<dyn Persistence>,
+    config: Arc<Config>,
+}
+
+impl Sessions {
+    /// Sessions kept by `store` on the server, with the default settings.
+    pub(crate) fn on_server(store: Arc<dyn SessionStore>) -> Self {
+        Self::new(Arc::new(Server(store)))
+    }
+
+    /// Sessions sealed into their cookies by `store`, with the default
+    /// settings.
+    pub(crate) fn on_client(store: Arc<dyn ClientStore>) -> Self {
+        Self::new(Arc::new(Client(store)))
+    }
+
+    fn new(persistence: Arc<dyn Persistence>) -> Self {
+        Sessions {
+            persistence,
+            config: Arc::new(Config::default()),
+        }
+    }
+
+    /// The settings, to change them (copied first if a service shares
+    /// them).
+    pub(crate) fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Request start: the session of a request whose `Cookie` headers
+    /// hold `cookie_headers`. Nothing is loaded yet.
+    pub(crate) fn start<'h>(&self, cookie_headers: impl IntoIterator<Item = &'h str>) -> Session {
+        let incoming = cookie_header::find(cookie_headers, &self.config.cookie.name, |value| {
+            self.persistence.recognise(value)
+        });
+        Session::new(self.persistence.clone(), self.config.clone(), incoming)
+    }
+}
+
+/// Response time: saves what the request changed and gives the value of the
+/// `Set-Cookie` header to add, if any.
+///
+/// # Errors
+///
+/// The session could not be saved: the response must not claim success.
+pub(crate) async fn finish(session: &Session) -> Result<Option<String>> {
+    let action = session
+        .finish()
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "session could not be saved"))?;
+    Ok(action.map(|action| cookie_header::set_cookie(session.config(), action)))
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("backend", &self.persistence)
+            .field("config", &self.config)
+            .finish()
+    }
+}

@@ -1,0 +1,104 @@
+//! Sessions kept on the client, sealed into the cookie by a
+//! [`ClientStore`]; nothing is kept on the server.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{CookieChange, Incoming, Loaded, Persistence, Write};
+use crate::config::Config;
+use crate::store::{ClientStore, Data, Record};
+use crate::{Id, Result};
+
+/// Longest sealed cookie value looked at; browsers keep about 4 KB.
+const MAX_SEALED_LEN: usize = 8 * 1024;
+
+/// A [`ClientStore`] as the session logic uses it.
+#[derive(Debug)]
+pub(crate) struct Client(pub(crate) Arc<dyn ClientStore>);
+
+impl Client {
+    fn seal(&self, config: &Config, record: &Record) -> Result<String> {
+        self.0.seal(&config.cookie.name, record)
+    }
+}
+
+#[async_trait]
+impl Persistence for Client {
+    fn recognise(&self, cookie_value: &str) -> Option<Incoming> {
+        (!cookie_value.is_empty() && cookie_value.len() <= MAX_SEALED_LEN)
+            .then(|| Incoming::Sealed(cookie_value.to_owned()))
+    }
+
+    async fn load(&self, config: &Config, incoming: &Incoming) -> Result<Option<Loaded>> {
+        let Incoming::Sealed(value) = incoming else {
+            return Ok(None);
+        };
+        match self.0.open(&config.cookie.name, value) {
+            Some(opened) => Ok(Some(Loaded {
+                record: opened.record,
+                // Sealed with a retired key: seal it again.
+                resend_cookie: opened.reseal,
+            })),
+            None => {
+                tracing::debug!("session cookie did not open; starting a fresh session");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn reload(&self, _config: &Config, _id: &Id) -> Result<Option<Record>> {
+        // The session lives only in the request's cookie: there is no
+        // fresher copy anywhere.
+        Ok(None)
+    }
+
+    async fn write(
+        &self,
+        config: &Config,
+        record: &mut Record,
+        _expected_version: Option<u64>,
+    ) -> Result<Write> {
+        // Last writer wins: each response carries its own copy.
+        let sealed = self.seal(config, record)?;
+        Ok(Write::Saved(CookieChange::changed(Some(sealed))))
+    }
+
+    fn check_fits(&self, config: &Config, next: &dyn Fn() -> Record) -> Result<()> {
+        self.seal(config, &next()).map(drop)
+    }
+
+    async fn replace(
+        &self,
+        config: &Config,
+        old: &Record,
+        new: &mut Record,
+    ) -> Result<CookieChange> {
+        new.version = old.version + 1;
+        let sealed = self.seal(config, new)?;
+        Ok(CookieChange::changed(Some(sealed)))
+    }
+
+    async fn delete(&self, _config: &Config, _id: &Id) -> Result<()> {
+        // Nothing is kept on the server; removing the cookie is all.
+        Ok(())
+    }
+
+    async fn extend(
+        &self,
+        _config: &Config,
+        _id: &Id,
+        _expires_at: Option<OffsetDateTime>,
+    ) -> Result<Option<CookieChange>> {
+        // The expiry is inside the cookie: extending it means sealing the
+        // session again and sending the cookie.
+        Ok(Some(CookieChange::changed(None)))
+    }
+
+    fn cookie_value(&self, config: &Config, record: &Record, data: &Data) -> Result<String> {
+        let mut whole = record.clone();
+        whole.data = data.clone();
+        self.seal(config, &whole)
+    }
+}

@@ -1,0 +1,144 @@
+//! Where sessions are kept, behind one interface.
+//!
+//! The session logic (`session.rs`) is written once against [`Persistence`];
+//! the two ways of keeping a session implement it: [`Server`] over a
+//! [`SessionStore`](crate::SessionStore) (the cookie carries only the ID)
+//! and [`Client`] over a [`ClientStore`](crate::ClientStore) (the cookie
+//! carries the sealed session).
+
+mod client;
+mod server;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::store::{Data, Record};
+use crate::{Id, Result};
+
+pub(crate) use client::Client;
+pub(crate) use server::Server;
+
+/// The session cookie a request came with, as its backend recognised it;
+/// not yet checked against the store or opened.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A well-formed session ID (server-side stores).
+    Id(Id),
+    /// A sealed session (client-side stores).
+    Sealed(String),
+}
+
+impl Incoming {
+    /// The stored session this cookie names by its ID, if it does.
+    pub(crate) fn id(&self) -> Option<&Id> {
+        match self {
+            Incoming::Id(id) => Some(id),
+            Incoming::Sealed(_) => None,
+        }
+    }
+}
+
+/// A session found for the request's cookie.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The session as stored, possibly expired under the layer's rules.
+    pub(crate) record: Record,
+    /// The cookie must be sent again although nothing changed (it was
+    /// sealed with a retired key).
+    pub(crate) resend_cookie: bool,
+}
+
+/// How a write changed what the session cookie must carry.
+#[derive(Debug)]
+pub(crate) struct CookieChange {
+    /// The cookie's value is new (a new ID, or the session sealed anew), so
+    /// the response must carry it.
+    pub(crate) value_changed: bool,
+    /// The new value, when the write already made it; `None` when it is
+    /// made from the record as the response is finished.
+    pub(crate) value: Option<String>,
+}
+
+impl CookieChange {
+    /// The cookie reads as before: same ID.
+    pub(crate) const SAME: CookieChange = CookieChange {
+        value_changed: false,
+        value: None,
+    };
+
+    /// The cookie reads differently now; `value` is the new value if it is
+    /// already made.
+    pub(crate) fn changed(value: Option<String>) -> Self {
+        CookieChange {
+            value_changed: true,
+            value,
+        }
+    }
+}
+
+/// The outcome of [`Persistence::write`].
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// The record was written.
+    Saved(CookieChange),
+    /// Another request saved first: nothing was written.
+    Conflict,
+}
+
+/// One way of keeping sessions. Every method takes the layer's settings
+/// for the cookie name and the store timeout.
+#[async_trait]
+pub(crate) trait Persistence: fmt::Debug + Send + Sync + 'static {
+    /// Whether `cookie_value`, the value of a cookie with the session
+    /// cookie's name, is worth loading. Malformed values never reach a
+    /// store.
+    fn recognise(&self, cookie_value: &str) -> Option<Incoming>;
+
+    /// Loads the session the request's cookie names: `None` when it does
+    /// not exist or does not open.
+    async fn load(&self, config: &Config, incoming: &Incoming) -> Result<Option<Loaded>>;
+
+    /// Loads the stored record `id` again after a lost race.
+    async fn reload(&self, config: &Config, id: &Id) -> Result<Option<Record>>;
+
+    /// Writes `record`: a new session (`expected_version` is `None`, and
+    /// the write may pick another ID) or a compare-and-set on the stored
+    /// version.
+    async fn write(
+        &self,
+        config: &Config,
+        record: &mut Record,
+        expected_version: Option<u64>,
+    ) -> Result<Write>;
+
+    /// Fails with [`Error::TooLarge`](crate::Error::TooLarge) if the record
+    /// `next` would make cannot be kept; `next` is called only by backends
+    /// with a size limit.
+    fn check_fits(&self, config: &Config, next: &dyn Fn() -> Record) -> Result<()>;
+
+    /// Keeps `new`, the session under a new ID, and retires `old`.
+    async fn replace(
+        &self,
+        config: &Config,
+        old: &Record,
+        new: &mut Record,
+    ) -> Result<CookieChange>;
+
+    /// Forgets the session `id` (log-out).
+    async fn delete(&self, config: &Config, id: &Id) -> Result<()>;
+
+    /// Moves the expiry of an unchanged session; `None` when the record no
+    /// longer exists.
+    async fn extend(
+        &self,
+        config: &Config,
+        id: &Id,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Option<CookieChange>>;
+
+    /// The cookie value of `record` holding `data`.
+    fn cookie_value(&self, config: &Config, record: &Record, data: &Data) -> Result<String>;
+}

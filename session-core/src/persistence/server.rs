@@ -1,0 +1,116 @@
+//! Sessions kept on the server by a [`SessionStore`]; the cookie carries
+//! only the session ID.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tracing::Instrument as _;
+
+use super::{CookieChange, Incoming, Loaded, Persistence, Write};
+use crate::config::Config;
+use crate::store::{Data, Record, SessionStore};
+use crate::{Error, Id, Result};
+
+/// A [`SessionStore`] as the session logic uses it: every call bounded by
+/// the store timeout.
+#[derive(Debug)]
+pub(crate) struct Server(pub(crate) Arc<dyn SessionStore>);
+
+/// Runs one store call under the configured timeout, in a span.
+async fn call<T>(
+    config: &Config,
+    op: &'static str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let limit = config.store_timeout;
+    let span = tracing::debug_span!("session_store", op);
+    match tokio::time::timeout(limit, fut.instrument(span)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(op, error = %e, "session store call failed");
+            Err(e)
+        }
+        Err(_) => {
+            tracing::warn!(op, ?limit, "session store call timed out");
+            Err(Error::Timeout(limit))
+        }
+    }
+}
+
+#[async_trait]
+impl Persistence for Server {
+    fn recognise(&self, cookie_value: &str) -> Option<Incoming> {
+        Id::parse(cookie_value).map(Incoming::Id)
+    }
+
+    async fn load(&self, config: &Config, incoming: &Incoming) -> Result<Option<Loaded>> {
+        let Some(id) = incoming.id() else {
+            return Ok(None);
+        };
+        let record = call(config, "load", self.0.load(id)).await?;
+        Ok(record.map(|record| Loaded {
+            record,
+            resend_cookie: false,
+        }))
+    }
+
+    async fn reload(&self, config: &Config, id: &Id) -> Result<Option<Record>> {
+        call(config, "load", self.0.load(id)).await
+    }
+
+    async fn write(
+        &self,
+        config: &Config,
+        record: &mut Record,
+        expected_version: Option<u64>,
+    ) -> Result<Write> {
+        let Some(expected) = expected_version else {
+            call(config, "create", self.0.create(record)).await?;
+            // A new session: the client learns its ID.
+            return Ok(Write::Saved(CookieChange::changed(None)));
+        };
+        Ok(
+            if call(config, "save", self.0.save(record, expected)).await? {
+                Write::Saved(CookieChange::SAME)
+            } else {
+                Write::Conflict
+            },
+        )
+    }
+
+    fn check_fits(&self, _config: &Config, _next: &dyn Fn() -> Record) -> Result<()> {
+        // The store itself reports a size limit when it writes.
+        Ok(())
+    }
+
+    async fn replace(
+        &self,
+        config: &Config,
+        old: &Record,
+        new: &mut Record,
+    ) -> Result<CookieChange> {
+        call(config, "create", self.0.create(new)).await?;
+        call(config, "delete", self.0.delete(&old.id)).await?;
+        Ok(CookieChange::changed(None))
+    }
+
+    async fn delete(&self, config: &Config, id: &Id) -> Result<()> {
+        call(config, "delete", self.0.delete(id)).await
+    }
+
+    async fn extend(
+        &self,
+        config: &Config,
+        id: &Id,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Option<CookieChange>> {
+        let touched = call(config, "touch", self.0.touch(id, expires_at)).await?;
+        Ok(touched.then_some(CookieChange::SAME))
+    }
+
+    fn cookie_value(&self, _config: &Config, record: &Record, _data: &Data) -> Result<String> {
+        Ok(record.id.as_str().to_owned())
+    }
+}

@@ -1,0 +1,72 @@
+//! Checks of concurrent requests of one session over three store
+//! instances: changes to different keys merge, updates never lose each
+//! other.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use tokio::sync::Barrier;
+
+use super::app::{inserting, send_concurrently};
+use super::{Check, Ctx, TestApp, concurrent_cart_updates, cookie_id, op};
+use crate::SessionLayer;
+
+impl Ctx {
+    pub(super) async fn different_keys_merge(&self) -> Check {
+        // 20 requests of one session, on three instances, each loads the
+        // session, waits for all the others to have loaded it too, then sets
+        // its own key. Every key must be there at the end.
+        const N: usize = 20;
+        let barrier = Arc::new(Barrier::new(N));
+        let apps: Vec<TestApp> = (0..3)
+            .map(|i| {
+                let barrier = barrier.clone();
+                TestApp::new(SessionLayer::new(self.stores[i].clone()), move |s, i| {
+                    let barrier = barrier.clone();
+                    async move {
+                        s.get::<usize>("n").await?;
+                        barrier.wait().await;
+                        s.insert(&format!("key{i}"), i).await?;
+                        Ok(String::new())
+                    }
+                })
+            })
+            .collect();
+        let cookie = inserting(self.layer(), "n", 0).start_session().await?;
+        for res in send_concurrently(&apps, &cookie, N).await? {
+            ensure!(
+                res.status == StatusCode::OK,
+                "a request failed: {}",
+                res.status
+            );
+        }
+        let id = cookie_id(&cookie)?;
+        let stored = op("load", self.store().load(&id).await)?.ok_or("session vanished")?;
+        let missing: Vec<usize> = (0..N)
+            .filter(|i| !stored.data.contains_key(&format!("key{i}")))
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "changes of {} of {N} concurrent requests to distinct keys were lost: {missing:?}",
+            missing.len()
+        );
+        Ok(())
+    }
+
+    pub(super) async fn concurrent_updates_all_land(&self) -> Check {
+        const N: usize = 50;
+        let layers: Vec<SessionLayer> = self
+            .stores
+            .iter()
+            .map(|s| SessionLayer::new(s.clone()))
+            .collect();
+        let outcome = concurrent_cart_updates(&layers, N).await?;
+        ensure!(
+            outcome.items == N && outcome.distinct == N,
+            "{N} concurrent updates over 3 instances left {} items ({} distinct): lost updates",
+            outcome.items,
+            outcome.distinct
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,379 @@
+//! Building a [`RedisStore`]: its settings, and the ways to connect it,
+//! from URLs or from a client or connection the application already has.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::caching::CacheConfig;
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo, ProtocolVersion, RedisError, TlsCertificates};
+use session_core::{Error, Result};
+
+use super::connection::Conn;
+use super::error::RedisStoreError;
+use super::near_cache::{NearCache, cache_config};
+use super::store::RedisStore;
+use super::tls::{is_tls_client, is_tls_url, require_crypto_provider};
+
+const DEFAULT_PREFIX: &str = "session:";
+const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_NEAR_CACHE_TTL: Duration = Duration::from_secs(2);
+
+impl RedisStore {
+    /// Connects to a single Redis node with the default settings (see
+    /// [`RedisStoreBuilder`]).
+    ///
+    /// `url` is `redis://[user:password@]host[:port][/db]`, or `rediss://…`
+    /// for TLS (verified against the system's root certificates; see
+    /// [`RedisStoreBuilder::with_tls_root_cert_pem`] for a private CA).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the URL is invalid, the server cannot be
+    /// reached or refuses the credentials, or the URL asks for TLS and the
+    /// process has no rustls crypto provider installed (see the
+    /// [module documentation](super#tls)).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Connects to a Redis Cluster with the default settings, given one or
+    /// more of its nodes (the others are discovered). All URLs must use the
+    /// same scheme and credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a URL is invalid, no node can be reached, or
+    /// the URLs ask for TLS and the process has no rustls crypto provider
+    /// installed.
+    pub async fn connect_cluster<I>(urls: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::builder().connect_cluster(urls).await
+    }
+
+    /// Settings for a new store.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            prefix: DEFAULT_PREFIX.into(),
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            root_cert: None,
+            near_cache: None,
+            near_cache_ttl: DEFAULT_NEAR_CACHE_TTL,
+        }
+    }
+}
+
+/// Builds a [`RedisStore`]: key prefix, timeouts, TLS roots and near
+/// cache, then one of
+///
+/// | method | connects to | from |
+/// |--------|-------------|------|
+/// | [`connect`](Self::connect) | a single node | a URL |
+/// | [`connect_cluster`](Self::connect_cluster) | a Redis Cluster | URLs of some of its nodes |
+/// | [`connect_with_client`](Self::connect_with_client) | a single node | your [`redis::Client`] |
+/// | [`connect_with_cluster_client`](Self::connect_with_cluster_client) | a Redis Cluster | your [`ClusterClient`] |
+/// | [`build_with_connection`](Self::build_with_connection) | a single node | your open [`ConnectionManager`], used as it is |
+/// | [`build_with_cluster_connection`](Self::build_with_cluster_connection) | a Redis Cluster | your open [`ClusterConnection`], used as it is |
+///
+/// The `connect*` methods open the store's own connection and apply every
+/// setting, except that a client of yours keeps its own TLS settings. The
+/// `build_with_*` methods use your connection with the settings you gave
+/// it; of the store's settings only the key prefix applies (and the
+/// response timeout, as the figure reported by
+/// [`Error::Timeout`]), and the near cache is not available.
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+    root_cert: Option<Vec<u8>>,
+    near_cache: Option<NonZeroUsize>,
+    near_cache_ttl: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("root_cert", &self.root_cert.as_ref().map(|_| "set"))
+            .field("near_cache", &self.near_cache)
+            .field("near_cache_ttl", &self.near_cache_ttl)
+            .finish()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key (default `session:`), so sessions can share
+    /// a database with other data.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one attempt to open a connection may take (default 1 s).
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the reply to one command (default 1 s); a
+    /// command that takes longer fails with [`Error::Timeout`]. On a
+    /// cluster this also bounds the command's redirections and retries.
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Trust the CA certificate(s) in `pem` for `rediss://` connections
+    /// instead of the system's root certificates, e.g. a private CA that
+    /// signed the server's certificate. The server name in the URL is still
+    /// checked against the certificate.
+    ///
+    /// Applies to [`connect`](Self::connect) and
+    /// [`connect_cluster`](Self::connect_cluster); a client of your own
+    /// keeps its own TLS settings. TLS is rustls, with the crypto provider
+    /// the application installs (see the [module documentation](super#tls)).
+    pub fn with_tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    /// Keep up to `sessions` recently read sessions in this process (a
+    /// near cache), so that a read of one of them makes no round trip.
+    /// Off by default; `0` turns it off.
+    ///
+    /// This is Redis's server-assisted client-side caching: the connection
+    /// speaks RESP3 and turns on `CLIENT TRACKING`, and Redis tells it when
+    /// any client changes or deletes a key it has cached, which drops the
+    /// entry. It needs Redis 6 or later (7 or later for a Cluster whose
+    /// slots move), and a connection the store opens itself: with
+    /// [`connect_with_cluster_client`](Self::connect_with_cluster_client)
+    /// or the `build_with_*` methods it is an error. What it changes:
+    ///
+    /// - Writes are unaffected: every save is still a compare-and-set in
+    ///   Redis, and a save computed from a cached record that another
+    ///   instance has since changed loses it and is re-applied, so no
+    ///   update is lost.
+    /// - This instance reads its own writes: after it writes a session,
+    ///   its reads of that session go to Redis for one near-cache TTL.
+    /// - A read on one instance normally sees another instance's write as
+    ///   soon as Redis's invalidation arrives (one network hop). It can miss
+    ///   it for up to the near-cache TTL ([`with_near_cache_ttl`], default
+    ///   2 s): when the invalidation overtakes the reply of the read that
+    ///   fills the entry, or when the connection dies without closing. The
+    ///   TTL is the bound on staleness; raise it only where reads of a
+    ///   session that lag other instances' writes by that much are fine.
+    /// - A Redis user restricted by ACL needs `HELLO`, `CLIENT TRACKING`,
+    ///   `CLIENT CACHING` and `PTTL` as well (see the project's
+    ///   `SECURITY.md`).
+    ///
+    /// [`with_near_cache_ttl`]: Self::with_near_cache_ttl
+    pub fn with_near_cache(mut self, sessions: usize) -> Self {
+        self.near_cache = NonZeroUsize::new(sessions);
+        self
+    }
+
+    /// The longest an entry stays in the near cache (default 2 s): the
+    /// bound on how stale a near-cache read can be, and how long this
+    /// instance's reads of a session go to Redis after it wrote it.
+    pub fn with_near_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.near_cache_ttl = ttl;
+        self
+    }
+
+    /// Connects to a single Redis node; see [`RedisStore::connect`].
+    ///
+    /// The connection is multiplexed (one connection serves all concurrent
+    /// calls) and reconnects in the background after a failure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the URL is invalid, the server cannot be
+    /// reached or refuses the credentials, or the URL asks for TLS and the
+    /// process has no rustls crypto provider installed.
+    pub async fn connect(self, url: &str) -> Result<RedisStore> {
+        if is_tls_url(url) {
+            require_crypto_provider()?;
+        }
+        let info = url.into_connection_info().map_err(connect_error)?;
+        let client = match self.tls_certs() {
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
+        }
+        .map_err(connect_error)?;
+        self.connect_with_client(client).await
+    }
+
+    /// Connects to a single Redis node through `client`, a client the
+    /// application already has (e.g. one it also uses for other data).
+    ///
+    /// The store opens its own multiplexed, auto-reconnecting connection
+    /// (a [`ConnectionManager`]) from the client, with this builder's
+    /// timeouts and near cache; the client's address, credentials,
+    /// database and TLS settings are used as they are (for the near cache
+    /// the store's connection speaks RESP3 whatever the client's protocol).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the server cannot be reached or refuses the
+    /// credentials, or the client uses TLS and the process has no rustls
+    /// crypto provider installed.
+    #[tracing::instrument(name = "redis_connect", level = "debug", skip_all)]
+    pub async fn connect_with_client(self, client: redis::Client) -> Result<RedisStore> {
+        if is_tls_client(&client) {
+            require_crypto_provider()?;
+        }
+        let client = if self.near_cache.is_some() {
+            let info = client.get_connection_info().clone();
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            redis::Client::open(info.set_redis_settings(settings)).map_err(connect_error)?
+        } else {
+            client
+        };
+        let mut config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(2);
+        if let Some(cache) = self.cache_config() {
+            config = config.set_cache_config(cache);
+        }
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(connect_error)?;
+        Ok(self.finish(Conn::Single(manager)))
+    }
+
+    /// Connects to a Redis Cluster; see [`RedisStore::connect_cluster`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a URL is invalid, no node can be reached, or
+    /// the URLs ask for TLS and the process has no rustls crypto provider
+    /// installed.
+    #[tracing::instrument(name = "redis_connect_cluster", level = "debug", skip_all)]
+    pub async fn connect_cluster<I>(self, urls: I) -> Result<RedisStore>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        if urls.iter().any(|u| is_tls_url(u)) {
+            require_crypto_provider()?;
+        }
+        let mut builder = ClusterClient::builder(urls)
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout);
+        if let Some(certs) = self.tls_certs() {
+            builder = builder.certs(certs);
+        }
+        if let Some(cache) = self.cache_config() {
+            builder = builder
+                .use_protocol(ProtocolVersion::RESP3)
+                .cache_config(cache);
+        }
+        let client = builder.build().map_err(connect_error)?;
+        let conn = client.get_async_connection().await.map_err(connect_error)?;
+        Ok(self.finish(Conn::Cluster(conn)))
+    }
+
+    /// Connects to a Redis Cluster through `client`, a cluster client the
+    /// application already has.
+    ///
+    /// The store opens its own cluster connection from the client with
+    /// this builder's timeouts; everything else (nodes, credentials, TLS,
+    /// protocol, retries) is the client's. If the client uses TLS, install
+    /// a rustls crypto provider before calling this: the store cannot see
+    /// the client's nodes to check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if no node can be reached, or if a near cache was
+    /// asked for (it needs settings of the client itself; use
+    /// [`connect_cluster`](Self::connect_cluster)).
+    #[tracing::instrument(name = "redis_connect_cluster", level = "debug", skip_all)]
+    pub async fn connect_with_cluster_client(self, client: ClusterClient) -> Result<RedisStore> {
+        self.no_near_cache("connect_with_cluster_client")?;
+        let config = ClusterConfig::new()
+            .set_connection_timeout(self.connection_timeout)
+            .set_response_timeout(self.response_timeout);
+        let conn = client
+            .get_async_connection_with_config(config)
+            .await
+            .map_err(connect_error)?;
+        Ok(self.finish(Conn::Cluster(conn)))
+    }
+
+    /// A store on `conn`, a connection to a single node that the
+    /// application has opened itself, used as it is: its timeouts, retries
+    /// and protocol stay as the application set them, and the store shares
+    /// it with the application's other commands.
+    ///
+    /// Set [`with_response_timeout`](Self::with_response_timeout) to the
+    /// connection's response timeout, so that [`Error::Timeout`] reports it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a near cache was asked for (it needs a
+    /// connection the store opens itself; use
+    /// [`connect_with_client`](Self::connect_with_client)).
+    pub fn build_with_connection(self, conn: ConnectionManager) -> Result<RedisStore> {
+        self.no_near_cache("build_with_connection")?;
+        Ok(self.finish(Conn::Single(conn)))
+    }
+
+    /// A store on `conn`, a Redis Cluster connection that the application
+    /// has opened itself, used as it is; see
+    /// [`build_with_connection`](Self::build_with_connection).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a near cache was asked for (use
+    /// [`connect_cluster`](Self::connect_cluster)).
+    pub fn build_with_cluster_connection(self, conn: ClusterConnection) -> Result<RedisStore> {
+        self.no_near_cache("build_with_cluster_connection")?;
+        Ok(self.finish(Conn::Cluster(conn)))
+    }
+
+    fn no_near_cache(&self, method: &'static str) -> Result<()> {
+        match self.near_cache {
+            Some(_) => Err(Error::backend(
+                RedisStoreError::NearCacheNeedsOwnConnection(method),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn cache_config(&self) -> Option<CacheConfig> {
+        self.near_cache
+            .map(|size| cache_config(size, self.near_cache_ttl))
+    }
+
+    fn tls_certs(&self) -> Option<TlsCertificates> {
+        self.root_cert.as_ref().map(|pem| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+    }
+
+    fn finish(self, conn: Conn) -> RedisStore {
+        let near = self.near_cache.map(|_| NearCache::new(self.near_cache_ttl));
+        RedisStore::from_parts(conn, self.prefix, self.response_timeout, near)
+    }
+}
+
+fn connect_error(err: RedisError) -> Error {
+    Error::backend(RedisStoreError::Connect(err))
+}

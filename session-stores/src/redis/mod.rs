@@ -1,0 +1,176 @@
+//! The Redis store: single node, Redis Cluster, TLS and ACL users.
+//!
+//! [`RedisStore`] keeps each session in one Redis hash and does every
+//! write as one atomic Lua script, so saves are compare-and-set on the
+//! record's version across any number of app instances.
+//!
+//! # Connecting
+//!
+//! From URLs, with the store opening its own connection:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use session_core::SessionLayer;
+//! use session_stores::RedisStore;
+//!
+//! # async fn run() -> session_core::Result<()> {
+//! // Defaults: keys `session:{<id>}`, 1 s connection and response timeouts.
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! let layer = SessionLayer::new(store);
+//!
+//! // TLS with a private CA, an ACL user, and a prefix of our own. The
+//! // application chooses rustls's crypto provider, once, at startup.
+//! let _ = rustls::crypto::ring::default_provider().install_default();
+//! let ca = std::fs::read("/etc/redis/ca.crt").expect("CA certificate");
+//! let store = RedisStore::builder()
+//!     .with_key_prefix("shop:session:")
+//!     .with_tls_root_cert_pem(ca)
+//!     .with_response_timeout(Duration::from_millis(300))
+//!     .connect("rediss://app:secret@redis.internal:6380")
+//!     .await?;
+//!
+//! // Redis Cluster: any reachable nodes; the rest is discovered.
+//! let store = RedisStore::connect_cluster([
+//!     "redis://10.0.0.1:6379",
+//!     "redis://10.0.0.2:6379",
+//!     "redis://10.0.0.3:6379",
+//! ])
+//! .await?;
+//! # let _ = (layer, store);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! From a client or connection the application already has (see
+//! [`RedisStoreBuilder`] for which settings apply to each):
+//!
+//! ```no_run
+//! use session_stores::RedisStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // A client: the store opens its own connection from it, with the
+//! // builder's timeouts (and near cache, if asked for).
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! let store = RedisStore::builder().connect_with_client(client.clone()).await?;
+//!
+//! // An open connection, shared with the application's own commands.
+//! let conn = client.get_connection_manager().await?;
+//! let store = RedisStore::builder().build_with_connection(conn)?;
+//!
+//! // The same for a Redis Cluster.
+//! let cluster = redis::cluster::ClusterClient::new(["redis://10.0.0.1:6379"])?;
+//! let store = RedisStore::builder()
+//!     .connect_with_cluster_client(cluster.clone())
+//!     .await?;
+//! let conn = cluster.get_async_connection().await?;
+//! let store = RedisStore::builder().build_with_cluster_connection(conn)?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # TLS
+//!
+//! `rediss://` connections use rustls, which needs a process-wide crypto
+//! provider. Choosing it is the application's business, so the store never
+//! installs one: install it at startup, before connecting, e.g. with
+//! `rustls::crypto::ring::default_provider().install_default()` (rustls's
+//! `ring` feature) or `rustls::crypto::aws_lc_rs::default_provider()`. If
+//! none is installed, connecting over TLS fails with an
+//! [`Error::Backend`] that says so.
+//!
+//! # Layout
+//!
+//! A session lives under the key `<prefix>{<id>}` (default prefix
+//! `session:`). The braces are a Cluster hash tag, so every key of one
+//! session maps to one hash slot. The key is a hash with four fields:
+//!
+//! | field | content |
+//! |-------|---------|
+//! | `v`   | the record's version, in decimal |
+//! | `e`   | the expiry in milliseconds since the Unix epoch (absent: none) |
+//! | `d`   | the record as written by [`Record::encode`](session_core::Record::encode) |
+//! | `w`   | a random token naming the last write, so that a write the client retries after a lost reply is recognised as already done |
+//!
+//! The expiry is also the key's TTL (`PEXPIREAT`, to the millisecond), so
+//! Redis evicts expired sessions by itself; a session without expiry has
+//! no TTL. Reads filter on `e` as well, so a record past its expiry is never
+//! returned even if the clocks of Redis and the app differ.
+//!
+//! # Cost
+//!
+//! | operation | Redis commands |
+//! |-----------|----------------|
+//! | `load`    | 1 (`HMGET`); none when served by the [near cache](#near-cache), `HMGET` + `PTTL` in one round trip when it fills it |
+//! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover) |
+//! | `delete`  | 1 (`DEL`) |
+//!
+//! Through the [`SessionLayer`](session_core::SessionLayer) a request that
+//! only reads its session costs one command, a request that changes it two
+//! (load and save; one for a new session), and a request that does not use
+//! its session none.
+//!
+//! # Near cache
+//!
+//! [`RedisStoreBuilder::with_near_cache`] keeps recently read sessions in
+//! the app's process, so a read-only request for one of them makes no
+//! round trip at all. Redis itself tells the connection when another
+//! client changes a cached key (`CLIENT TRACKING` over RESP3), and writes
+//! stay compare-and-set in Redis, so no update is lost. The price is that
+//! a read may miss another instance's write for up to the near-cache TTL
+//! (default 2 s, usually far less); the builder method documents the exact
+//! guarantees.
+//!
+//! ```no_run
+//! # async fn run() -> session_core::Result<()> {
+//! let store = session_stores::RedisStore::builder()
+//!     .with_near_cache(100_000)
+//!     .connect("redis://127.0.0.1:6379")
+//!     .await?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Redis Cluster
+//!
+//! The cluster client follows `MOVED` (refreshing its slot map) and `ASK`
+//! redirections by itself. A redirected command has not run, so `create`'s
+//! insert-only check still runs exactly once, atomically, on the node that
+//! owns the slot. If a connection drops after a write ran but before its
+//! reply arrived, the client sends it again; the write token in `w` lets
+//! the script answer "done" instead of reporting a conflict, so an update
+//! is never applied twice.
+//!
+//! On failover, Redis replicates asynchronously: a write acknowledged by a
+//! master in the last moment before it crashed may be missing on the
+//! promoted replica, and that session is then read as it was before the
+//! write. Reads and new sessions work again once a replica has been
+//! promoted and the client has refreshed its slot map (about
+//! `cluster-node-timeout` plus a second).
+//!
+//! # Failures
+//!
+//! | situation | result |
+//! |-----------|--------|
+//! | Redis down, refused, reset | [`Error::Backend`]; the layer answers `503` with `Retry-After: 1`. The single-node connection reconnects in the background, the cluster connection refreshes its topology; later calls work again without a restart |
+//! | no reply within the response timeout | [`Error::Timeout`]; `503` as well. The layer's own store timeout bounds each call too |
+//! | a record above Redis's 512 MB value limit | rejected by Redis: [`Error::Backend`] (the store sets no lower limit of its own) |
+//! | a key under the prefix that is not a session hash, or an unknown record format | [`Error::Decode`], never a panic; the layer answers `500` |
+//!
+//! [`Error::Backend`]: session_core::Error::Backend
+//! [`Error::Timeout`]: session_core::Error::Timeout
+//! [`Error::Decode`]: session_core::Error::Decode
+
+mod builder;
+mod connection;
+mod error;
+mod hash;
+mod near_cache;
+mod scripts;
+mod store;
+mod tls;
+
+pub use builder::RedisStoreBuilder;
+pub use store::RedisStore;

@@ -1,0 +1,110 @@
+//! The Lua scripts that do every write, each one atomic on the server, and
+//! how they are run and answered.
+//!
+//! The sources are in `lua/`: `helpers.lua` is prepended to each script.
+
+use redis::{ErrorKind, RedisResult, ServerErrorKind};
+use session_core::store::unix_millis;
+use session_core::{Error, Result};
+use time::OffsetDateTime;
+
+use super::connection::Conn;
+use super::error::RedisStoreError;
+
+/// One script: its name (for logs), its source, and its hash.
+pub(super) struct Lua {
+    name: &'static str,
+    source: &'static str,
+    script: redis::Script,
+}
+
+impl Lua {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        Lua {
+            name,
+            source,
+            script: redis::Script::new(source),
+        }
+    }
+
+    /// Runs the script on `key` with `args`: `EVALSHA`, and `EVAL` with
+    /// the source if the server does not have it cached (which also caches
+    /// it there, e.g. after a restart or failover).
+    pub(super) async fn run(&self, conn: &Conn, key: &str, args: &[&[u8]]) -> RedisResult<i64> {
+        let with = |verb: &str, first: &[u8]| {
+            let mut cmd = redis::cmd(verb);
+            cmd.arg(first).arg(1).arg(key);
+            for a in args {
+                cmd.arg(*a);
+            }
+            cmd
+        };
+        let hash = self.script.get_hash().as_bytes();
+        match conn.query(&with("EVALSHA", hash)).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                tracing::debug!(
+                    script = self.name,
+                    "script not cached on the server, sending EVAL"
+                );
+                conn.query(&with("EVAL", self.source.as_bytes())).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The store's three scripts; see their sources for arguments and replies.
+pub(super) struct Scripts {
+    /// `lua/create.lua`: inserts unless a live record holds the key.
+    pub(super) create: Lua,
+    /// `lua/save.lua`: compare-and-set on the version.
+    pub(super) save: Lua,
+    /// `lua/touch.lua`: sets the expiry of a live record.
+    pub(super) touch: Lua,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Scripts {
+            create: Lua::new(
+                "create",
+                concat!(
+                    include_str!("lua/helpers.lua"),
+                    include_str!("lua/create.lua")
+                ),
+            ),
+            save: Lua::new(
+                "save",
+                concat!(
+                    include_str!("lua/helpers.lua"),
+                    include_str!("lua/save.lua")
+                ),
+            ),
+            touch: Lua::new(
+                "touch",
+                concat!(
+                    include_str!("lua/helpers.lua"),
+                    include_str!("lua/touch.lua")
+                ),
+            ),
+        }
+    }
+}
+
+/// The expiry argument of the scripts: ms since the epoch, or empty for
+/// none.
+pub(super) fn expiry_arg(at: Option<OffsetDateTime>) -> String {
+    at.map(|t| unix_millis(t).to_string()).unwrap_or_default()
+}
+
+/// A script's reply: 1 done, 0 refused.
+pub(super) fn reply_to_bool(op: &'static str, reply: i64) -> Result<bool> {
+    match reply {
+        0 => Ok(false),
+        1 => Ok(true),
+        reply => Err(Error::backend(RedisStoreError::UnexpectedReply {
+            op,
+            reply,
+        })),
+    }
+}

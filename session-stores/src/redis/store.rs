@@ -1,0 +1,230 @@
+//! [`RedisStore`] itself: the key of a session, and the store operations
+//! as Redis commands.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::RedisError;
+use session_core::store::{Record, now, unix_millis};
+use session_core::{Error, Id, Result, SessionStore};
+use time::OffsetDateTime;
+
+use super::connection::Conn;
+use super::error::RedisStoreError;
+use super::hash;
+use super::near_cache::NearCache;
+use super::scripts::{Scripts, expiry_arg, reply_to_bool};
+use crate::stored::malformed;
+
+/// Sessions in Redis: a single node (over an auto-reconnecting connection)
+/// or a Redis Cluster, with or without TLS.
+///
+/// Every write is one atomic Lua script, so saves are compare-and-set on
+/// the version across all app instances, creates never overwrite, and
+/// touches change the expiry only. Build one from a URL with
+/// [`RedisStore::connect`] or from a client or connection of your own with
+/// [`RedisStore::builder`]; the [module documentation](super) shows both,
+/// the key layout, command counts and failure behaviour.
+///
+/// Clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    prefix: Box<str>,
+    response_timeout: Duration,
+    scripts: Scripts,
+    near: Option<NearCache>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("mode", &self.inner.conn.mode())
+            .field("prefix", &self.inner.prefix)
+            .field("response_timeout", &self.inner.response_timeout)
+            .field("near_cache", &self.inner.near.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on `conn`. `response_timeout` is reported by
+    /// [`Error::Timeout`]; `near` is the near cache's bookkeeping when the
+    /// connection has one.
+    pub(super) fn from_parts(
+        conn: Conn,
+        prefix: String,
+        response_timeout: Duration,
+        near: Option<NearCache>,
+    ) -> Self {
+        RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: prefix.into_boxed_str(),
+                response_timeout,
+                scripts: Scripts::new(),
+                near,
+            }),
+        }
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis key of the session `id`: `<prefix>{<id>}`.
+    pub fn key(&self, id: &Id) -> String {
+        format!("{}{{{}}}", self.inner.prefix, id.as_str())
+    }
+
+    /// Notes a write (or attempted write) of `key` for the near cache.
+    fn wrote(&self, key: &str) {
+        if let Some(near) = &self.inner.near {
+            near.wrote(key);
+        }
+    }
+
+    fn error(&self, op: &'static str, err: RedisError) -> Error {
+        if err.code() == Some("WRONGTYPE") {
+            return malformed(format!(
+                "a key under the session prefix {:?} is not a session hash",
+                self.inner.prefix
+            ));
+        }
+        if err.is_timeout() {
+            return Error::Timeout(self.inner.response_timeout);
+        }
+        Error::backend(RedisStoreError::Command { op, source: err })
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(id = ?record.id))]
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        let data = record.encode()?;
+        let version = record.version.to_string();
+        let expires = expiry_arg(record.expires_at);
+        let token = Id::random();
+        loop {
+            let key = self.key(&record.id);
+            self.wrote(&key);
+            let now = unix_millis(now()).to_string();
+            let reply = self
+                .inner
+                .scripts
+                .create
+                .run(
+                    &self.inner.conn,
+                    &key,
+                    &[
+                        version.as_bytes(),
+                        expires.as_bytes(),
+                        &data,
+                        now.as_bytes(),
+                        token.as_str().as_bytes(),
+                    ],
+                )
+                .await;
+            // Again once answered: the window counts from the reply.
+            self.wrote(&key);
+            let reply = reply.map_err(|e| self.error("create", e))?;
+            if reply_to_bool("create", reply)? {
+                return Ok(());
+            }
+            tracing::debug!("session ID taken, retrying with a fresh one");
+            record.id = Id::random();
+        }
+    }
+
+    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(id = ?id))]
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let key = self.key(id);
+        let cached = self
+            .inner
+            .near
+            .as_ref()
+            .is_some_and(|near| !near.wrote_recently(&key));
+        let fields: Vec<Option<Vec<u8>>> = self
+            .inner
+            .conn
+            .query(&hash::read(&key, cached))
+            .await
+            .map_err(|e| self.error("load", e))?;
+        let fields: hash::Fields = fields.try_into().map_err(|_| {
+            Error::backend(RedisStoreError::UnexpectedReply {
+                op: "HMGET",
+                reply: -1,
+            })
+        })?;
+        hash::decode(id, fields, now())
+    }
+
+    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
+    async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
+        let data = record.encode()?;
+        let key = self.key(&record.id);
+        self.wrote(&key);
+        let reply = self
+            .inner
+            .scripts
+            .save
+            .run(
+                &self.inner.conn,
+                &key,
+                &[
+                    expected_version.to_string().as_bytes(),
+                    record.version.to_string().as_bytes(),
+                    expiry_arg(record.expires_at).as_bytes(),
+                    &data,
+                    unix_millis(now()).to_string().as_bytes(),
+                    Id::random().as_str().as_bytes(),
+                ],
+            )
+            .await;
+        self.wrote(&key);
+        let reply = reply.map_err(|e| self.error("save", e))?;
+        reply_to_bool("save", reply)
+    }
+
+    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(id = ?id))]
+    async fn delete(&self, id: &Id) -> Result<()> {
+        let key = self.key(id);
+        self.wrote(&key);
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(&key);
+        let deleted: redis::RedisResult<i64> = self.inner.conn.query(&cmd).await;
+        self.wrote(&key);
+        deleted.map_err(|e| self.error("delete", e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(id = ?id))]
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        let key = self.key(id);
+        self.wrote(&key);
+        let reply = self
+            .inner
+            .scripts
+            .touch
+            .run(
+                &self.inner.conn,
+                &key,
+                &[
+                    expiry_arg(expires_at).as_bytes(),
+                    unix_millis(now()).to_string().as_bytes(),
+                ],
+            )
+            .await;
+        self.wrote(&key);
+        let reply = reply.map_err(|e| self.error("touch", e))?;
+        reply_to_bool("touch", reply)
+    }
+}
