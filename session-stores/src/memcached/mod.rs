@@ -48,7 +48,7 @@
 //! `session:`). The item's value is a small header (the record's version
 //! and expiry, and a token naming the write, so that a write sent again
 //! after its reply was lost is recognised as already done) followed by the
-//! record as written by [`Record::encode`](session_core::Record::encode).
+//! record as written by [`Record::encode`](session_core::store::Record::encode).
 //!
 //! The item's lifetime follows the record's expiry, rounded up to the
 //! second: seconds from now up to 30 days, the absolute Unix time beyond
