@@ -43,10 +43,10 @@ step "minimum supported Rust versions"
 scripts/msrv.sh "${LIBRARIES[@]}"
 
 step "cargo package and cargo publish --dry-run"
-# `--workspace` packages the libraries in dependency order against each
-# other's packaged sources; the unpublished crates are skipped.
-cargo package --workspace --locked
-cargo publish --workspace --dry-run --locked --no-verify
+# The libraries are packaged together, in dependency order, each verified
+# by building it from its package against the others' packaged sources.
+cargo package "${packages[@]}" --locked
+cargo publish "${packages[@]}" --dry-run --locked --no-verify
 
 step "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
