@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
 use http::{Request, Response};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres};
 use test_support::postgres::{self, primary_url, replica_url};
 use test_support::unique as unique_tag;
@@ -26,17 +26,7 @@ use tower::{ServiceBuilder, ServiceExt};
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 async fn connect(url: &str, what: &str) -> PgPool {
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url);
-    match tokio::time::timeout(Duration::from_secs(10), pool).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => {
-            panic!("cannot connect to the PostgreSQL {what} at {url}: {e}; {START_HINT}")
-        }
-        Err(_) => panic!("connecting to the PostgreSQL {what} at {url} timed out; {START_HINT}"),
-    }
+    postgres::connect_shared(&format!("the PostgreSQL {what}"), url, 4).await
 }
 
 /// Direct (unrouted) pools to both servers, with the test lock held.

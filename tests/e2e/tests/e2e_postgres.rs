@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use e2e::client::ShopClient;
 use serde_json::json;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
 use test_support::postgres::{self, set_apply_delay};
@@ -26,15 +26,7 @@ use test_support::urls::with_database;
 use test_support::{START_HINT, say, unique};
 
 async fn connect(var: &str, url: &str) -> PgPool {
-    let connecting = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url);
-    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => panic!("cannot connect to {var}={url}: {e}; {START_HINT}"),
-        Err(_) => panic!("connecting to {var}={url} timed out; {START_HINT}"),
-    }
+    postgres::connect_shared(var, url, 2).await
 }
 
 /// Holds the 500 ms apply delay; resets it to 0 when dropped, also when

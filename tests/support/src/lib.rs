@@ -5,7 +5,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`services`] | the shared servers' settings, read from `tests/support/services.env` (which `scripts/services.sh` sources too) |
-//! | [`env`] | environment lookups that fail loudly and name the command to run |
+//! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
 //! | [`mariadb`] | the shared MariaDB's settings |

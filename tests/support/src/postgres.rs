@@ -21,6 +21,24 @@ pub fn replica_url() -> String {
     service_env("PG_REPLICA_URL")
 }
 
+/// A pool of at most `max_connections` to the shared server at `url`,
+/// named `what` in the failure message.
+///
+/// # Panics
+///
+/// If it cannot connect within 10 s, naming [`START_HINT`].
+pub async fn connect_shared(what: &str, url: &str, max_connections: u32) -> sqlx::PgPool {
+    let connecting = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url);
+    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Ok(Ok(pool)) => pool,
+        Ok(Err(e)) => panic!("cannot connect to {what} at {url}: {e}; {START_HINT}"),
+        Err(_) => panic!("connecting to {what} at {url} timed out; {START_HINT}"),
+    }
+}
+
 /// Sets `recovery_min_apply_delay` of the replica behind `replica` to
 /// `delay` (as PostgreSQL shows it: `"500ms"`, `"0"`) and waits until the
 /// server uses it.

@@ -179,7 +179,8 @@ impl RedisConfig {
             push(&["--appendonly", "no"]);
         }
         if let Some((name, password)) = &self.user {
-            push(&["--user", &format!("{name} on >{password} ~* &* +@all")]);
+            let password = format!(">{password}");
+            push(&["--user", name, "on", &password, "~*", "&*", "+@all"]);
         }
         if let Some(primary) = self.replica_of {
             push(&["--replicaof", "127.0.0.1", &primary.to_string()]);
@@ -533,6 +534,15 @@ mod tests {
         .await;
         assert!(server.ping().await);
         assert!(server.user_url().starts_with("rediss://u:p@127.0.0.1:"));
+        let tls = TlsFiles::shared();
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["-p", &server.port.to_string(), "--tls", "--cacert"])
+            .arg(&tls.ca)
+            .args(["--user", "u", "--pass", "p", "--no-auth-warning", "ping"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
     }
 
     #[test]
