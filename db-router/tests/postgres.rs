@@ -18,8 +18,8 @@ use http::{Request, Response};
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres};
 use test_support::postgres::{self, primary_url, replica_url};
+use test_support::services;
 use test_support::unique as unique_tag;
-use test_support::{START_HINT, services};
 use tokio::sync::{Mutex, MutexGuard};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -40,15 +40,7 @@ async fn servers() -> Servers {
     let serial = SERIAL.lock().await;
     let primary = connect(&primary_url(), "primary").await;
     let replica = connect(&replica_url(), "replica").await;
-    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&replica)
-        .await
-        .unwrap();
-    assert!(
-        in_recovery,
-        "{} is not a standby; {START_HINT}",
-        replica_url()
-    );
+    postgres::require_standby(&replica, &replica_url()).await;
     set_apply_delay(&replica, false).await;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS db_router_items (id bigserial PRIMARY KEY, tag text NOT NULL)",

@@ -23,7 +23,7 @@ use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
 use test_support::postgres::{self, set_apply_delay};
 use test_support::urls::with_database;
-use test_support::{START_HINT, say, unique};
+use test_support::{say, unique};
 
 async fn connect(var: &str, url: &str) -> PgPool {
     postgres::connect_shared(var, url, 2).await
@@ -110,14 +110,7 @@ async fn saved_address_shows_on_the_next_page_despite_a_lagging_replica() {
     let replica_url = postgres::replica_url();
     let admin = connect("PG_PRIMARY_URL", &primary_url).await;
     let replica_admin = connect("PG_REPLICA_URL", &replica_url).await;
-    let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&replica_admin)
-        .await
-        .unwrap();
-    assert!(
-        standby,
-        "PG_REPLICA_URL={replica_url} is not a standby; {START_HINT}"
-    );
+    postgres::require_standby(&replica_admin, &format!("PG_REPLICA_URL={replica_url}")).await;
     set_apply_delay(&replica_admin, "0").await;
 
     let name = unique("shop_e2e");

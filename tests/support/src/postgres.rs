@@ -39,6 +39,20 @@ pub async fn connect_shared(what: &str, url: &str, max_connections: u32) -> sqlx
     }
 }
 
+/// Fails the test unless the server behind `replica` is a standby (in
+/// recovery), naming `what` and [`START_HINT`].
+///
+/// # Panics
+///
+/// If it is not, or the query fails.
+pub async fn require_standby(replica: &sqlx::PgPool, what: &str) {
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(replica)
+        .await
+        .unwrap_or_else(|e| panic!("cannot ask {what} whether it is a standby: {e}"));
+    assert!(in_recovery, "{what} is not a standby; {START_HINT}");
+}
+
 /// Sets `recovery_min_apply_delay` of the replica behind `replica` to
 /// `delay` (as PostgreSQL shows it: `"500ms"`, `"0"`) and waits until the
 /// server uses it.
