@@ -1,13 +1,13 @@
 //! The Memcached store against real Memcached servers: the two shared nodes
 //! from `scripts/services.sh` (found through `MEMCACHED_URLS`, default
 //! `127.0.0.1:11211,127.0.0.1:11212`), plus private `memcached` processes
-//! that the tests start themselves (a node going down, command counts).
+//! from `test-support` that the tests start themselves (a node going down),
+//! and a proxy that counts the commands sent.
 //! A test whose server cannot be reached fails and says how to start it.
 #![cfg(feature = "memcached")]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,30 +16,19 @@ use session_core::store::{Data, Record};
 use session_core::test_suite::{TestApp, assert_no_lost_updates};
 use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::MemcachedStore;
+use test_support::memcached::{Memcached, shared_nodes, shared_urls};
+use test_support::{START_HINT, free_port};
 
 // ---- where the servers are ----------------------------------------------
 
-const START_HINT: &str = "start the test servers with `eval \"$(scripts/services.sh up)\"`";
-
-fn urls() -> String {
-    std::env::var("MEMCACHED_URLS")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "127.0.0.1:11211,127.0.0.1:11212".into())
-}
-
 /// The shared nodes, each checked to answer on its own.
 fn nodes() -> Vec<String> {
-    let nodes: Vec<String> = urls()
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let nodes = shared_nodes();
     for node in &nodes {
         if let Err(e) = TcpStream::connect(node) {
             panic!(
                 "cannot reach Memcached at {node} (MEMCACHED_URLS={}): {e}; {START_HINT}",
-                urls()
+                shared_urls()
             );
         }
     }
@@ -379,74 +368,6 @@ fn hex(s: &str) -> Vec<u8> {
 
 // ---- private servers ------------------------------------------------------
 
-/// A `memcached` process of this test, killed when dropped.
-struct Server {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let mut cmd = Command::new("memcached");
-        cmd.args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "0",
-            "-t",
-            "1",
-            "-m",
-            "64",
-        ]);
-        // memcached refuses to run as root without a user to drop to.
-        if std::env::var("USER").as_deref() == Ok("root")
-            || std::process::Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout == b"0\n")
-        {
-            cmd.args(["-u", "root"]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `memcached` (install it with `scripts/services.sh up`): {e}")
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "memcached on :{port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { port, child }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn cookie_id(cookie: &str) -> Id {
     cookie
         .split_once('=')
@@ -456,8 +377,8 @@ fn cookie_id(cookie: &str) -> Id {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_down_fails_only_its_sessions_then_recovers() {
-    let a = Server::start(free_port());
-    let b = Server::start(free_port());
+    let mut a = Memcached::start().await;
+    let b = Memcached::start().await;
     let (a_addr, b_addr) = (a.addr(), b.addr());
     let store = MemcachedStore::builder()
         .with_connection_timeout(Duration::from_millis(300))
@@ -482,8 +403,7 @@ async fn a_node_down_fails_only_its_sessions_then_recovers() {
         }
     }
 
-    let port = a.port;
-    drop(a);
+    a.kill();
     for cookie in &on_a {
         let started = Instant::now();
         let reply = app.send(Some(cookie)).await;
@@ -506,7 +426,7 @@ async fn a_node_down_fails_only_its_sessions_then_recovers() {
 
     // Back on the same port: the store reconnects by itself; the node's
     // sessions were lost with it, and start fresh.
-    let _a = Server::start(port);
+    a.restart().await;
     let started = Instant::now();
     loop {
         let reply = app.send(Some(&on_a[0])).await;
