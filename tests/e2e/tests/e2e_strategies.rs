@@ -314,6 +314,19 @@ async fn shared_strategy(strategy: &'static str, env: &[(&str, &str)]) -> Row {
     row
 }
 
+/// What a server-side store with compare-and-set saves must show: the
+/// cart survives round-robin and instance loss, and no concurrent add is
+/// lost.
+fn assert_server_side_row(row: &Row) {
+    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
+    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
+    assert_eq!(
+        (row.concurrent_landed, row.concurrent_errors),
+        (CONCURRENT, 0),
+        "no concurrent add may be lost"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_store_survives_round_robin_and_instance_loss() {
     let keys = session_stores::cookie::Key::generate().to_base64();
@@ -346,13 +359,7 @@ async fn redis_store_survives_round_robin_instance_loss_and_concurrent_adds() {
         ],
     )
     .await;
-    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
-    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
-    assert_eq!(
-        (row.concurrent_landed, row.concurrent_errors),
-        (CONCURRENT, 0),
-        "no concurrent add may be lost"
-    );
+    assert_server_side_row(&row);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,13 +388,7 @@ async fn dynamodb_store_survives_round_robin_instance_loss_and_concurrent_adds()
         ],
     )
     .await;
-    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
-    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
-    assert_eq!(
-        (row.concurrent_landed, row.concurrent_errors),
-        (CONCURRENT, 0),
-        "no concurrent add may be lost"
-    );
+    assert_server_side_row(&row);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,11 +407,5 @@ async fn memcached_store_survives_round_robin_instance_loss_and_concurrent_adds(
         ],
     )
     .await;
-    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
-    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
-    assert_eq!(
-        (row.concurrent_landed, row.concurrent_errors),
-        (CONCURRENT, 0),
-        "no concurrent add may be lost"
-    );
+    assert_server_side_row(&row);
 }
