@@ -102,6 +102,7 @@
 //! [`Error::TooLarge`]: session_core::Error::TooLarge
 //! [`Error::Decode`]: session_core::Error::Decode
 
+mod builder;
 mod client;
 mod codec;
 mod error;
@@ -109,4 +110,5 @@ mod pool;
 mod ring;
 mod store;
 
-pub use store::{DEFAULT_MAX_ITEM_SIZE, MemcachedStore, MemcachedStoreBuilder};
+pub use builder::{DEFAULT_MAX_ITEM_SIZE, MemcachedStoreBuilder};
+pub use store::MemcachedStore;
