@@ -30,3 +30,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 
 step "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+
+step "deploy template: cfn-lint, checkov, drift test"
+# Installs its pinned tools from PyPI into .services/deploy-venv when missing.
+deploy/check.sh
