@@ -192,8 +192,11 @@ start_shop() { # N
     DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/$DB" \
     DATABASE_REPLICA_URLS="postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/$DB" \
     COOKIE_SECURE=false RUST_LOG="${RUST_LOG:-info}" "$bin"
-  wait_for 60 "$name on :$port" healthy "$port" || die "$name did not start (see $LOGS/$name.log)"
+  # Until it answers, or it exits (a backend it needs is down: it says which).
+  wait_for 60 "$name on :$port answering or exited" answers_or_exits "$name" "$port"
+  healthy "$port" || { tail -n 3 "$LOGS/$name.log" >&2; die "$name did not start (see $LOGS/$name.log)"; }
 }
+answers_or_exits() { healthy "$2" || ! pid_of "$1" >/dev/null; }
 healthy() { [ "$(curl -sf --max-time 2 "http://127.0.0.1:$1/healthz" 2>/dev/null)" = ok ]; }
 
 # ------------------------------------------------------------ HAProxy
