@@ -178,6 +178,17 @@ impl fmt::Debug for Config {
     }
 }
 
+const TRUE_OR_FALSE: &str = "expected true or false";
+
+/// `true`/`1` or `false`/`0`.
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn list(v: &str) -> Vec<String> {
     v.split(',')
         .map(str::trim)
@@ -231,11 +242,8 @@ impl Config {
             };
         }
         if let Some(v) = lookup("COOKIE_SECURE") {
-            config.secure_cookie = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(bad("COOKIE_SECURE", &v, "expected true or false")),
-            };
+            config.secure_cookie =
+                boolean(&v).ok_or_else(|| bad("COOKIE_SECURE", &v, TRUE_OR_FALSE))?;
         }
         if let Some(v) = lookup("COOKIE_KEYS") {
             if let Err(e) = session_stores::CookieStore::from_base64_keys(&v) {
@@ -297,11 +305,8 @@ impl Config {
             config.dynamodb_table = v;
         }
         if let Some(v) = lookup("DYNAMODB_CREATE_TABLE") {
-            config.dynamodb_create_table = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(bad("DYNAMODB_CREATE_TABLE", &v, "expected true or false")),
-            };
+            config.dynamodb_create_table =
+                boolean(&v).ok_or_else(|| bad("DYNAMODB_CREATE_TABLE", &v, TRUE_OR_FALSE))?;
         }
         let mut backend = None;
         if let Some(v) = lookup("DATABASE_URL") {
