@@ -50,3 +50,7 @@ cargo publish "${packages[@]}" --dry-run --locked --no-verify
 
 step "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+
+step "deploy template: cfn-lint, checkov, drift test"
+# Installs its pinned tools from PyPI into .services/deploy-venv when missing.
+deploy/check.sh

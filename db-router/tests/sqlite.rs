@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use db_router::{
-    CausalToken, DbHandle, DbRouter, Error, FallbackReason, HeaderCarrier, ReadFallback, Role,
-    RouterLayer, Selection,
+    CausalToken, DbHandle, DbRouter, Error, FallbackReason, HeaderCarrier, ReadFallback,
+    ReadSource, Role, RouterLayer, Selection,
 };
 use http::{Method, Request, Response, StatusCode};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -536,4 +536,47 @@ async fn the_monitor_stops_when_the_router_is_dropped() {
     drop(router);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(tasks(), baseline, "dropping the router stops the monitor");
+}
+
+#[tokio::test]
+async fn reader_with_source_names_the_database_that_served_the_read() {
+    let (_, replica) = database("replica-a").await;
+    let router = DbRouter::builder(primary_pool().await)
+        .with_named_replica("replica-a", replica)
+        .build()
+        .await
+        .unwrap();
+
+    let (mut conn, source) = router.reader_with_source(None).await.unwrap();
+    assert_eq!(source, ReadSource::Replica("replica-a".into()));
+    assert_eq!(source.to_string(), "replica replica-a");
+    assert_eq!(whoami(&mut conn).await, "replica-a");
+    drop(conn);
+
+    // A write request reads from the primary, and says so.
+    let handle = DbHandle::new(router.clone(), Role::Write, None);
+    let (mut conn, source) = handle.reader_with_source().await.unwrap();
+    assert_eq!(
+        (source.to_string(), whoami(&mut conn).await),
+        ("primary".into(), "primary".into())
+    );
+    drop(conn);
+
+    // A read request goes to the replica, as DbHandle::reader does.
+    let handle = DbHandle::new(router.clone(), Role::Read, None);
+    let (mut conn, source) = handle.reader_with_source().await.unwrap();
+    assert_eq!(source, ReadSource::Replica("replica-a".into()));
+    assert_eq!(whoami(&mut conn).await, "replica-a");
+    assert_eq!(router.stats().replica_reads, 2);
+}
+
+#[tokio::test]
+async fn without_replicas_reader_with_source_names_the_primary() {
+    let router = DbRouter::builder(primary_pool().await)
+        .build()
+        .await
+        .unwrap();
+    let (mut conn, source) = router.reader_with_source(None).await.unwrap();
+    assert_eq!(source, ReadSource::Primary);
+    assert_eq!(whoami(&mut conn).await, "primary");
 }
