@@ -13,7 +13,7 @@ use std::time::Duration;
 use db_router::{DbHandle, DbRouter, FallbackReason, Position, Role, RouterLayer};
 use http::{Request, Response};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{MySql, MySqlConnection};
+use sqlx::{MySql, MySqlConnection, MySqlExecutor};
 use test_support::START_HINT;
 use test_support::mariadb::url as mysql_url;
 use test_support::unique as unique_tag;
@@ -40,6 +40,14 @@ async fn primary() -> MySqlPool {
     pool
 }
 
+async fn insert<'e>(executor: impl MySqlExecutor<'e>, tag: &str) {
+    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
+        .bind(tag)
+        .execute(executor)
+        .await
+        .unwrap();
+}
+
 async fn count(conn: &mut MySqlConnection, tag: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM db_router_items WHERE tag = ?")
         .bind(tag)
@@ -62,11 +70,7 @@ async fn readers_are_read_only_and_transactions_write_on_the_primary() {
     let tag = unique_tag("tx");
 
     let mut tx = router.begin().await.unwrap();
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-        .bind(&tag)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    insert(&mut *tx, &tag).await;
     assert_eq!(
         count(&mut tx, &tag).await,
         1,
@@ -106,11 +110,7 @@ async fn replica_probe_guard_and_write_window() {
     assert_eq!(router.stats().replica_reads, 1);
 
     let tag = unique_tag("window");
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-        .bind(&tag)
-        .execute(router.write_pool())
-        .await
-        .unwrap();
+    insert(router.write_pool(), &tag).await;
     let token = router.write_token().await.unwrap();
     match token.position() {
         // Binary log off: no GTID, the write window applies.
@@ -144,11 +144,7 @@ async fn app_handler(request: Request<String>) -> Result<Response<String>, Infal
         .expect("RouterLayer installed")
         .clone();
     if request.method() == http::Method::POST {
-        sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-            .bind(request.body())
-            .execute(db.write_pool())
-            .await
-            .unwrap();
+        insert(db.write_pool(), request.body()).await;
         return Ok(Response::new("created".to_owned()));
     }
     let tag = request.uri().query().unwrap_or_default().to_owned();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
 use http::{Request, Response};
 use sqlx::postgres::PgPool;
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, PgExecutor, Postgres};
 use test_support::postgres::{self, primary_url, replica_url};
 use test_support::services;
 use test_support::unique as unique_tag;
@@ -156,10 +156,10 @@ impl Drop for StoppedReplica {
     }
 }
 
-async fn insert(pool: &PgPool, tag: &str) {
+async fn insert<'e>(executor: impl PgExecutor<'e>, tag: &str) {
     sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
         .bind(tag)
-        .execute(pool)
+        .execute(executor)
         .await
         .unwrap();
 }
@@ -427,11 +427,7 @@ async fn transactions_read_and_write_on_the_primary() {
         .await
         .unwrap();
     assert_eq!(read_only, "off");
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
-        .bind(&tag)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    insert(&mut *tx, &tag).await;
     assert_eq!(
         count(&mut tx, &tag).await,
         1,
