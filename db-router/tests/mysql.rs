@@ -7,17 +7,21 @@
 
 #![cfg(feature = "mysql")]
 
-use std::convert::Infallible;
+mod common;
+
 use std::time::Duration;
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Position, Role, RouterLayer};
-use http::{Request, Response};
+use http::Request;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{MySql, MySqlConnection, MySqlExecutor};
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, MySqlConnection, MySqlExecutor, Pool};
 use test_support::START_HINT;
 use test_support::mariadb::url as mysql_url;
 use test_support::unique as unique_tag;
 use tower::{ServiceBuilder, ServiceExt};
+
+use common::{ItemsTable, app_handler};
 
 async fn primary() -> MySqlPool {
     let url = mysql_url();
@@ -137,19 +141,15 @@ async fn replica_probe_guard_and_write_window() {
     }
 }
 
-async fn app_handler(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let db = request
-        .extensions()
-        .get::<DbHandle<MySql>>()
-        .expect("RouterLayer installed")
-        .clone();
-    if request.method() == http::Method::POST {
-        insert(db.write_pool(), request.body()).await;
-        return Ok(Response::new("created".to_owned()));
+/// `GET /?tag` answers the count.
+impl ItemsTable for MySql {
+    async fn insert(pool: &Pool<MySql>, tag: &str) {
+        insert(pool, tag).await;
     }
-    let tag = request.uri().query().unwrap_or_default().to_owned();
-    let mut conn = db.reader().await.unwrap();
-    Ok(Response::new(count(&mut conn, &tag).await.to_string()))
+
+    async fn answer(conn: &mut PoolConnection<MySql>, tag: &str) -> String {
+        count(conn, tag).await.to_string()
+    }
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ async fn tower_layer_reads_on_get_and_writes_on_post() {
     let router = DbRouter::builder(primary().await).build().await.unwrap();
     let app = ServiceBuilder::new()
         .layer(RouterLayer::new(router.clone()))
-        .service_fn(app_handler);
+        .service_fn(app_handler::<MySql>);
     let tag = unique_tag("layer");
 
     let post = Request::post("/").body(tag.clone()).unwrap();

@@ -9,12 +9,14 @@
 
 #![cfg(feature = "postgres")]
 
-use std::convert::Infallible;
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
-use http::{Request, Response};
+use http::Request;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, PgExecutor, Postgres};
 use test_support::postgres::{self, primary_url, replica_url};
@@ -22,6 +24,8 @@ use test_support::services;
 use test_support::unique as unique_tag;
 use tokio::sync::{Mutex, MutexGuard};
 use tower::{ServiceBuilder, ServiceExt};
+
+use common::{ItemsTable, app_handler};
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
@@ -452,28 +456,20 @@ async fn transactions_read_and_write_on_the_primary() {
     assert_eq!(router.stats().writes, 1);
 }
 
-/// GET `/?tag` answers `<replica|primary>:<count>`, POST inserts the body.
-async fn app_handler(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let db = request
-        .extensions()
-        .get::<DbHandle<Postgres>>()
-        .expect("RouterLayer installed")
-        .clone();
-    if request.method() == http::Method::POST {
-        insert(db.write_pool(), request.body()).await;
-        return Ok(Response::new("created".to_owned()));
+/// `GET /?tag` answers `<replica|primary>:<count>`.
+impl ItemsTable for Postgres {
+    async fn insert(pool: &PgPool, tag: &str) {
+        insert(pool, tag).await;
     }
-    let tag = request.uri().query().unwrap_or_default().to_owned();
-    let mut conn = db.reader().await.unwrap();
-    let server = if on_replica(&mut conn).await {
-        "replica"
-    } else {
-        "primary"
-    };
-    Ok(Response::new(format!(
-        "{server}:{}",
-        count(&mut conn, &tag).await
-    )))
+
+    async fn answer(conn: &mut PoolConnection<Postgres>, tag: &str) -> String {
+        let server = if on_replica(conn).await {
+            "replica"
+        } else {
+            "primary"
+        };
+        format!("{server}:{}", count(conn, tag).await)
+    }
 }
 
 #[tokio::test]
@@ -482,7 +478,7 @@ async fn tower_layer_carries_the_token_from_post_to_get() {
     let router = routed(&servers.primary).build().await.unwrap();
     let app = ServiceBuilder::new()
         .layer(RouterLayer::new(router.clone()))
-        .service_fn(app_handler);
+        .service_fn(app_handler::<Postgres>);
     let _delay = ApplyDelay::on(&servers).await;
 
     for _ in 0..3 {
