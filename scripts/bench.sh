@@ -13,14 +13,19 @@
 #      write path (POST /cart/items): requests/s, p50, p99, CPU time per
 #      request of the app and of Redis, Redis commands per request (INFO
 #      commandstats, MONITOR for round trips), adds lost under load;
+#      Memcached runs ours alone (tower-sessions has no Memcached store)
+#      and is compared with ours on Redis; its commands per request are
+#      counted by a proxy in front of its nodes over 200 sequential
+#      requests;
 #   2. a concurrent-add probe: N concurrent adds of distinct items to one
 #      session, then the lines that arrived;
 #   3. the criterion micro benches, each printing its ratio to a baseline.
 #
 # It starts the test services (scripts/services.sh up: dynalite for
-# DynamoDB) plus a Redis of its own on BENCH_REDIS_PORT, so that no other
-# client disturbs the command counts; installs oha if missing; builds
-# everything before measuring anything.
+# DynamoDB) plus a Redis of its own on BENCH_REDIS_PORT and two Memcached
+# nodes of its own on BENCH_MEMCACHED_PORTS, so that no other client
+# disturbs the command counts; installs oha if missing; builds everything
+# before measuring anything.
 #
 # Settings (environment):
 #   BENCH_DURATION=10s     measured time per point
@@ -30,9 +35,10 @@
 #                          picks u=000..999, taken modulo this number)
 #   BENCH_ROUNDS=2         rounds per store, alternating who goes first
 #   BENCH_PROBE_ADDS=64    concurrent adds in the probe
-#   BENCH_STORES="memory cookie redis redis-near dynamodb"
+#   BENCH_STORES="memory cookie redis redis-near dynamodb memcached"
 #   BENCH_MICRO=1          0 skips the criterion micro benches
 #   BENCH_REDIS_PORT=6389  port of the bench's own Redis
+#   BENCH_MEMCACHED_PORTS="11311 11312"  ports of the bench's own Memcached nodes
 #   BENCH_OUT=docs/benchmarks.md
 set -euo pipefail
 
@@ -44,10 +50,11 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 SESSIONS=${BENCH_SESSIONS:-1000}
 ADDS=${BENCH_PROBE_ADDS:-64}
-STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb}
+STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb memcached}
 MICRO=${BENCH_MICRO:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
+read -r -a MEMCACHED_PORTS <<<"${BENCH_MEMCACHED_PORTS:-11311 11312}"
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 
 COMPARE=$ROOT/benches/compare
@@ -103,6 +110,34 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null || die "the bench's Redis did not sta
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
+memcached_ping() { # PORT
+  ( exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'mn\r\n' >&3 && IFS= read -r -t 2 line <&3 &&
+    [ "$line" = $'MN\r' ] ) 2>/dev/null
+}
+
+if [[ " $STORES " == *" memcached "* ]]; then
+  step "Memcached nodes of the bench on 127.0.0.1:${MEMCACHED_PORTS[*]}"
+  command -v memcached >/dev/null || die "memcached is not installed (scripts/services.sh up installs it)"
+  mc_user=()
+  if [ "$(id -u)" -eq 0 ]; then mc_user=(-u root); fi
+  urls=()
+  for port in "${MEMCACHED_PORTS[@]}"; do
+    memcached_ping "$port" &&
+      die "port $port already answers; set BENCH_MEMCACHED_PORTS to free ports"
+    memcached -l 127.0.0.1 -p "$port" -U 0 -m 256 "${mc_user[@]}" \
+      >>"$RESULTS/memcached-$port.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 50); do
+      memcached_ping "$port" && break
+      sleep 0.1
+    done
+    memcached_ping "$port" || die "the bench's Memcached on $port did not start"
+    urls+=("127.0.0.1:$port")
+  done
+  MEMCACHED_URLS=$(IFS=,; echo "${urls[*]}")
+  export MEMCACHED_URLS
+fi
+
 # ---- build everything before measuring anything ---------------------------
 
 step "building benches/compare (release; its own workspace and lock file)"
@@ -136,6 +171,7 @@ fi
   echo "rustc=$(rustc --version)"
   echo "oha=$(oha --version)"
   echo "redis=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+  echo "memcached=$(memcached -V 2>/dev/null | cut -d' ' -f2)"
   echo "load_start=$(load)"
   echo "duration=$DURATION"
   echo "warmup=$WARMUP"
@@ -220,12 +256,89 @@ print(json.dumps({"requests": n, "round_trips_per_request": client / n,
 PY
 }
 
+# Memcached commands the app sends per request: a second server whose
+# MEMCACHED_URLS point at a proxy in front of each node, which counts the
+# command lines it passes on; 200 sequential requests per path.
+count_memcached_commands() { # base
+  local base=$1 proxy_pid listen=() port saved=$MEMCACHED_URLS counts="$1.memcached-counts"
+  for port in "${MEMCACHED_PORTS[@]}"; do listen+=("$((port + 1000)):$port"); done
+  python3 - "$counts" "${listen[@]}" <<'PY' &
+import asyncio, sys
+
+out, routes = sys.argv[1], sys.argv[2:]
+count = 0
+
+def save():
+    with open(out, "w") as f:
+        f.write(str(count))
+
+async def client_to_server(reader, writer):
+    global count
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        count += 1
+        writer.write(line)
+        if line.startswith(b"ms "):
+            # The data block of a set follows its command line.
+            writer.write(await reader.readexactly(int(line.split()[2]) + 2))
+        await writer.drain()
+        save()
+    writer.close()
+
+async def server_to_client(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+async def main():
+    servers = []
+    for route in routes:
+        listen, upstream = (int(p) for p in route.split(":"))
+        async def handle(cr, cw, upstream=upstream):
+            ur, uw = await asyncio.open_connection("127.0.0.1", upstream)
+            await asyncio.gather(client_to_server(cr, uw), server_to_client(ur, cw),
+                                 return_exceptions=True)
+        servers.append(await asyncio.start_server(handle, "127.0.0.1", listen))
+    save()
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+asyncio.run(main())
+PY
+  proxy_pid=$!
+  PIDS+=("$proxy_pid")
+  sleep 0.5
+  MEMCACHED_URLS=$(printf '127.0.0.1:%s,' "${listen[@]%%:*}")
+  MEMCACHED_URLS=${MEMCACHED_URLS%,}
+  export MEMCACHED_URLS
+  start_server ours memcached
+  local path method url before after
+  for path in read write; do
+    if [[ $path == read ]]; then method=GET; url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
+    else method=POST; url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"; fi
+    before=$(cat "$counts")
+    oha --no-tui --output-format json -c 1 -n 200 -m "$method" --rand-regex-url "$url" >/dev/null
+    after=$(cat "$counts")
+    python3 -c 'import json,sys; b,a=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({"requests": 200, "commands_per_request": (a - b) / 200}))' \
+      "$before" "$after" >"$base.$path.memcached.json"
+  done
+  stop_server
+  kill "$proxy_pid" 2>/dev/null || true
+  wait "$proxy_pid" 2>/dev/null || true
+  MEMCACHED_URLS=$saved
+  export MEMCACHED_URLS
+}
+
 for store in $STORES; do
   for round in $(seq "$ROUNDS"); do
     # Alternate who goes first, so that a drift in the machine's load does
     # not always favour the same side.
     order="ours theirs"
     if ((round % 2 == 0)); then order="theirs ours"; fi
+    # tower-sessions has no Memcached store: ours runs alone.
+    if [[ $store == memcached ]]; then order="ours"; fi
     for impl in $order; do
       step "$store, round $round/$ROUNDS: $impl (load $(load))"
       start_server "$impl" "$store"
@@ -251,9 +364,13 @@ for store in $STORES; do
       fi
       load >"$base.load"
       stop_server
+      if [[ $store == memcached && $round == 1 ]]; then
+        count_memcached_commands "$base"
+      fi
     done
   done
   for impl in ours theirs; do
+    if [[ $store == memcached && $impl == theirs ]]; then continue; fi
     note "probe: $impl, $ADDS concurrent adds"
     "$BIN/$impl" probe --store "$store" --adds "$ADDS" >"$RESULTS/probe/$store.$impl.json" \
       2>"$RESULTS/probe/$store.$impl.stderr" ||

@@ -22,6 +22,8 @@
 #    linux-x64/arm64 (found by node-gyp-build), so `npm ci` compiles nothing and
 #    downloads nothing but registry tarballs. dynalite 4 declares node >= 20 but also
 #    runs on Debian's Node.js 18 (npm only warns); 3.x cannot bind to 127.0.0.1 only.
+#  * Debian's memcached 1.6.18 speaks the meta protocol (mg/ms/md/mn) the Memcached
+#    store uses; two instances run in the foreground under our pid files, without UDP.
 set -Eeuo pipefail
 umask 022
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -37,6 +39,7 @@ SETTINGS="$REPO/tests/support/services.env"
 # shellcheck source=../tests/support/services.env
 . "$SETTINGS"
 read -r -a CLUSTER_PORTS <<<"$REDIS_CLUSTER_PORTS"
+read -r -a MEMCACHED_NODE_PORTS <<<"$MEMCACHED_PORTS"
 
 SVC="$REPO/$SERVICES_DIR_NAME"
 RUN="$SVC/run"
@@ -235,6 +238,7 @@ ensure_packages() {
   have openssl || need+=(openssl)
   [ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
   have setsid || need+=(util-linux)
+  have memcached || need+=(memcached)
   if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
   PG_BIN="$(pg_bin_dir)" || die "no PostgreSQL server found under /usr/lib/postgresql after install"
 }
@@ -760,6 +764,34 @@ ensure_dynamodb() {
 }
 
 # ---------------------------------------------------------------------------
+# Memcached (two nodes)
+# ---------------------------------------------------------------------------
+memcached_pidfile() { printf '%s' "$RUN/memcached-$1.pid"; }
+memcached_ping() { # PORT
+  ( exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'mn\r\n' >&3 && IFS= read -r -t 2 line <&3 &&
+    [ "$line" = $'MN\r' ] ) 2>/dev/null
+}
+memcached_urls() { local IFS=,; local u=(); local p; for p in "${MEMCACHED_NODE_PORTS[@]}"; do u+=("127.0.0.1:$p"); done; printf '%s' "${u[*]}"; }
+
+ensure_memcached() {
+  local p pf pid user=memcache
+  id -u "$user" >/dev/null 2>&1 || user=root
+  for p in "${MEMCACHED_NODE_PORTS[@]}"; do
+    pf="$(memcached_pidfile "$p")"
+    if ours "$pf" memcached && memcached_ping "$p"; then
+      log "memcached :$p already running (ours)"
+      continue
+    fi
+    if ours "$pf" memcached; then stop_pidfile "$pf" memcached "memcached :$p"; fi
+    port_open "$p" && port_taken_die "$p" "memcached"
+    log "starting memcached on :$p"
+    pid="$(spawn "$LOGS/memcached-$p.log" memcached -l 127.0.0.1 -p "$p" -U 0 -m 64 -t 2 -u "$user")"
+    printf '%s\n' "$pid" >"$pf"
+    wait_until "memcached on :$p" --pid "$pid" "$LOGS/memcached-$p.log" -- memcached_ping "$p"
+  done
+}
+
+# ---------------------------------------------------------------------------
 # env / status
 # ---------------------------------------------------------------------------
 mysql_port_now() {
@@ -802,6 +834,7 @@ print_env() {
     "AWS_SECRET_ACCESS_KEY=$AWS_TEST_SECRET_ACCESS_KEY"
     "AWS_REGION=$AWS_TEST_REGION"
     "SERVICES_DIR=$SVC"
+    "MEMCACHED_URLS=$(memcached_urls)"
   )
   local e v
   for e in "${kv[@]}"; do
@@ -863,6 +896,12 @@ status() {
   if have node && dynamodb_ok; then ok=1; ours "$RUN/dynalite.pid" node || note=$foreign; fi
   row dynalite "$ok" "http://127.0.0.1:$DYNAMODB_PORT" "$note"
 
+  for p in "${MEMCACHED_NODE_PORTS[@]}"; do
+    ok=0; note=""
+    if memcached_ping "$p"; then ok=1; ours "$(memcached_pidfile "$p")" memcached || note=$foreign; fi
+    row "memcached" "$ok" "127.0.0.1:$p" "$note"
+  done
+
   return "$down"
 }
 
@@ -888,6 +927,9 @@ preflight_ports() {
   if ! pg_running "$(pg_primary_dir)" && port_open "$PG_PRIMARY_PORT"; then port_taken_die "$PG_PRIMARY_PORT" pg-primary; fi
   if ! pg_running "$(pg_replica_dir)" && port_open "$PG_REPLICA_PORT"; then port_taken_die "$PG_REPLICA_PORT" pg-replica; fi
   if ! ours "$RUN/dynalite.pid" node && port_open "$DYNAMODB_PORT"; then port_taken_die "$DYNAMODB_PORT" dynalite; fi
+  for p in "${MEMCACHED_NODE_PORTS[@]}"; do
+    if ! ours "$(memcached_pidfile "$p")" memcached && port_open "$p"; then port_taken_die "$p" memcached; fi
+  done
   return 0
 }
 
@@ -907,6 +949,7 @@ cmd_up() {
   ensure_mysql
   wait "$npm_job" || { tail_log "$LOGS/npm.log"; die "installing the npm packages failed"; }
   ensure_dynamodb
+  ensure_memcached
   log "all services up ($((SECONDS - t0))s)"
   print_env
 }
@@ -914,6 +957,8 @@ cmd_up() {
 cmd_down() {
   take_lock
   resolve_paths
+  local p
+  for p in "${MEMCACHED_NODE_PORTS[@]}"; do stop_pidfile "$(memcached_pidfile "$p")" memcached "memcached :$p"; done
   stop_pidfile "$RUN/dynalite.pid" node dynalite
   stop_pidfile "$RUN/mariadb.pid" mariadbd mariadb
   if [ -n "$PG_BIN" ]; then

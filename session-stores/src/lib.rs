@@ -13,6 +13,7 @@
 //! | [`CookieStore`] | the browser, sealed in the cookie (AES-256-GCM) | yes, but concurrent requests are last-writer-wins | yes |
 //! | [`RedisStore`] | Redis: single node, Cluster, TLS | yes | yes with Cluster (replicas are promoted; writes in the last instant before a crash may be lost, see [`redis`](mod@redis)) or a replicated Redis |
 //! | [`DynamoDbStore`] | an Amazon DynamoDB table | yes | yes (managed, multi-AZ) |
+//! | [`MemcachedStore`] | Memcached: one node or several, each session on one | yes | no: a lost node loses its sessions (no replication, see [`memcached`](mod@memcached)) |
 //!
 //! # Example
 //!
@@ -55,6 +56,7 @@
 //! | `cookie` | no      | [`CookieStore`]: the session encrypted in its cookie, 4 KB at most |
 //! | `redis`  | no      | [`RedisStore`]: Redis single node or Cluster, TLS (rustls, with the crypto provider the application installs), ACL users, an optional near cache |
 //! | `dynamodb` | no    | [`DynamoDbStore`]: Amazon DynamoDB (aws-sdk-dynamodb) |
+//! | `memcached` | no   | [`MemcachedStore`]: Memcached, one node or a cluster (consistent hashing), CAS saves |
 //! | `full`   | no      | every store |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -87,7 +89,14 @@ pub mod dynamodb;
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use self::dynamodb::DynamoDbStore;
 
-#[cfg(any(feature = "redis", feature = "dynamodb"))]
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub mod memcached;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
+
+#[cfg(any(feature = "redis", feature = "dynamodb", feature = "memcached"))]
 mod stored;
 
 /// The README's examples, compiled as doctests.

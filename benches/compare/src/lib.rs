@@ -114,6 +114,9 @@ pub enum StoreKind {
     RedisNear,
     /// DynamoDB (`DYNAMODB_ENDPOINT`, `AWS_*`).
     DynamoDb,
+    /// Memcached (`MEMCACHED_URLS`); ours only: tower-sessions has no
+    /// Memcached store, so the bench compares it with ours on Redis.
+    Memcached,
 }
 
 impl StoreKind {
@@ -124,6 +127,7 @@ impl StoreKind {
             "redis" => StoreKind::Redis,
             "redis-near" => StoreKind::RedisNear,
             "dynamodb" => StoreKind::DynamoDb,
+            "memcached" => StoreKind::Memcached,
             _ => return None,
         })
     }
@@ -136,6 +140,7 @@ impl StoreKind {
             StoreKind::Redis => "redis",
             StoreKind::RedisNear => "redis-near",
             StoreKind::DynamoDb => "dynamodb",
+            StoreKind::Memcached => "memcached",
         }
     }
 
@@ -149,6 +154,11 @@ impl StoreKind {
 /// `REDIS_URL`, or the local default.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `MEMCACHED_URLS`, or the two local nodes of `scripts/services.sh`.
+pub fn memcached_urls() -> String {
+    std::env::var("MEMCACHED_URLS").unwrap_or_else(|_| "127.0.0.1:11211,127.0.0.1:11212".into())
 }
 
 /// A DynamoDB client for `DYNAMODB_ENDPOINT` (default the local emulator on
@@ -182,7 +192,7 @@ struct Args {
     mode: Mode,
 }
 
-const USAGE: &str = "usage: <bin> serve --store memory|cookie|redis|redis-near|dynamodb [--port N] [--sessions N]\n       <bin> probe --store memory|cookie|redis|redis-near|dynamodb [--adds N]";
+const USAGE: &str = "usage: <bin> serve --store memory|cookie|redis|redis-near|dynamodb|memcached [--port N] [--sessions N]\n       <bin> probe --store memory|cookie|redis|redis-near|dynamodb|memcached [--adds N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);

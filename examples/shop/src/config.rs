@@ -18,6 +18,8 @@ pub enum StoreKind {
     Redis,
     /// DynamoDB (`DYNAMODB_ENDPOINT`, `DYNAMODB_TABLE`, `AWS_*`).
     DynamoDb,
+    /// Memcached, one node or several (`MEMCACHED_URLS`).
+    Memcached,
 }
 
 /// Where the product caches keep entries (`CACHE`).
@@ -39,7 +41,8 @@ pub enum CacheKind {
 pub struct Config {
     /// `SHOP_ADDR`: where to listen (default `127.0.0.1:3000`).
     pub addr: SocketAddr,
-    /// `SESSION_STORE`: `memory` (default), `cookie`, `redis` or `dynamodb`.
+    /// `SESSION_STORE`: `memory` (default), `cookie`, `redis`, `dynamodb` or
+    /// `memcached`.
     pub session_store: StoreKind,
     /// `COOKIE_SECURE`: whether the session cookie is `Secure` (default
     /// `true`; browsers accept secure cookies on `http://localhost`).
@@ -65,6 +68,9 @@ pub struct Config {
     /// `DYNAMODB_TABLE`: the sessions table, created if missing (default
     /// `shop_sessions`).
     pub dynamodb_table: String,
+    /// `MEMCACHED_URLS`: the Memcached nodes, `host:port,host:port`, for
+    /// `SESSION_STORE=memcached`.
+    pub memcached_urls: Option<String>,
     /// `DYNAMODB_CREATE_TABLE`: whether start-up creates the sessions table
     /// when it is missing and turns on its TTL (default `true`). Set it to
     /// `false` where the table is managed by the infrastructure and the
@@ -121,6 +127,7 @@ impl Default for Config {
             redis_near_cache: 0,
             dynamodb_endpoint: None,
             dynamodb_table: "shop_sessions".to_owned(),
+            memcached_urls: None,
             dynamodb_create_table: true,
             database_url: None,
             replica_urls: Vec::new(),
@@ -165,6 +172,7 @@ impl fmt::Debug for Config {
             .field("redis_near_cache", &self.redis_near_cache)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("dynamodb_table", &self.dynamodb_table)
+            .field("memcached_urls", &self.memcached_urls)
             .field("dynamodb_create_table", &self.dynamodb_create_table)
             .field("database_url", &self.database_url.as_deref().map(redact))
             .field("replica_urls", &redact_all(&self.replica_urls))
@@ -232,11 +240,12 @@ impl Config {
                 "cookie" => StoreKind::Cookie,
                 "redis" => StoreKind::Redis,
                 "dynamodb" => StoreKind::DynamoDb,
+                "memcached" => StoreKind::Memcached,
                 _ => {
                     return Err(bad(
                         "SESSION_STORE",
                         &v,
-                        "expected memory, cookie, redis or dynamodb",
+                        "expected memory, cookie, redis, dynamodb or memcached",
                     ));
                 }
             };
@@ -303,6 +312,22 @@ impl Config {
                 ));
             }
             config.dynamodb_table = v;
+        }
+        if let Some(v) = lookup("MEMCACHED_URLS") {
+            let nodes = list(&v);
+            let valid = !nodes.is_empty()
+                && nodes.iter().all(|n| {
+                    n.rsplit_once(':')
+                        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                });
+            if !valid {
+                return Err(bad(
+                    "MEMCACHED_URLS",
+                    &v,
+                    "expected comma-separated host:port nodes",
+                ));
+            }
+            config.memcached_urls = Some(nodes.join(","));
         }
         if let Some(v) = lookup("DYNAMODB_CREATE_TABLE") {
             config.dynamodb_create_table =
@@ -392,6 +417,13 @@ impl Config {
                 "required with SESSION_STORE=redis (or set REDIS_CLUSTER_URLS) and with CACHE=redis",
             ));
         }
+        if config.session_store == StoreKind::Memcached && config.memcached_urls.is_none() {
+            return Err(bad(
+                "MEMCACHED_URLS",
+                "",
+                "required with SESSION_STORE=memcached",
+            ));
+        }
         Ok(config)
     }
 }
@@ -424,6 +456,8 @@ mod tests {
             ("SESSION_STORE_TIMEOUT_MS", "soon"),
             ("REDIS_NEAR_CACHE", "-1"),
             ("COOKIE_KEYS", "short"),
+            ("MEMCACHED_URLS", "cache.internal"),
+            ("MEMCACHED_URLS", "a:1,b:port"),
             ("SHOP_FOOTER", "maybe"),
             ("DYNAMODB_CREATE_TABLE", "yes"),
         ] {
@@ -439,6 +473,8 @@ mod tests {
         assert!(!err.to_string().contains("secret"), "{err}");
         let err = with(&[("SESSION_STORE", "redis")]).unwrap_err();
         assert_eq!(err.var, "REDIS_URL");
+        let err = with(&[("SESSION_STORE", "memcached")]).unwrap_err();
+        assert_eq!(err.var, "MEMCACHED_URLS");
     }
 
     #[test]
@@ -464,6 +500,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(ok.redis_cluster_urls.len(), 2);
+        let ok = with(&[
+            ("SESSION_STORE", "memcached"),
+            ("MEMCACHED_URLS", "127.0.0.1:11211, 127.0.0.1:11212"),
+        ])
+        .unwrap();
+        assert_eq!(ok.session_store, StoreKind::Memcached);
+        assert_eq!(
+            ok.memcached_urls.as_deref(),
+            Some("127.0.0.1:11211,127.0.0.1:11212")
+        );
     }
 
     #[test]

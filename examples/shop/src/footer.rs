@@ -38,6 +38,7 @@ impl Footer {
             StoreKind::Redis if config.redis_cluster_urls.is_empty() => "redis",
             StoreKind::Redis => "redis cluster",
             StoreKind::DynamoDb => "dynamodb",
+            StoreKind::Memcached => "memcached",
         };
         let instance = config
             .instance

@@ -10,7 +10,7 @@
 //!
 //! | concern | crate | here |
 //! |---------|-------|------|
-//! | cart, log-in, CSRF token | `session-core` + `session-stores` | `SESSION_STORE`: memory, cookie, Redis, DynamoDB |
+//! | cart, log-in, CSRF token | `session-core` + `session-stores` | `SESSION_STORE`: memory, cookie, Redis, DynamoDB, Memcached |
 //! | products, users, orders | `db-router` over sqlx | `DATABASE_URL` (SQLite, PostgreSQL, MariaDB) + `DATABASE_REPLICA_URLS` |
 //! | read-your-writes | `db-router`'s `SessionCarrier` | the causal token of a write travels in the session |
 //! | product reads | `cache-aside` | `CACHE`: none, local (moka), redis |

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use session_core::SessionLayer;
 use session_stores::cookie::{CookieStore, Key};
-use session_stores::{DynamoDbStore, MemoryStore, RedisStore};
+use session_stores::{DynamoDbStore, MemcachedStore, MemoryStore, RedisStore};
 
 use crate::config::{Config, StoreKind};
 use crate::error::StartError;
@@ -13,7 +13,7 @@ use crate::error::StartError;
 ///
 /// # Errors
 ///
-/// The store cannot be reached (Redis, DynamoDB); the error names the
+/// The store cannot be reached (Redis, DynamoDB, Memcached); the error names the
 /// variable that points to it.
 pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> {
     let layer = match config.session_store {
@@ -50,6 +50,15 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
             SessionLayer::new(store)
         }
         StoreKind::DynamoDb => SessionLayer::new(dynamodb_store(config).await?),
+        StoreKind::Memcached => {
+            let urls = config.memcached_urls.as_deref().unwrap_or_default();
+            let store = MemcachedStore::builder()
+                .with_key_prefix("shop:session:")
+                .connect(urls)
+                .await
+                .map_err(|e| StartError::new("MEMCACHED_URLS", e.to_string()))?;
+            SessionLayer::new(store)
+        }
     };
     Ok(layer
         .with_cookie_name("shop_session")

@@ -6,9 +6,9 @@
 //! `--nocapture` to see them); the rows are also written to
 //! `target/e2e-artifacts/strategies/<strategy>.json`.
 //!
-//! The Redis and DynamoDB tests need `REDIS_URL` and `DYNAMODB_ENDPOINT`
-//! (with `AWS_*`) from `scripts/services.sh`; they fail when the servers
-//! cannot be reached.
+//! The Redis, DynamoDB and Memcached tests need `REDIS_URL`,
+//! `DYNAMODB_ENDPOINT` (with `AWS_*`) and `MEMCACHED_URLS` from
+//! `scripts/services.sh`; they fail when the servers cannot be reached.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use test_support::env::require_server;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
 use test_support::paths::artifacts_dir;
-use test_support::{dynalite, redis, say, service_env};
+use test_support::{dynalite, memcached, redis, say, service_env};
 
 const INSECURE: (&str, &str) = ("COOKIE_SECURE", "false");
 /// Concurrent adds of distinct SKUs with one session cookie.
@@ -377,6 +377,25 @@ async fn dynamodb_store_survives_round_robin_instance_loss_and_concurrent_adds()
             // The emulator answers one request at a time: under 200 writers
             // of one item a call can queue for seconds.
             ("SESSION_STORE_TIMEOUT_MS", "150000"),
+            INSECURE,
+        ],
+    )
+    .await;
+    assert_survives_everything(&row);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_store_survives_round_robin_instance_loss_and_concurrent_adds() {
+    let urls = memcached::shared_urls();
+    for node in memcached::shared_nodes() {
+        require_server("MEMCACHED_URLS", &node).await;
+    }
+    let row = shared_strategy(
+        "memcached",
+        &[
+            ("SESSION_STORE", "memcached"),
+            ("MEMCACHED_URLS", urls.as_str()),
+            ("SESSION_MAX_ATTEMPTS", "100000"),
             INSECURE,
         ],
     )

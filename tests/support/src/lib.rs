@@ -11,6 +11,7 @@
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
 //! | [`mariadb`] | the shared MariaDB's settings |
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
+//! | [`memcached`] | a private `memcached` and the shared nodes' settings |
 //! | [`haproxy`] | HAProxy in front of local servers |
 //! | [`shop`] | the shop binary (built once per test process) and shop processes |
 //! | [`fleet`] | several shops behind one HAProxy |
@@ -35,6 +36,7 @@ pub mod env;
 pub mod fleet;
 pub mod haproxy;
 pub mod mariadb;
+pub mod memcached;
 pub mod names;
 pub mod output;
 pub mod paths;

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use http::StatusCode;
 use session_core::{Session, SessionLayer};
 use session_stores::cookie::{CookieStore, Key};
-use session_stores::{DynamoDbStore, MemoryStore, RedisStore};
+use session_stores::{DynamoDbStore, MemcachedStore, MemoryStore, RedisStore};
 use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_response, failure};
 
 async fn get_cart(session: Session) -> Response {
@@ -74,6 +74,14 @@ async fn app(store: StoreKind) -> Router {
                 .await
                 .unwrap_or_else(|e| panic!("cannot create the DynamoDB table: {e}"));
             SessionLayer::new(store)
+        }
+        StoreKind::Memcached => {
+            let urls = stateful_compare::memcached_urls();
+            SessionLayer::new(
+                MemcachedStore::connect(&urls)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach Memcached at {urls}: {e}")),
+            )
         }
     };
     routes().layer(layer.with_secure(false))
