@@ -19,7 +19,8 @@ pub struct StartError {
 }
 
 impl StartError {
-    pub(crate) fn new(var: &'static str, reason: String) -> Self {
+    /// The error of the setting `var`.
+    pub fn new(var: &'static str, reason: String) -> Self {
         StartError { var, reason }
     }
 }

@@ -17,7 +17,6 @@ use crate::error::StartError;
 
 /// The database router of the configured backend.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum Routers {
     /// SQLite.
     Sqlite(DbRouter<Sqlite>),
