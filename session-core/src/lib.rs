@@ -1,4 +1,4 @@
-//! Sessions for Tower and axum apps that run on several instances at once.
+//! Sessions for Tower, axum and actix-web apps that run on several instances at once.
 //!
 //! A shop runs several app instances behind a load balancer; each request
 //! of one user may land on a different instance, and several may be in
