@@ -48,5 +48,9 @@ step "cargo package and cargo publish --dry-run"
 cargo package "${packages[@]}" --locked
 cargo publish "${packages[@]}" --dry-run --locked --no-verify
 
+step "deploy template: cfn-lint, checkov, drift test"
+# Installs its pinned tools from PyPI into .services/deploy-venv when missing.
+deploy/check.sh
+
 step "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast

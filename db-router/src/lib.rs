@@ -136,6 +136,7 @@ mod health;
 pub mod layer;
 mod replica;
 mod router;
+mod source;
 mod stats;
 pub mod token;
 
@@ -150,6 +151,7 @@ pub use layer::MissingRouterLayer;
 pub use layer::SessionCarrier;
 pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterService, TokenCarrier};
 pub use router::{DbRouter, MAX_REPLICAS, Role, Selection};
+pub use source::ReadSource;
 pub use stats::{Fallbacks, ReplicaStats, Stats};
 pub use token::{CausalToken, Gtid, GtidPosition, Lsn, ParseTokenError, Position};
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fallback::{FallbackReason, ReadFallback};
 use crate::health::{HealthCheck, Monitor};
 use crate::replica::{Replica, ReplicaLimits};
+use crate::source::ReadSource;
 use crate::stats::{Counters, Stats, bump};
 use crate::token::{CausalToken, Position};
 
@@ -224,6 +225,38 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Like [`reader_with`](Self::reader_with), and also which server the
+    /// connection comes from (to show or log where a read was served).
+    ///
+    /// # Errors
+    ///
+    /// As for [`reader`](Self::reader).
+    pub async fn reader_with_source(
+        &self,
+        token: Option<&CausalToken>,
+    ) -> Result<(PoolConnection<DB>, ReadSource)> {
+        let span = tracing::debug_span!("db_router.read", causal = token.is_some());
+        async {
+            let routed = self.route(token, true).await?;
+            let source = self.source_of(routed.pool);
+            match routed.conn {
+                Some(conn) => Ok((conn, source)),
+                None => Ok((routed.pool.acquire().await?, source)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Which server `pool` (one of this router's read pools) reaches.
+    pub(crate) fn source_of(&self, pool: &Pool<DB>) -> ReadSource {
+        self.inner
+            .replicas
+            .iter()
+            .find(|r| std::ptr::eq(&r.pool, pool))
+            .map_or(ReadSource::Primary, |r| ReadSource::Replica(r.name.clone()))
     }
 
     /// The read-only pool a read with `token` should use, for handing

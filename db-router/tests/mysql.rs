@@ -7,17 +7,21 @@
 
 #![cfg(feature = "mysql")]
 
-use std::convert::Infallible;
+mod common;
+
 use std::time::Duration;
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Position, Role, RouterLayer};
-use http::{Request, Response};
+use http::Request;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{MySql, MySqlConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, MySqlConnection, MySqlExecutor, Pool};
 use test_support::START_HINT;
 use test_support::mariadb::url as mysql_url;
 use test_support::unique as unique_tag;
 use tower::{ServiceBuilder, ServiceExt};
+
+use common::{ItemsTable, app_handler};
 
 async fn primary() -> MySqlPool {
     let url = mysql_url();
@@ -38,6 +42,14 @@ async fn primary() -> MySqlPool {
     .await
     .unwrap();
     pool
+}
+
+async fn insert<'e>(executor: impl MySqlExecutor<'e>, tag: &str) {
+    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
+        .bind(tag)
+        .execute(executor)
+        .await
+        .unwrap();
 }
 
 async fn count(conn: &mut MySqlConnection, tag: &str) -> i64 {
@@ -62,11 +74,7 @@ async fn readers_are_read_only_and_transactions_write_on_the_primary() {
     let tag = unique_tag("tx");
 
     let mut tx = router.begin().await.unwrap();
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-        .bind(&tag)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    insert(&mut *tx, &tag).await;
     assert_eq!(
         count(&mut tx, &tag).await,
         1,
@@ -106,11 +114,7 @@ async fn replica_probe_guard_and_write_window() {
     assert_eq!(router.stats().replica_reads, 1);
 
     let tag = unique_tag("window");
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-        .bind(&tag)
-        .execute(router.write_pool())
-        .await
-        .unwrap();
+    insert(router.write_pool(), &tag).await;
     let token = router.write_token().await.unwrap();
     match token.position() {
         // Binary log off: no GTID, the write window applies.
@@ -137,23 +141,15 @@ async fn replica_probe_guard_and_write_window() {
     }
 }
 
-async fn app_handler(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let db = request
-        .extensions()
-        .get::<DbHandle<MySql>>()
-        .expect("RouterLayer installed")
-        .clone();
-    if request.method() == http::Method::POST {
-        sqlx::query("INSERT INTO db_router_items (tag) VALUES (?)")
-            .bind(request.body())
-            .execute(db.write_pool())
-            .await
-            .unwrap();
-        return Ok(Response::new("created".to_owned()));
+/// `GET /?tag` answers the count.
+impl ItemsTable for MySql {
+    async fn insert(pool: &Pool<MySql>, tag: &str) {
+        insert(pool, tag).await;
     }
-    let tag = request.uri().query().unwrap_or_default().to_owned();
-    let mut conn = db.reader().await.unwrap();
-    Ok(Response::new(count(&mut conn, &tag).await.to_string()))
+
+    async fn answer(conn: &mut PoolConnection<MySql>, tag: &str) -> String {
+        count(conn, tag).await.to_string()
+    }
 }
 
 #[tokio::test]
@@ -161,7 +157,7 @@ async fn tower_layer_reads_on_get_and_writes_on_post() {
     let router = DbRouter::builder(primary().await).build().await.unwrap();
     let app = ServiceBuilder::new()
         .layer(RouterLayer::new(router.clone()))
-        .service_fn(app_handler);
+        .service_fn(app_handler::<MySql>);
     let tag = unique_tag("layer");
 
     let post = Request::post("/").body(tag.clone()).unwrap();

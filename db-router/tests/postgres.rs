@@ -9,19 +9,23 @@
 
 #![cfg(feature = "postgres")]
 
-use std::convert::Infallible;
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
-use http::{Request, Response};
+use http::Request;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, PgExecutor, Postgres};
 use test_support::postgres::{self, primary_url, replica_url};
 use test_support::services;
 use test_support::unique as unique_tag;
 use tokio::sync::{Mutex, MutexGuard};
 use tower::{ServiceBuilder, ServiceExt};
+
+use common::{ItemsTable, app_handler};
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
@@ -156,10 +160,10 @@ impl Drop for StoppedReplica {
     }
 }
 
-async fn insert(pool: &PgPool, tag: &str) {
+async fn insert<'e>(executor: impl PgExecutor<'e>, tag: &str) {
     sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
         .bind(tag)
-        .execute(pool)
+        .execute(executor)
         .await
         .unwrap();
 }
@@ -427,11 +431,7 @@ async fn transactions_read_and_write_on_the_primary() {
         .await
         .unwrap();
     assert_eq!(read_only, "off");
-    sqlx::query("INSERT INTO db_router_items (tag) VALUES ($1)")
-        .bind(&tag)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    insert(&mut *tx, &tag).await;
     assert_eq!(
         count(&mut tx, &tag).await,
         1,
@@ -456,28 +456,20 @@ async fn transactions_read_and_write_on_the_primary() {
     assert_eq!(router.stats().writes, 1);
 }
 
-/// GET `/?tag` answers `<replica|primary>:<count>`, POST inserts the body.
-async fn app_handler(request: Request<String>) -> Result<Response<String>, Infallible> {
-    let db = request
-        .extensions()
-        .get::<DbHandle<Postgres>>()
-        .expect("RouterLayer installed")
-        .clone();
-    if request.method() == http::Method::POST {
-        insert(db.write_pool(), request.body()).await;
-        return Ok(Response::new("created".to_owned()));
+/// `GET /?tag` answers `<replica|primary>:<count>`.
+impl ItemsTable for Postgres {
+    async fn insert(pool: &PgPool, tag: &str) {
+        insert(pool, tag).await;
     }
-    let tag = request.uri().query().unwrap_or_default().to_owned();
-    let mut conn = db.reader().await.unwrap();
-    let server = if on_replica(&mut conn).await {
-        "replica"
-    } else {
-        "primary"
-    };
-    Ok(Response::new(format!(
-        "{server}:{}",
-        count(&mut conn, &tag).await
-    )))
+
+    async fn answer(conn: &mut PoolConnection<Postgres>, tag: &str) -> String {
+        let server = if on_replica(conn).await {
+            "replica"
+        } else {
+            "primary"
+        };
+        format!("{server}:{}", count(conn, tag).await)
+    }
 }
 
 #[tokio::test]
@@ -486,7 +478,7 @@ async fn tower_layer_carries_the_token_from_post_to_get() {
     let router = routed(&servers.primary).build().await.unwrap();
     let app = ServiceBuilder::new()
         .layer(RouterLayer::new(router.clone()))
-        .service_fn(app_handler);
+        .service_fn(app_handler::<Postgres>);
     let _delay = ApplyDelay::on(&servers).await;
 
     for _ in 0..3 {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use db_router::{
-    CausalToken, DbHandle, DbRouter, Error, FallbackReason, HeaderCarrier, ReadFallback, Role,
-    RouterLayer, Selection,
+    CausalToken, DbHandle, DbRouter, Error, FallbackReason, HeaderCarrier, ReadFallback,
+    ReadSource, Role, RouterBuilder, RouterLayer, Selection,
 };
 use http::{Method, Request, Response, StatusCode};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -70,6 +70,12 @@ async fn item_count(conn: &mut SqliteConnection, v: &str) -> i64 {
 async fn primary_pool() -> SqlitePool {
     let (_, options) = database("primary").await;
     SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// A router on a fresh primary and one fresh replica, still to be built.
+async fn with_a_replica() -> RouterBuilder<Sqlite> {
+    let (_, replica) = database("replica").await;
+    DbRouter::builder(primary_pool().await).with_replica(replica)
 }
 
 #[tokio::test]
@@ -201,9 +207,8 @@ async fn a_broken_replica_is_banned_and_reads_fall_back() {
 
 #[tokio::test]
 async fn position_less_tokens_keep_reads_on_the_primary_for_the_window() {
-    let (_, replica) = database("replica").await;
-    let router = DbRouter::builder(primary_pool().await)
-        .with_replica(replica)
+    let router = with_a_replica()
+        .await
         .with_write_window(Duration::from_millis(300))
         .build()
         .await
@@ -246,12 +251,7 @@ async fn position_less_tokens_keep_reads_on_the_primary_for_the_window() {
 
 #[tokio::test]
 async fn transactions_run_on_the_primary() {
-    let (_, replica) = database("replica").await;
-    let router = DbRouter::builder(primary_pool().await)
-        .with_replica(replica)
-        .build()
-        .await
-        .unwrap();
+    let router = with_a_replica().await.build().await.unwrap();
     let mut tx = router.begin().await.unwrap();
     assert_eq!(whoami(&mut tx).await, "primary");
     sqlx::query("INSERT INTO items (v) VALUES ('tx')")
@@ -265,12 +265,7 @@ async fn transactions_run_on_the_primary() {
 
 #[tokio::test]
 async fn handles_for_write_work_read_from_the_read_only_primary() {
-    let (_, replica) = database("replica").await;
-    let router = DbRouter::builder(primary_pool().await)
-        .with_replica(replica)
-        .build()
-        .await
-        .unwrap();
+    let router = with_a_replica().await.build().await.unwrap();
     let handle = DbHandle::new(router.clone(), Role::Write, None);
     let mut conn = handle.reader().await.unwrap();
     assert_eq!(whoami(&mut conn).await, "primary");
@@ -310,9 +305,8 @@ async fn app_handler(request: Request<String>) -> Result<Response<String>, Infal
 
 #[tokio::test]
 async fn tower_layer_routes_by_method_and_carries_the_token_in_a_cookie() {
-    let (_, replica) = database("replica").await;
-    let router = DbRouter::builder(primary_pool().await)
-        .with_replica(replica)
+    let router = with_a_replica()
+        .await
         .with_write_window(Duration::from_secs(30))
         .build()
         .await
@@ -402,12 +396,7 @@ async fn tower_layer_routes_by_method_and_carries_the_token_in_a_cookie() {
 
 #[tokio::test]
 async fn header_carrier_round_trips_the_token() {
-    let (_, replica) = database("replica").await;
-    let router = DbRouter::builder(primary_pool().await)
-        .with_replica(replica)
-        .build()
-        .await
-        .unwrap();
+    let router = with_a_replica().await.build().await.unwrap();
     let app = ServiceBuilder::new()
         .layer(RouterLayer::new(router).with_carrier(HeaderCarrier::new()))
         .service_fn(app_handler);
@@ -457,12 +446,7 @@ mod axum_extractor {
 
     #[tokio::test]
     async fn extractor_works_and_names_the_missing_layer() {
-        let (_, replica) = database("replica").await;
-        let router = DbRouter::builder(primary_pool().await)
-            .with_replica(replica)
-            .build()
-            .await
-            .unwrap();
+        let router = with_a_replica().await.build().await.unwrap();
         let app = axum::Router::new()
             .route("/", get(read).post(write))
             .layer(RouterLayer::new(router));
@@ -536,4 +520,47 @@ async fn the_monitor_stops_when_the_router_is_dropped() {
     drop(router);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(tasks(), baseline, "dropping the router stops the monitor");
+}
+
+#[tokio::test]
+async fn reader_with_source_names_the_database_that_served_the_read() {
+    let (_, replica) = database("replica-a").await;
+    let router = DbRouter::builder(primary_pool().await)
+        .with_named_replica("replica-a", replica)
+        .build()
+        .await
+        .unwrap();
+
+    let (mut conn, source) = router.reader_with_source(None).await.unwrap();
+    assert_eq!(source, ReadSource::Replica("replica-a".into()));
+    assert_eq!(source.to_string(), "replica replica-a");
+    assert_eq!(whoami(&mut conn).await, "replica-a");
+    drop(conn);
+
+    // A write request reads from the primary, and says so.
+    let handle = DbHandle::new(router.clone(), Role::Write, None);
+    let (mut conn, source) = handle.reader_with_source().await.unwrap();
+    assert_eq!(
+        (source.to_string(), whoami(&mut conn).await),
+        ("primary".into(), "primary".into())
+    );
+    drop(conn);
+
+    // A read request goes to the replica, as DbHandle::reader does.
+    let handle = DbHandle::new(router.clone(), Role::Read, None);
+    let (mut conn, source) = handle.reader_with_source().await.unwrap();
+    assert_eq!(source, ReadSource::Replica("replica-a".into()));
+    assert_eq!(whoami(&mut conn).await, "replica-a");
+    assert_eq!(router.stats().replica_reads, 2);
+}
+
+#[tokio::test]
+async fn without_replicas_reader_with_source_names_the_primary() {
+    let router = DbRouter::builder(primary_pool().await)
+        .build()
+        .await
+        .unwrap();
+    let (mut conn, source) = router.reader_with_source(None).await.unwrap();
+    assert_eq!(source, ReadSource::Primary);
+    assert_eq!(whoami(&mut conn).await, "primary");
 }

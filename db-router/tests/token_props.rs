@@ -7,6 +7,7 @@
 use db_router::token::MAX_TOKEN_LEN;
 use db_router::{CausalToken, Gtid, GtidPosition, Lsn, Position};
 use proptest::prelude::*;
+use test_support::corpus::mutate;
 
 const CORPUS: &str = include_str!("corpus/tokens.txt");
 
@@ -68,20 +69,7 @@ fn mutated() -> impl Strategy<Value = String> {
     )
         .prop_map(|(seed, edits)| {
             let mut bytes = seed.as_bytes().to_vec();
-            for (at, byte, kind) in edits {
-                let at = if bytes.is_empty() {
-                    0
-                } else {
-                    at % bytes.len()
-                };
-                match kind {
-                    0 if !bytes.is_empty() => bytes[at] = byte,
-                    1 if !bytes.is_empty() => {
-                        bytes.remove(at);
-                    }
-                    _ => bytes.insert(at, byte),
-                }
-            }
+            mutate(&mut bytes, edits);
             String::from_utf8_lossy(&bytes).into_owned()
         })
 }

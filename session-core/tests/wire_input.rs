@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 use session_core::Id;
 use session_core::store::{Record, Value};
+use test_support::corpus::mutate;
 
 const RECORD_CORPUS: &str = include_str!("corpus/records.txt");
 
@@ -69,20 +70,7 @@ fn mutated_record() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
     )
         .prop_map(|(mut bytes, edits)| {
-            for (at, byte, kind) in edits {
-                let at = if bytes.is_empty() {
-                    0
-                } else {
-                    at % bytes.len()
-                };
-                match kind {
-                    0 if !bytes.is_empty() => bytes[at] = byte,
-                    1 if !bytes.is_empty() => {
-                        bytes.remove(at);
-                    }
-                    _ => bytes.insert(at, byte),
-                }
-            }
+            mutate(&mut bytes, edits);
             bytes
         })
 }

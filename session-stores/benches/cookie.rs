@@ -14,6 +14,8 @@
 //! ratios.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,39 +23,13 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use criterion::Criterion;
-use serde_json::json;
-use session_core::store::{Data, Record, now};
+use session_core::store::Record;
 use session_core::{ClientStore, Id};
 use session_stores::cookie::{CookieStore, Key};
 
-const COOKIE: &str = "id";
+use common::cart_record;
 
-/// A session holding a 20-item cart, about 2 KB encoded (the record of
-/// the `stores` bench).
-fn cart_record() -> Record {
-    let items: Vec<_> = (0..20)
-        .map(|i| {
-            json!({
-                "sku": format!("SKU-{i:06}"),
-                "name": format!("Product number {i} of the spring catalogue"),
-                "qty": i % 4 + 1,
-                "price_cents": 1999 + i * 100,
-                "tags": ["sale", "new"],
-            })
-        })
-        .collect();
-    let mut data = Data::new();
-    data.insert("cart".into(), json!(items).into());
-    data.insert("user".into(), json!({"id": 42, "name": "Alice"}).into());
-    let now = now();
-    Record::new(
-        Id::random(),
-        data,
-        now,
-        Some(now + Duration::from_secs(3600)),
-    )
-}
+const COOKIE: &str = "id";
 
 /// The primitives a seal is made of, without the store around them.
 struct Raw {
@@ -131,11 +107,7 @@ fn paired(
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20);
+    let mut c = common::criterion();
 
     let record = cart_record();
     let mut key = [0u8; 32];

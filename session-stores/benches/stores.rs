@@ -16,40 +16,21 @@
 //! measured in the same run: store path / baseline.
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use criterion::Criterion;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use session_core::store::{Data, Record, Value, now};
+use session_core::store::{Record, Value};
 use session_core::{Id, SessionStore};
 use session_stores::RedisStore;
 
-#[derive(Clone, Serialize, Deserialize)]
-struct Item {
-    sku: String,
-    name: String,
-    qty: u32,
-    price_cents: u64,
-    tags: Vec<String>,
-}
-
-fn cart() -> Vec<Item> {
-    (0..20)
-        .map(|i| Item {
-            sku: format!("SKU-{i:06}"),
-            name: format!("Product number {i} of the spring catalogue"),
-            qty: i % 4 + 1,
-            price_cents: 1999 + u64::from(i) * 100,
-            tags: vec!["sale".into(), "new".into()],
-        })
-        .collect()
-}
+use common::{Item, cart, cart_record};
 
 /// The session's data the way a JSON-valued store keeps it.
 type JsonData = BTreeMap<String, serde_json::Value>;
@@ -59,20 +40,6 @@ fn json_data() -> JsonData {
         ("cart".into(), serde_json::to_value(cart()).expect("json")),
         ("user".into(), json!({"id": 42, "name": "Alice"})),
     ])
-}
-
-/// A session holding a 20-item cart, about 2 KB encoded.
-fn cart_record() -> Record {
-    let mut data = Data::new();
-    data.insert("cart".into(), Value::new(&cart()).expect("cart"));
-    data.insert("user".into(), json!({"id": 42, "name": "Alice"}).into());
-    let now = now();
-    Record::new(
-        Id::random(),
-        data,
-        now,
-        Some(now + Duration::from_secs(3600)),
-    )
 }
 
 /// Mean time per call of `f` over `n` calls.
@@ -85,11 +52,7 @@ fn mean<F: FnMut()>(n: u32, mut f: F) -> Duration {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20);
+    let mut c = common::criterion();
 
     // ---- the session paths of one request --------------------------------
     let record = cart_record();

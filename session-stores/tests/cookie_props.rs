@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use session_core::store::{Data, Record, now};
 use session_core::{ClientStore, Id};
 use session_stores::cookie::{CookieStore, Key};
+use test_support::corpus::mutate;
 
 fn sealed(store: &CookieStore) -> String {
     let mut data = Data::new();
@@ -100,17 +101,10 @@ proptest! {
         let store = CookieStore::new(Key::from_bytes([7; 32]));
         let (was_good, name, value) = entry;
         let mut chars: Vec<char> = value.chars().collect();
-        for (at, c, kind) in edits {
-            let c = c.chars().next().unwrap();
-            let at = if chars.is_empty() { 0 } else { at % chars.len() };
-            match kind {
-                0 if !chars.is_empty() => chars[at] = c,
-                1 if !chars.is_empty() => {
-                    chars.remove(at);
-                }
-                _ => chars.insert(at, c),
-            }
-        }
+        mutate(
+            &mut chars,
+            edits.into_iter().map(|(at, c, kind)| (at, c.chars().next().unwrap(), kind)),
+        );
         let mutated: String = chars.into_iter().collect();
         let opened = store.open(name, &mutated).is_some();
         // A changed valid cookie never opens. A changed bad one may turn

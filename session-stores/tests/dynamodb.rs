@@ -5,6 +5,8 @@
 //! to start it.
 #![cfg(feature = "dynamodb")]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +16,12 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
-use session_core::store::{Data, Record, now, unix_millis};
+use session_core::store::{now, unix_millis};
 use session_core::test_suite::{TestApp, assert_no_lost_updates};
 use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::DynamoDbStore;
+
+use common::{assert_unknown_format, cookie_id, record};
 use test_support::START_HINT;
 use test_support::dynalite::shared_endpoint as endpoint;
 
@@ -79,25 +83,9 @@ async fn drop_table(table: &str) {
     let _ = client().delete_table().table_name(table).send().await;
 }
 
-fn record(data: &[(&str, serde_json::Value)], ttl: Option<Duration>) -> Record {
-    let data: Data = data
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.into()))
-        .collect();
-    let now = now();
-    Record::new(Id::random(), data, now, ttl.map(|t| now + t))
-}
-
 // ---- concurrent updates ----------------------------------------------------
 
 const UPDATES: usize = 200;
-
-fn cookie_id(cookie: &str) -> Id {
-    cookie
-        .split_once('=')
-        .and_then(|(_, v)| Id::parse(v))
-        .expect("a session cookie")
-}
 
 fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
     SessionLayer::new(store).with_store_timeout(Duration::from_secs(60))
@@ -310,11 +298,7 @@ async fn unknown_record_format_is_a_decode_error() {
         .await
         .unwrap();
     let err = store.load(&r.id).await.unwrap_err();
-    assert!(matches!(err, Error::Decode(_)), "{err:?}");
-    assert!(
-        err.to_string().contains("unknown session record format"),
-        "{err}"
-    );
+    assert_unknown_format(&err);
 
     // An item of another kind under the same key attribute.
     let id = Id::random();

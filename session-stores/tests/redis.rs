@@ -9,16 +9,20 @@
 //! fails and says how to start it.
 #![cfg(feature = "redis")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use session_core::store::{Data, Record, now};
+use session_core::store::now;
 use session_core::test_suite::{TestApp, TestReply, assert_no_lost_updates};
 use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::RedisStore;
+
+use common::{assert_unknown_format, cookie_id, record};
 use test_support::redis::{
     RedisCluster, RedisConfig, RedisServer, cluster_urls, info_field, node_info,
     shared_url as redis_url, tls_acl_url, tls_ca, tls_url,
@@ -138,15 +142,6 @@ async fn tls_checks_the_certificate_and_acl_checks_the_password() {
 
 // ---- layout ---------------------------------------------------------------
 
-fn record(data: &[(&str, serde_json::Value)], ttl: Option<Duration>) -> Record {
-    let data: Data = data
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.into()))
-        .collect();
-    let now = now();
-    Record::new(Id::random(), data, now, ttl.map(|t| now + t))
-}
-
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .expect("redis url")
@@ -234,11 +229,7 @@ async fn unknown_record_format_is_a_decode_error() {
     bytes[0] = 0xEE;
     let _: i64 = query(&mut conn, &[b"HSET", key.as_bytes(), b"d", &bytes]).await;
     let err = store.load(&r.id).await.unwrap_err();
-    assert!(matches!(err, Error::Decode(_)), "{err:?}");
-    assert!(
-        err.to_string().contains("unknown session record format"),
-        "{err}"
-    );
+    assert_unknown_format(&err);
 
     // A plain string where a session hash belongs.
     let id = Id::random();
@@ -300,13 +291,6 @@ async fn cluster_with_near_cache_passes_the_conformance_suite() {
     session_core::test_suite::run(|| near_cluster(&urls))
         .await
         .assert_passed();
-}
-
-fn cookie_id(cookie: &str) -> Id {
-    cookie
-        .split_once('=')
-        .and_then(|(_, v)| Id::parse(v))
-        .expect("a session cookie")
 }
 
 fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {

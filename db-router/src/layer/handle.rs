@@ -10,6 +10,7 @@ use crate::backend::RoutedDatabase;
 use crate::error::Result;
 use crate::fallback::FallbackReason;
 use crate::router::{DbRouter, Role};
+use crate::source::ReadSource;
 use crate::token::CausalToken;
 
 /// The database, as one request sees it.
@@ -140,6 +141,21 @@ impl<DB: RoutedDatabase> DbHandle<DB> {
         }
         let token = self.token();
         self.inner.router.reader_with(token.as_ref()).await
+    }
+
+    /// Like [`reader`](Self::reader), and also which server the connection
+    /// comes from; see [`DbRouter::reader_with_source`].
+    ///
+    /// # Errors
+    ///
+    /// As [`DbRouter::reader`].
+    pub async fn reader_with_source(&self) -> Result<(PoolConnection<DB>, ReadSource)> {
+        if let Some(reason) = self.primary_only() {
+            let conn = self.inner.router.primary_reader(reason).await?;
+            return Ok((conn, ReadSource::Primary));
+        }
+        let token = self.token();
+        self.inner.router.reader_with_source(token.as_ref()).await
     }
 
     /// The read-only pool this request's reads should use; see

@@ -9,6 +9,7 @@ use crate::cart::{CART_KEY, Cart, MAX_QTY};
 use crate::catalog::{MAX_SKU_LEN, Product};
 use crate::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
 use crate::error::AppError;
+use crate::footer;
 use crate::security::{self, CSRF_KEY, ClientIp};
 use crate::state::Shop;
 
@@ -53,8 +54,7 @@ pub async fn product<DB: Repo>(shop: &Shop<DB>, sku: &str) -> Result<Product, Ap
             sku.chars().take(MAX_SKU_LEN).collect(),
         ));
     }
-    shop.products
-        .get(&sku.to_owned())
+    footer::through_cache(shop.products.get(&sku.to_owned()))
         .await?
         .ok_or_else(|| AppError::UnknownProduct(sku.to_owned()))
 }
@@ -184,7 +184,8 @@ pub(crate) async fn login<DB: Repo>(
         .map_err(AppError::RateLimited)?;
     // A write request: the reader is the primary, which has every account.
     let user = {
-        let mut conn = db.reader().await?;
+        let (mut conn, source) = db.reader_with_source().await?;
+        footer::read_from(source);
         DB::user_by_email(&mut *conn, &email).await?
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -214,7 +215,8 @@ pub(crate) async fn profile<DB: Repo>(
     db: &DbHandle<DB>,
     user: &SessionUser,
 ) -> Result<Profile, AppError> {
-    let mut conn = db.reader().await?;
+    let (mut conn, source) = db.reader_with_source().await?;
+    footer::read_from(source);
     DB::profile(&mut *conn, user.id)
         .await?
         .ok_or(AppError::NotFound)
@@ -295,7 +297,8 @@ pub(crate) async fn order<DB: Repo>(
     user: &SessionUser,
     id: i64,
 ) -> Result<Order, AppError> {
-    let mut conn = db.reader().await?;
+    let (mut conn, source) = db.reader_with_source().await?;
+    footer::read_from(source);
     DB::order(&mut *conn, user.id, id)
         .await?
         .ok_or(AppError::NotFound)

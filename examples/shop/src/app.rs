@@ -8,6 +8,7 @@ use crate::caches::{self, Tiers};
 use crate::config::Config;
 use crate::db::{self, Repo, Routers};
 use crate::error::StartError;
+use crate::footer::{self, Footer};
 use crate::routes;
 use crate::security::{self, MAX_BODY};
 use crate::sessions::session_layer;
@@ -32,6 +33,12 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         Routers::Sqlite(router) => with_database(router, &tiers),
         Routers::Postgres(router) => with_database(router, &tiers),
         Routers::MySql(router) => with_database(router, &tiers),
+    };
+    let routes = match Footer::of(config) {
+        Some(footer) => routes.layer(axum::middleware::from_fn(move |request, next| {
+            footer::track(footer.clone(), request, next)
+        })),
+        None => routes,
     };
     let [nosniff, frames, referrer, csp] = security::header_layers();
     Ok(routes

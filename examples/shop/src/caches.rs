@@ -12,6 +12,7 @@ use crate::catalog::{PAGE_SIZE, Product};
 use crate::config::{CacheKind, Config};
 use crate::db::Repo;
 use crate::error::StartError;
+use crate::footer;
 
 /// A key of the product-list cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,7 +49,8 @@ impl<DB: Repo> Loader<String, Product> for ProductLoader<DB> {
     type Error = db_router::Error;
 
     async fn load(&self, sku: &String) -> Result<Option<Product>, Self::Error> {
-        let mut conn = self.router.reader().await?;
+        let (mut conn, source) = self.router.reader_with_source(None).await?;
+        footer::read_from(source);
         Ok(DB::product(&mut *conn, sku).await?)
     }
 }
@@ -61,7 +63,8 @@ impl<DB: Repo> Loader<Listing, Vec<Product>> for ListingLoader<DB> {
             Listing::All => (0, i64::MAX),
             Listing::Page(n) => (i64::from(n) * i64::from(PAGE_SIZE), i64::from(PAGE_SIZE)),
         };
-        let mut conn = self.router.reader().await?;
+        let (mut conn, source) = self.router.reader_with_source(None).await?;
+        footer::read_from(source);
         Ok(Some(DB::products(&mut *conn, offset, limit).await?))
     }
 }

@@ -65,6 +65,11 @@ pub struct Config {
     /// `DYNAMODB_TABLE`: the sessions table, created if missing (default
     /// `shop_sessions`).
     pub dynamodb_table: String,
+    /// `DYNAMODB_CREATE_TABLE`: whether start-up creates the sessions table
+    /// when it is missing and turns on its TTL (default `true`). Set it to
+    /// `false` where the table is managed by the infrastructure and the
+    /// role may only read and write items.
+    pub dynamodb_create_table: bool,
     /// `DATABASE_URL`: `sqlite:…`, `postgres://…` or `mysql://…` (default:
     /// the SQLite file `shop.db` in [`data_dir`](Self::data_dir)).
     pub database_url: Option<String>,
@@ -82,6 +87,13 @@ pub struct Config {
     /// `SESSION_STORE_TIMEOUT_MS`: the bound on each session store call
     /// (default 3000).
     pub session_store_timeout: std::time::Duration,
+    /// `SHOP_INSTANCE`: this instance's name in the page footer (default:
+    /// the address it listens on).
+    pub instance: Option<String>,
+    /// `SHOP_FOOTER`: `on` (default) or `off`: whether every page shows
+    /// which instance served it, the session store, and where its data
+    /// came from (the primary, a replica or the cache).
+    pub footer: bool,
 }
 
 /// A setting that could not be used, naming its variable.
@@ -109,12 +121,15 @@ impl Default for Config {
             redis_near_cache: 0,
             dynamodb_endpoint: None,
             dynamodb_table: "shop_sessions".to_owned(),
+            dynamodb_create_table: true,
             database_url: None,
             replica_urls: Vec::new(),
             data_dir: PathBuf::from("."),
             cache: CacheKind::Local,
             session_max_attempts: 64,
             session_store_timeout: std::time::Duration::from_secs(3),
+            instance: None,
+            footer: true,
         }
     }
 }
@@ -150,13 +165,27 @@ impl fmt::Debug for Config {
             .field("redis_near_cache", &self.redis_near_cache)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("dynamodb_table", &self.dynamodb_table)
+            .field("dynamodb_create_table", &self.dynamodb_create_table)
             .field("database_url", &self.database_url.as_deref().map(redact))
             .field("replica_urls", &redact_all(&self.replica_urls))
             .field("data_dir", &self.data_dir)
             .field("cache", &self.cache)
             .field("session_max_attempts", &self.session_max_attempts)
             .field("session_store_timeout", &self.session_store_timeout)
+            .field("instance", &self.instance)
+            .field("footer", &self.footer)
             .finish()
+    }
+}
+
+const TRUE_OR_FALSE: &str = "expected true or false";
+
+/// `true`/`1` or `false`/`0`.
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -213,11 +242,8 @@ impl Config {
             };
         }
         if let Some(v) = lookup("COOKIE_SECURE") {
-            config.secure_cookie = match v.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(bad("COOKIE_SECURE", &v, "expected true or false")),
-            };
+            config.secure_cookie =
+                boolean(&v).ok_or_else(|| bad("COOKIE_SECURE", &v, TRUE_OR_FALSE))?;
         }
         if let Some(v) = lookup("COOKIE_KEYS") {
             if let Err(e) = session_stores::CookieStore::from_base64_keys(&v) {
@@ -278,6 +304,10 @@ impl Config {
             }
             config.dynamodb_table = v;
         }
+        if let Some(v) = lookup("DYNAMODB_CREATE_TABLE") {
+            config.dynamodb_create_table =
+                boolean(&v).ok_or_else(|| bad("DYNAMODB_CREATE_TABLE", &v, TRUE_OR_FALSE))?;
+        }
         let mut backend = None;
         if let Some(v) = lookup("DATABASE_URL") {
             backend = Some(Backend::of_url(&v).map_err(|e| bad("DATABASE_URL", &v, &e))?);
@@ -335,6 +365,23 @@ impl Config {
                     )
                 })?;
         }
+        if let Some(v) = lookup("SHOP_INSTANCE") {
+            if v.len() > 64 || v.chars().any(char::is_control) {
+                return Err(bad(
+                    "SHOP_INSTANCE",
+                    &v,
+                    "expected a name of at most 64 printable characters",
+                ));
+            }
+            config.instance = Some(v);
+        }
+        if let Some(v) = lookup("SHOP_FOOTER") {
+            config.footer = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad("SHOP_FOOTER", &v, "expected on or off")),
+            };
+        }
         let needs_redis_url = (config.session_store == StoreKind::Redis
             && config.redis_cluster_urls.is_empty())
             || config.cache == CacheKind::Redis;
@@ -377,6 +424,8 @@ mod tests {
             ("SESSION_STORE_TIMEOUT_MS", "soon"),
             ("REDIS_NEAR_CACHE", "-1"),
             ("COOKIE_KEYS", "short"),
+            ("SHOP_FOOTER", "maybe"),
+            ("DYNAMODB_CREATE_TABLE", "yes"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");
@@ -399,6 +448,16 @@ mod tests {
         assert_eq!(ok.session_store, StoreKind::Memory);
         assert_eq!(ok.cache, CacheKind::Local);
         assert_eq!(ok.database_url, None);
+        assert!(ok.footer && ok.dynamodb_create_table);
+        assert_eq!(ok.instance, None);
+        let ok = with(&[
+            ("SHOP_FOOTER", "off"),
+            ("SHOP_INSTANCE", "i-0abc"),
+            ("DYNAMODB_CREATE_TABLE", "false"),
+        ])
+        .unwrap();
+        assert!(!ok.footer && !ok.dynamodb_create_table);
+        assert_eq!(ok.instance.as_deref(), Some("i-0abc"));
         let ok = with(&[
             ("SESSION_STORE", "redis"),
             ("REDIS_CLUSTER_URLS", "redis://a:1, redis://b:2"),

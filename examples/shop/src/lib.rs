@@ -31,6 +31,7 @@
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
 //! | `error.rs` | the errors of start-up and of requests |
+//! | `footer.rs` | the footer: instance, session store, source of the data |
 #![forbid(unsafe_code)]
 
 mod actions;
@@ -41,6 +42,7 @@ mod catalog;
 mod config;
 mod db;
 mod error;
+mod footer;
 mod routes;
 mod security;
 mod server;

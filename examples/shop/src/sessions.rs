@@ -78,6 +78,9 @@ async fn dynamodb_store(config: &Config) -> Result<DynamoDbStore, StartError> {
     let sdk = loader.load().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk))
         .with_table_name(&config.dynamodb_table);
+    if !config.dynamodb_create_table {
+        return Ok(store);
+    }
     match tokio::time::timeout(Duration::from_secs(15), store.create_table_if_missing()).await {
         Ok(Ok(())) => Ok(store),
         Ok(Err(e)) => Err(StartError::new(var, e.to_string())),

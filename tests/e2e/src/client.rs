@@ -57,6 +57,15 @@ impl ShopClient {
         serde_json::from_str(&body).expect("json")
     }
 
+    /// `GET path`: the page's HTML (or whatever body), whatever the status.
+    ///
+    /// # Panics
+    ///
+    /// On a failed request.
+    pub async fn page(&self, path: &str) -> String {
+        get_text(&self.http, &self.url(path)).await
+    }
+
     /// `POST path` with a JSON body: the status and the JSON answer.
     ///
     /// # Panics
@@ -149,6 +158,16 @@ impl ShopClient {
             .and_then(|v| v.to_str().ok().map(str::to_owned))
             .unwrap_or_default()
     }
+}
+
+/// `GET url` with `http`: the body as text, whatever the status.
+///
+/// # Panics
+///
+/// On a failed request.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let res = http.get(url).send().await.expect(url);
+    res.text().await.expect("body")
 }
 
 /// Times `n` sequential requests of `f` and returns the median.

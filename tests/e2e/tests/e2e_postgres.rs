@@ -197,15 +197,7 @@ async fn saved_address_shows_on_the_next_page_despite_a_lagging_replica() {
     let stale_window = saved_at.elapsed();
     // With the token: the next page shows the new address, on whatever
     // instance it lands.
-    let page = alice
-        .http
-        .get(alice.url("/profile"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = alice.page("/profile").await;
     let api = address(&alice.get_json("/api/profile").await);
     let fresh_window = saved_at.elapsed();
     say(&format!(

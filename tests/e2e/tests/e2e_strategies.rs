@@ -163,6 +163,18 @@ async fn concurrent_adds(base: &str) -> (usize, usize, Vec<u16>, Duration) {
     (landed, errors, statuses, took)
 }
 
+/// Measures the reads of `client` and the concurrent adds through `base`
+/// into `row`.
+async fn measure(client: &ShopClient, base: &str, row: &mut Row) {
+    measure_reads(client, row).await;
+    (
+        row.concurrent_landed,
+        row.concurrent_errors,
+        row.error_statuses,
+        row.concurrent_time,
+    ) = concurrent_adds(base).await;
+}
+
 /// After killing instance 1 (and a moment for HAProxy to notice), whether
 /// three reads still show `expected`; then after restarting it.
 async fn instance_loss(fleet: &mut Fleet, client: &ShopClient, expected: &[String]) -> bool {
@@ -211,13 +223,7 @@ async fn memory_store_round_robin_loses_the_cart() {
         survives_instance_loss: Some(false),
         ..Row::default()
     };
-    measure_reads(&client, &mut row).await;
-    (
-        row.concurrent_landed,
-        row.concurrent_errors,
-        row.error_statuses,
-        row.concurrent_time,
-    ) = concurrent_adds(&fleet.url()).await;
+    measure(&client, &fleet.url(), &mut row).await;
     row.report();
 }
 
@@ -258,13 +264,7 @@ async fn memory_store_with_stickiness_survives_until_its_instance_dies() {
         assert_eq!(client.skus().await, expected, "sticky cart lost");
     }
     row.survives_round_robin = Some(true);
-    measure_reads(&client, &mut row).await;
-    (
-        row.concurrent_landed,
-        row.concurrent_errors,
-        row.error_statuses,
-        row.concurrent_time,
-    ) = concurrent_adds(&fleet.url()).await;
+    measure(&client, &fleet.url(), &mut row).await;
 
     fleet.shops[server].kill().await;
     // HAProxy moves the client to a healthy instance, which has no cart.
@@ -293,13 +293,7 @@ async fn shared_strategy(strategy: &'static str, env: &[(&str, &str)]) -> Row {
         ..Row::default()
     };
     row.survives_round_robin = Some(round_robin(&client).await);
-    measure_reads(&client, &mut row).await;
-    (
-        row.concurrent_landed,
-        row.concurrent_errors,
-        row.error_statuses,
-        row.concurrent_time,
-    ) = concurrent_adds(&fleet.url()).await;
+    measure(&client, &fleet.url(), &mut row).await;
     // One more item while an instance is down, then after its restart.
     let mut expected = six();
     row.survives_instance_loss = Some(instance_loss(&mut fleet, &client, &expected).await);
@@ -312,6 +306,18 @@ async fn shared_strategy(strategy: &'static str, env: &[(&str, &str)]) -> Row {
     );
     row.report();
     row
+}
+
+/// Asserts what a shared store must give: the cart survives round robin
+/// and the loss of an instance, and no concurrent add is lost.
+fn assert_survives_everything(row: &Row) {
+    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
+    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
+    assert_eq!(
+        (row.concurrent_landed, row.concurrent_errors),
+        (CONCURRENT, 0),
+        "no concurrent add may be lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,13 +352,7 @@ async fn redis_store_survives_round_robin_instance_loss_and_concurrent_adds() {
         ],
     )
     .await;
-    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
-    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
-    assert_eq!(
-        (row.concurrent_landed, row.concurrent_errors),
-        (CONCURRENT, 0),
-        "no concurrent add may be lost"
-    );
+    assert_survives_everything(&row);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,11 +381,5 @@ async fn dynamodb_store_survives_round_robin_instance_loss_and_concurrent_adds()
         ],
     )
     .await;
-    assert_eq!(row.survives_round_robin, Some(true), "{row:?}");
-    assert_eq!(row.survives_instance_loss, Some(true), "{row:?}");
-    assert_eq!(
-        (row.concurrent_landed, row.concurrent_errors),
-        (CONCURRENT, 0),
-        "no concurrent add may be lost"
-    );
+    assert_survives_everything(&row);
 }

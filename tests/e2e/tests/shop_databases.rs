@@ -24,6 +24,13 @@ async fn serve(database_url: &str) -> String {
     format!("http://{}", e2e::serve(app).await)
 }
 
+/// The status of `GET /api/orders/{id}` for `client`.
+async fn order_status(client: &ShopClient, id: i64) -> StatusCode {
+    let path = format!("/api/orders/{id}");
+    let res = client.http.get(client.url(&path)).send().await.unwrap();
+    res.status()
+}
+
 /// The flow every backend must pass.
 async fn full_flow(base: &str) {
     let products: Value = ShopClient::new(base).get_json("/api/products").await;
@@ -80,40 +87,46 @@ async fn full_flow(base: &str) {
     let again = ShopClient::new(base);
     again.login(&email, "correct horse battery").await;
     assert_eq!(again.get_json("/api/profile").await["name"], "Alice");
-    let page = again
-        .http
-        .get(again.url("/profile"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = again.page("/profile").await;
     assert!(
         page.contains(&format!("/orders/{id}")) && page.contains("PO Box 7"),
         "{page}"
     );
     let stranger = ShopClient::new(base);
-    let res = stranger
-        .http
-        .get(stranger.url(&format!("/api/orders/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(order_status(&stranger, id).await, StatusCode::UNAUTHORIZED);
     stranger
         .signup(
             &format!("{}@example.com", unique("stranger")),
             "password 123",
         )
         .await;
-    let res = stranger
-        .http
-        .get(stranger.url(&format!("/api/orders/{id}")))
-        .send()
+    assert_eq!(
+        order_status(&stranger, id).await,
+        StatusCode::NOT_FOUND,
+        "orders are private"
+    );
+}
+
+/// Runs [`full_flow`] on a new database of the server `admin` is connected
+/// to (at `admin_url`), then drops the database (`DROP DATABASE name`
+/// followed by `drop_options`).
+async fn full_flow_on_a_new_database<C>(admin: &mut C, admin_url: &str, drop_options: &str)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let name = unique("shop_flow");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut *admin)
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND, "orders are private");
+    full_flow(&serve(&with_database(admin_url, &name)).await).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name}{drop_options}"
+    )))
+    .execute(&mut *admin)
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,18 +142,7 @@ async fn postgres() {
         .unwrap_or_else(|e| {
             panic!("cannot connect to PG_PRIMARY_URL={admin_url}: {e}; {START_HINT}")
         });
-    let name = unique("shop_flow");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    full_flow(&serve(&with_database(&admin_url, &name)).await).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    full_flow_on_a_new_database(&mut admin, &admin_url, " WITH (FORCE)").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,14 +151,5 @@ async fn mariadb() {
     let mut admin = sqlx::MySqlConnection::connect(&admin_url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to MYSQL_URL={admin_url}: {e}; {START_HINT}"));
-    let name = unique("shop_flow");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    full_flow(&serve(&with_database(&admin_url, &name)).await).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    full_flow_on_a_new_database(&mut admin, &admin_url, "").await;
 }

@@ -1,6 +1,9 @@
 //! The shop on the memory store, served over real HTTP: the cart is kept
 //! per browser, concurrent adds all land, bad cookies start fresh.
 
+use std::net::SocketAddr;
+
+use e2e::client::get_text;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shop::{Config, app};
@@ -13,7 +16,7 @@ fn config() -> Config {
     config
 }
 
-async fn shop(config: &Config) -> std::net::SocketAddr {
+async fn shop(config: &Config) -> SocketAddr {
     e2e::serve(app(config).await.expect("the shop starts")).await
 }
 
@@ -24,50 +27,44 @@ fn client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// `GET /api/cart` with `browser`: the cart.
+async fn cart(browser: &reqwest::Client, addr: SocketAddr) -> Value {
+    let res = browser
+        .get(format!("http://{addr}/api/cart"))
+        .send()
+        .await
+        .unwrap();
+    res.json().await.unwrap()
+}
+
+/// `POST /api/cart/items` with `body` from `browser`: the status.
+async fn add(browser: &reqwest::Client, addr: SocketAddr, body: &Value) -> StatusCode {
+    let res = browser
+        .post(format!("http://{addr}/api/cart/items"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    res.status()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cart_is_kept_per_browser() {
     let addr = shop(&config()).await;
     let alice = client();
     let bob = client();
     for (sku, qty) in [("SKU-0001", 2), ("SKU-0002", 1), ("SKU-0001", 1)] {
-        let res = alice
-            .post(format!("http://{addr}/api/cart/items"))
-            .json(&json!({"sku": sku, "qty": qty}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+        let status = add(&alice, addr, &json!({"sku": sku, "qty": qty})).await;
+        assert_eq!(status, StatusCode::OK);
     }
-    let cart: Value = alice
-        .get(format!("http://{addr}/api/cart"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        cart["items"],
+        cart(&alice, addr).await["items"],
         json!([{"sku": "SKU-0001", "qty": 3}, {"sku": "SKU-0002", "qty": 1}])
     );
-    let other: Value = bob
-        .get(format!("http://{addr}/api/cart"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = cart(&bob, addr).await;
     assert_eq!(other["items"], json!([]), "carts leaked between browsers");
 
-    let page = alice
-        .get(format!("http://{addr}/cart"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&alice, &format!("http://{addr}/cart")).await;
     assert!(page.contains("Cart (4)"), "{page}");
 }
 
@@ -81,36 +78,18 @@ async fn concurrent_adds_of_one_browser_all_land() {
         .send()
         .await
         .unwrap();
-    browser
-        .post(format!("http://{addr}/api/cart/items"))
-        .json(&json!({"sku": "SKU-0000"}))
-        .send()
-        .await
-        .unwrap();
+    add(&browser, addr, &json!({"sku": "SKU-0000"})).await;
     let mut tasks = Vec::new();
     for i in 1..=100 {
         let browser = browser.clone();
         tasks.push(tokio::spawn(async move {
-            browser
-                .post(format!("http://{addr}/api/cart/items"))
-                .json(&json!({"sku": format!("SKU-{i:04}")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
+            add(&browser, addr, &json!({"sku": format!("SKU-{i:04}")})).await
         }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::OK);
     }
-    let cart: Value = browser
-        .get(format!("http://{addr}/api/cart"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cart = cart(&browser, addr).await;
     assert_eq!(cart["items"].as_array().unwrap().len(), 101, "{cart}");
 }
 

@@ -124,15 +124,7 @@ async fn runs_with_no_server_on_a_new_sqlite_file() {
             .len(),
         400
     );
-    let page = again
-        .http
-        .get(again.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = again.page("/").await;
     assert!(
         page.contains("SKU-0039") && !page.contains("SKU-0040"),
         "first page"

@@ -5,6 +5,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`services`] | the shared servers' settings, read from `tests/support/services.env` (which `scripts/services.sh` sources too) |
+//! | [`corpus`] | changing the entries of a fuzz corpus in property tests |
 //! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
@@ -28,6 +29,7 @@
 //! `scripts/services.sh up`, which installs and starts everything.
 #![forbid(unsafe_code)]
 
+pub mod corpus;
 pub mod dynalite;
 pub mod env;
 pub mod fleet;

@@ -42,9 +42,7 @@ pub(super) async fn index<DB: Repo>(
     Query(q): Query<PageQuery>,
 ) -> PageResult<Html<String>> {
     let n = q.page.unwrap_or(0);
-    let products = shop
-        .listing
-        .get(&Listing::Page(n))
+    let products = crate::footer::through_cache(shop.listing.get(&Listing::Page(n)))
         .await
         .map_err(AppError::from)?
         .unwrap_or_default();

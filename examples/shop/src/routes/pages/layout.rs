@@ -51,6 +51,7 @@ fn document(title: &str, header: Markup, body: Markup) -> Html<String> {
             body {
                 header { (header) }
                 main { h1 { (title) } (body) }
+                (crate::footer::render())
             }
         }
     };
@@ -92,6 +93,7 @@ header{display:flex;justify-content:space-between;align-items:center;border-bott
 header nav{display:flex;gap:1rem;align-items:center}.brand{font-weight:bold}\
 table{border-collapse:collapse;width:100%}td,th{padding:.3rem;border-bottom:1px solid #eee;text-align:left}\
 form{display:inline}form.stacked{display:flex;flex-direction:column;gap:.5rem;max-width:24rem}\
+footer#served{margin-top:2rem;border-top:1px solid #eee;padding-top:.3rem;font-size:.75rem;color:#777}\
 .error{color:#a00}.notice{color:#060}.pages{display:flex;gap:.5rem;margin-top:1rem}";
 
 /// `GET /static/shop.css`.

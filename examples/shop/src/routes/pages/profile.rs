@@ -30,7 +30,8 @@ pub(super) async fn profile<DB: Repo>(
     let user = actions::require_user(&session).await?;
     let profile = actions::profile(&db, &user).await?;
     let orders = {
-        let mut conn = db.reader().await.map_err(AppError::from)?;
+        let (mut conn, source) = db.reader_with_source().await.map_err(AppError::from)?;
+        crate::footer::read_from(source);
         DB::orders(&mut *conn, user.id)
             .await
             .map_err(AppError::from)?
