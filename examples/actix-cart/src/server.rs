@@ -10,22 +10,7 @@ use crate::app::{Connected, Parts, app, connect};
 /// cannot be reached or the server cannot run; the message names the
 /// variable.
 pub async fn main_from_env() {
-    use tracing_subscriber::EnvFilter;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    // TLS (`rediss://`) uses rustls, whose crypto provider is the
-    // application's to choose; the libraries never install one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("actix-cart: {e}");
-            std::process::exit(2);
-        }
-    };
+    let config = shop::start_up("actix-cart");
     if let Err(e) = run(config).await {
         eprintln!("actix-cart: cannot start: {e}");
         std::process::exit(1);

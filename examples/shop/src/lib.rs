@@ -62,6 +62,6 @@ pub use security::{
     CONTENT_SECURITY_POLICY, LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW,
     MAX_BODY,
 };
-pub use server::{main_from_env, run};
+pub use server::{main_from_env, run, start_up};
 pub use sessions::session_layer;
 pub use state::{AppState, Shop};
