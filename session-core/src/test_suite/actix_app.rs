@@ -13,8 +13,7 @@ use actix_web::dev::Service as _;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use tokio::sync::{mpsc, oneshot};
 
-use super::TestReply;
-use super::app::Handler;
+use super::reply::{Handler, TestReply};
 use crate::{Session, SessionLayer};
 
 /// One request: the cookie to send, the handler's index, and where the

@@ -12,13 +12,8 @@ use tower::{Layer as _, Service, ServiceExt as _};
 use super::FrontEnd;
 #[cfg(feature = "actix")]
 use super::actix_app::ActixApp;
+use super::reply::{Handler, TestReply};
 use crate::{Result, Session, SessionLayer};
-
-pub(super) type Handler = Arc<
-    dyn Fn(Session, usize) -> std::pin::Pin<Box<dyn Future<Output = Result<String>> + Send>>
-        + Send
-        + Sync,
->;
 
 /// A minimal app around a [`SessionLayer`] for store tests: each request
 /// runs one async handler with the request's [`Session`] and an index.
@@ -57,34 +52,6 @@ impl fmt::Debug for TestApp {
             .field("layer", &self.layer)
             .field("front_end", &self.front_end)
             .finish_non_exhaustive()
-    }
-}
-
-/// A response from a [`TestApp`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TestReply {
-    /// The status: a handler's error gives [`Error::status`](crate::Error::status).
-    pub status: StatusCode,
-    /// The handler's output, or the error message.
-    pub body: String,
-    /// The raw `Set-Cookie` header.
-    pub set_cookie: Option<String>,
-    /// `name=value` from it, as a client would send it back.
-    pub cookie: Option<String>,
-}
-
-impl TestReply {
-    pub(super) fn new(status: StatusCode, body: String, set_cookie: Option<String>) -> Self {
-        TestReply {
-            status,
-            cookie: set_cookie
-                .as_deref()
-                .and_then(|h| h.split(';').next())
-                .map(str::to_owned),
-            set_cookie,
-            body,
-        }
     }
 }
 

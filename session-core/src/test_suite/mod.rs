@@ -66,11 +66,13 @@ mod checks_store;
 mod front_end;
 mod last_writer_wins;
 mod probe;
+mod reply;
 
-pub use app::{TestApp, TestReply};
+pub use app::TestApp;
 pub use cart::{CartOutcome, assert_no_lost_updates, concurrent_cart_updates};
 pub use front_end::FrontEnd;
 pub use last_writer_wins::LastWriterWins;
+pub use reply::TestReply;
 
 /// The outcome of one check: `Err` says what went wrong.
 type Check = std::result::Result<(), String>;
