@@ -157,3 +157,45 @@ async fn without_a_session_layer_reads_use_the_primary() {
         1
     );
 }
+
+/// `start` and `finish` around a handler, as a front end other than the
+/// router layer (actix-web) uses them: the same read-your-writes.
+#[tokio::test]
+async fn start_and_finish_give_read_your_writes_without_the_layer() {
+    use axum::extract::State;
+    use db_router::Role;
+
+    async fn by_hand(
+        State(router): State<DbRouter<Sqlite>>,
+        method: http::Method,
+        session: Session,
+    ) -> String {
+        let carrier = SessionCarrier::new();
+        let role = if method == http::Method::GET {
+            Role::Read
+        } else {
+            Role::Write
+        };
+        let db = carrier.start(router, role, &session).await;
+        let body = if role == Role::Read {
+            count(db.clone()).await
+        } else {
+            add(db.clone()).await.to_owned()
+        };
+        carrier.finish(&db, &session).await;
+        body
+    }
+
+    let files = Files::new("by-hand");
+    let router = router(&files).await;
+    let app = Router::new()
+        .route("/notes", get(by_hand).post(by_hand))
+        .with_state(router.clone())
+        .layer(SessionLayer::new(MemoryStore::default()).with_secure(false));
+
+    let (_, cookie) = call(&app, "POST", "/notes", None).await;
+    assert!(cookie.starts_with("id="), "the token was saved: {cookie:?}");
+    assert_eq!(call(&app, "GET", "/notes", Some(&cookie)).await.0, "1");
+    assert_eq!(call(&app, "GET", "/notes", None).await.0, "0");
+    assert_eq!(router.stats().replicas[0].reads, 1);
+}

@@ -5,14 +5,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::Session;
-
-/// Rejection of the [`Session`] extractor: the request has no session, so
-/// the handler's route is not behind a [`SessionLayer`](crate::SessionLayer).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("no session in the request extensions: is `SessionLayer` installed on this route?")]
-#[non_exhaustive]
-pub struct MissingSessionLayer;
+use crate::{MissingSessionLayer, Session};
 
 impl IntoResponse for MissingSessionLayer {
     fn into_response(self) -> Response {

@@ -46,6 +46,12 @@ impl SessionLayer {
         }
     }
 
+    /// Where the sessions are kept and their settings, for the front ends.
+    #[cfg(feature = "actix")]
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     fn config(&mut self) -> &mut Config {
         self.sessions.config_mut()
     }

@@ -1,4 +1,4 @@
-//! Sessions for Tower and axum apps that run on several instances at once.
+//! Sessions for Tower, axum and actix-web apps that run on several instances at once.
 //!
 //! A shop runs several app instances behind a load balancer; each request
 //! of one user may land on a different instance, and several may be in
@@ -68,10 +68,14 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `axum`       | no      | `Session` as an axum 0.8 extractor (its rejection, [`MissingSessionLayer`], names the missing layer) and `IntoResponse` for [`Error`] |
+//! | `actix`      | no      | [`actix`]: `SessionLayer` as an actix-web 4 middleware, `Session` as an actix-web extractor and `ResponseError` for [`Error`] |
 //! | `test-suite` | no      | [`test_suite`]: the conformance checks every store must pass |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 mod config;
 mod cookie_header;
 mod error;
@@ -80,6 +84,8 @@ mod extract;
 mod id;
 mod layer;
 mod lifecycle;
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod missing_layer;
 mod persistence;
 mod service;
 mod session;
@@ -90,11 +96,11 @@ pub mod test_suite;
 
 pub use config::SameSite;
 pub use error::{BoxError, Error, Result};
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::MissingSessionLayer;
 pub use id::{Id, ParseIdError};
 pub use layer::SessionLayer;
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub use missing_layer::MissingSessionLayer;
 pub use service::SessionService;
 pub use session::Session;
 /// The store contracts, re-exported from [`store`] for naming a store in an

@@ -1,7 +1,8 @@
 //! The request lifecycle, independent of any web framework.
 //!
-//! A front end (the Tower [`SessionService`](crate::SessionService) today)
-//! does three things per request:
+//! A front end (the Tower [`SessionService`](crate::SessionService), and
+//! the actix-web middleware behind the `actix` feature) does three things
+//! per request:
 //!
 //! 1. [`Sessions::start`] with the values of the request's `Cookie`
 //!    headers, and hands the [`Session`] to the handler (in the request's

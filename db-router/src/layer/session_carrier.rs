@@ -69,6 +69,28 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Outside Tower (actix-web)
+//!
+//! A framework whose middleware is not Tower's (actix-web) keeps the same
+//! rules with two calls around its handler: [`SessionCarrier::start`] makes
+//! the request's [`DbHandle`] from the token in its session, and
+//! [`SessionCarrier::finish`] records the token of a request that wrote.
+//! With actix-web's `middleware::from_fn`, inside the session middleware:
+//!
+//! ```ignore
+//! async fn db_router(req: ServiceRequest, next: Next<impl MessageBody>) -> actix_web::Result<ServiceResponse<impl MessageBody>> {
+//!     let session = req.extract::<Session>().await?;
+//!     let role = if req.method() == Method::GET || req.method() == Method::HEAD { Role::Read } else { Role::Write };
+//!     let db = CARRIER.start(ROUTER.clone(), role, &session).await;
+//!     req.extensions_mut().insert(db.clone()); // handlers take `web::ReqData<DbHandle<DB>>`
+//!     let res = next.call(req).await?;
+//!     CARRIER.finish(&db, &session).await;
+//!     Ok(res)
+//! }
+//! ```
+//!
+//! The `actix-cart` example runs exactly this.
+//!
 //! [`RouterLayer`]: super::RouterLayer
 
 use std::borrow::Cow;
@@ -77,7 +99,10 @@ use http::{request, response};
 use session_core::Session;
 
 use super::carrier::{TokenCarrier, parse_carried};
+use super::handle::DbHandle;
+use crate::backend::RoutedDatabase;
 use crate::error::{Error, Result};
+use crate::router::{DbRouter, Role};
 use crate::token::CausalToken;
 
 /// Keeps the causal token in the request's [`Session`]. See the
@@ -119,6 +144,62 @@ impl SessionCarrier {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// Request start, for a front end other than [`RouterLayer`]
+    /// (actix-web; see the [module documentation](self)): the request's
+    /// handle over `router` in `role`, its reads carrying the token kept in
+    /// `session`. A session that cannot be read sends the reads to the
+    /// primary, as with the layer.
+    ///
+    /// [`RouterLayer`]: super::RouterLayer
+    pub async fn start<DB: RoutedDatabase>(
+        &self,
+        router: DbRouter<DB>,
+        role: Role,
+        session: &Session,
+    ) -> DbHandle<DB> {
+        match self.load_from(session).await {
+            Ok(token) => DbHandle::build(router, role, token, false),
+            Err(error) => {
+                tracing::warn!(%error, "causal token carrier failed to load; reads use the primary");
+                DbHandle::build(router, role, None, true)
+            }
+        }
+    }
+
+    /// Response time, after [`start`](Self::start) and the handler: if the
+    /// request wrote, records the primary's position in `session` for the
+    /// user's next reads (before the session is saved). A failure is
+    /// logged, as with the layer.
+    pub async fn finish<DB: RoutedDatabase>(&self, handle: &DbHandle<DB>, session: &Session) {
+        let Some(token) = handle.finish().await else {
+            return;
+        };
+        if let Err(error) = self.store_in(session, &token).await {
+            tracing::error!(%error, "causal token carrier failed to store the token");
+        }
+    }
+
+    async fn load_from(&self, session: &Session) -> Result<Option<CausalToken>> {
+        let value = session
+            .get::<String>(&self.key)
+            .await
+            .map_err(Error::carrier)?;
+        Ok(value.and_then(|text| parse_carried(&text, "session")))
+    }
+
+    async fn store_in(&self, session: &Session, token: &CausalToken) -> Result<()> {
+        session
+            .update(&self.key, |old: Option<String>| {
+                match old.as_deref().map(CausalToken::parse) {
+                    Some(Ok(old)) if covers(&old, token) => old.to_string(),
+                    _ => token.to_string(),
+                }
+            })
+            .await
+            .map_err(Error::carrier)?;
+        Ok(())
+    }
 }
 
 /// The request reached the router without a [`Session`] in its
@@ -154,11 +235,7 @@ impl TokenCarrier for SessionCarrier {
         _request: &request::Parts,
     ) -> Result<Option<CausalToken>> {
         let session = cx.as_ref().ok_or_else(|| Error::carrier(MissingSession))?;
-        let value = session
-            .get::<String>(&self.key)
-            .await
-            .map_err(Error::carrier)?;
-        Ok(value.and_then(|text| parse_carried(&text, "session")))
+        self.load_from(session).await
     }
 
     async fn store(
@@ -168,16 +245,7 @@ impl TokenCarrier for SessionCarrier {
         _response: &mut response::Parts,
     ) -> Result<()> {
         let session = cx.ok_or_else(|| Error::carrier(MissingSession))?;
-        session
-            .update(&self.key, |old: Option<String>| {
-                match old.as_deref().map(CausalToken::parse) {
-                    Some(Ok(old)) if covers(&old, token) => old.to_string(),
-                    _ => token.to_string(),
-                }
-            })
-            .await
-            .map_err(Error::carrier)?;
-        Ok(())
+        self.store_in(&session, token).await
     }
 }
 

@@ -34,12 +34,21 @@ pub(crate) async fn require_user(session: &Session) -> Result<SessionUser, AppEr
     current_user(session).await?.ok_or(AppError::Unauthorized)
 }
 
-pub(crate) async fn load_cart(session: &Session) -> Result<Cart, AppError> {
+/// The session's cart (empty when it has none).
+///
+/// # Errors
+///
+/// The session cannot be loaded.
+pub async fn load_cart(session: &Session) -> Result<Cart, AppError> {
     Ok(session.get::<Cart>(CART_KEY).await?.unwrap_or_default())
 }
 
 /// A product by SKU, through the cache.
-pub(crate) async fn product<DB: Repo>(shop: &Shop<DB>, sku: &str) -> Result<Product, AppError> {
+///
+/// # Errors
+///
+/// An empty, overlong or unknown SKU; a failing cache or database.
+pub async fn product<DB: Repo>(shop: &Shop<DB>, sku: &str) -> Result<Product, AppError> {
     if sku.is_empty() || sku.len() > MAX_SKU_LEN {
         return Err(AppError::UnknownProduct(
             sku.chars().take(MAX_SKU_LEN).collect(),
@@ -50,7 +59,14 @@ pub(crate) async fn product<DB: Repo>(shop: &Shop<DB>, sku: &str) -> Result<Prod
         .ok_or_else(|| AppError::UnknownProduct(sku.to_owned()))
 }
 
-pub(crate) async fn add_to_cart<DB: Repo>(
+/// Adds `qty` of `sku` to the session's cart (an atomic update) and
+/// returns the cart.
+///
+/// # Errors
+///
+/// A quantity outside `1..=MAX_QTY`, an unknown product, a session that
+/// cannot be saved.
+pub async fn add_to_cart<DB: Repo>(
     shop: &Shop<DB>,
     session: &Session,
     sku: &str,
@@ -69,7 +85,13 @@ pub(crate) async fn add_to_cart<DB: Repo>(
         .await?)
 }
 
-pub(crate) async fn remove_from_cart(session: &Session, sku: &str) -> Result<Cart, AppError> {
+/// Removes the line of `sku` from the session's cart and returns the
+/// cart.
+///
+/// # Errors
+///
+/// A session that cannot be saved.
+pub async fn remove_from_cart(session: &Session, sku: &str) -> Result<Cart, AppError> {
     Ok(session
         .update(CART_KEY, |cart: Option<Cart>| {
             let mut cart = cart.unwrap_or_default();

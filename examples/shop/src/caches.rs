@@ -76,7 +76,8 @@ pub type ListingCache<DB> = Cache<Listing, Vec<Product>, ListingLoader<DB>>;
 
 /// Where the caches keep their entries.
 #[derive(Debug, Clone)]
-pub(crate) enum Tiers {
+#[non_exhaustive]
+pub enum Tiers {
     /// No tier: loads are only coalesced.
     None,
     /// In process (moka).
@@ -90,7 +91,7 @@ pub(crate) enum Tiers {
 /// # Errors
 ///
 /// Redis cannot be reached, naming `REDIS_URL`.
-pub(crate) async fn tiers(config: &Config) -> Result<Tiers, StartError> {
+pub async fn tiers(config: &Config) -> Result<Tiers, StartError> {
     Ok(match config.cache {
         CacheKind::None => Tiers::None,
         CacheKind::Local => Tiers::Local,

@@ -55,6 +55,11 @@ impl Cart {
     pub fn count(&self) -> u32 {
         self.items.iter().map(|l| l.qty).sum()
     }
+
+    /// The cart as the JSON API answers it: `{"items": [...], "count": N}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "items": self.items, "count": self.count() })
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ pub struct StartError {
 }
 
 impl StartError {
-    pub(crate) fn new(var: &'static str, reason: String) -> Self {
+    /// The error of the setting `var`.
+    pub fn new(var: &'static str, reason: String) -> Self {
         StartError { var, reason }
     }
 }
@@ -140,15 +141,19 @@ impl AppError {
         }
     }
 
-    /// Adds `Retry-After` to `response` when the client should try again
-    /// later: after a rate limit, or when a backend is unavailable.
-    pub(crate) fn set_retry_after(&self, response: &mut Response) {
-        let retry = match self {
+    /// The seconds of the `Retry-After` header, when the client should try
+    /// again later: after a rate limit, or when a backend is unavailable.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
             AppError::RateLimited(secs) => Some(*secs),
             e if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
-        };
-        if let Some(secs) = retry {
+        }
+    }
+
+    /// Adds `Retry-After` to `response` when [`retry_after`](Self::retry_after) says so.
+    pub(crate) fn set_retry_after(&self, response: &mut Response) {
+        if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -156,7 +161,7 @@ impl AppError {
     }
 
     /// Logs a server-side failure; client errors are not logged.
-    pub(crate) fn log(&self) {
+    pub fn log(&self) {
         if self.status().is_server_error() {
             tracing::error!(error = %self, "request failed");
         }

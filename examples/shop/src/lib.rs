@@ -49,17 +49,19 @@ mod server;
 mod sessions;
 mod state;
 
+pub use actions::{add_to_cart, load_cart, product, remove_from_cart};
 pub use app::app;
-pub use caches::{Listing, ListingCache, ListingLoader, ProductCache, ProductLoader};
+pub use caches::{Listing, ListingCache, ListingLoader, ProductCache, ProductLoader, Tiers, tiers};
 pub use cart::{CART_KEY, Cart, CartLine, MAX_QTY};
 pub use catalog::{MAX_SKU_LEN, PAGE_SIZE, Product, seed_products};
 pub use config::{CacheKind, Config, ConfigError, StoreKind};
-pub use db::{Backend, Order, OrderLine, OrderSummary, Profile, Repo, UserRow};
+pub use db::{Backend, Order, OrderLine, OrderSummary, Profile, Repo, Routers, UserRow, connect};
 pub use error::{AppError, StartError};
+pub use routes::AddItem;
 pub use security::{
     CONTENT_SECURITY_POLICY, LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW,
     MAX_BODY,
 };
-pub use server::{main_from_env, run};
+pub use server::{main_from_env, run, start_up};
 pub use sessions::session_layer;
-pub use state::Shop;
+pub use state::{AppState, Shop};

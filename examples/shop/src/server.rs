@@ -11,6 +11,18 @@ use crate::error::StartError;
 /// backend cannot be reached or the server cannot run; the message names
 /// the variable.
 pub async fn main_from_env() {
+    let config = start_up("shop");
+    if let Err(e) = run(config).await {
+        eprintln!("shop: cannot start: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// What a binary serving the shop (`shop`, or another front end named
+/// `program`) does first: logging (`RUST_LOG`, default `info`), rustls's
+/// crypto provider, and the settings from the environment. Exits the
+/// process with status 2 on a bad setting, naming the variable.
+pub fn start_up(program: &str) -> Config {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -20,16 +32,12 @@ pub async fn main_from_env() {
     // TLS (`rediss://`) uses rustls, whose crypto provider is the
     // application's to choose; the libraries never install one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Config::from_env() {
+    match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("shop: {e}");
+            eprintln!("{program}: {e}");
             std::process::exit(2);
         }
-    };
-    if let Err(e) = run(config).await {
-        eprintln!("shop: cannot start: {e}");
-        std::process::exit(1);
     }
 }
 

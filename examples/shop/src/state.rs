@@ -17,11 +17,11 @@ pub struct Shop<DB: Repo> {
 }
 
 /// The handlers' state: the shop behind an `Arc`.
-pub(crate) type AppState<DB> = Arc<Shop<DB>>;
+pub type AppState<DB> = Arc<Shop<DB>>;
 
 impl<DB: Repo> Shop<DB> {
     /// The state over `router`, with caches in `tiers`.
-    pub(crate) fn new(router: &DbRouter<DB>, tiers: &Tiers) -> AppState<DB> {
+    pub fn new(router: &DbRouter<DB>, tiers: &Tiers) -> AppState<DB> {
         let (products, listing) = caches::caches(router, tiers);
         Arc::new(Shop {
             products,

@@ -9,13 +9,11 @@ use http::{Request, Response, StatusCode};
 use serde::Serialize;
 use tower::{Layer as _, Service, ServiceExt as _};
 
+use super::FrontEnd;
+#[cfg(feature = "actix")]
+use super::actix_app::ActixApp;
+use super::reply::{Handler, TestReply};
 use crate::{Result, Session, SessionLayer};
-
-type Handler = Arc<
-    dyn Fn(Session, usize) -> std::pin::Pin<Box<dyn Future<Output = Result<String>> + Send>>
-        + Send
-        + Sync,
->;
 
 /// A minimal app around a [`SessionLayer`] for store tests: each request
 /// runs one async handler with the request's [`Session`] and an index.
@@ -42,33 +40,24 @@ type Handler = Arc<
 pub struct TestApp {
     pub(super) layer: SessionLayer,
     handler: Handler,
+    pub(super) front_end: FrontEnd,
+    /// The running actix-web app, started by the first request through it.
+    #[cfg(feature = "actix")]
+    actix: Arc<std::sync::OnceLock<ActixApp>>,
 }
 
 impl fmt::Debug for TestApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestApp")
             .field("layer", &self.layer)
+            .field("front_end", &self.front_end)
             .finish_non_exhaustive()
     }
 }
 
-/// A response from a [`TestApp`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TestReply {
-    /// The status: a handler's error gives [`Error::status`](crate::Error::status).
-    pub status: StatusCode,
-    /// The handler's output, or the error message.
-    pub body: String,
-    /// The raw `Set-Cookie` header.
-    pub set_cookie: Option<String>,
-    /// `name=value` from it, as a client would send it back.
-    pub cookie: Option<String>,
-}
-
 impl TestApp {
     /// An app running `f` behind `layer` (with a generous attempt limit
-    /// of 1000 for concurrent saves).
+    /// of 1000 for concurrent saves), through the Tower front end.
     pub fn new<F, Fut>(layer: SessionLayer, f: F) -> Self
     where
         F: Fn(Session, usize) -> Fut + Send + Sync + 'static,
@@ -77,13 +66,34 @@ impl TestApp {
         TestApp {
             layer: layer.with_max_attempts(1000),
             handler: Arc::new(move |s, i| Box::pin(f(s, i))),
+            front_end: FrontEnd::Tower,
+            #[cfg(feature = "actix")]
+            actix: Arc::default(),
         }
     }
 
     /// Overrides the layer's attempt limit.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.layer = self.layer.with_max_attempts(attempts);
+        self.restart();
         self
+    }
+
+    /// Sends the requests through `front_end` (default
+    /// [`FrontEnd::Tower`]).
+    pub fn with_front_end(mut self, front_end: FrontEnd) -> Self {
+        self.front_end = front_end;
+        self.restart();
+        self
+    }
+
+    /// Forgets a running app, so that the next request starts one with
+    /// the current settings.
+    fn restart(&mut self) {
+        #[cfg(feature = "actix")]
+        {
+            self.actix = Arc::default();
+        }
     }
 
     fn service(
@@ -132,6 +142,19 @@ impl TestApp {
     }
 
     async fn send_with(&self, cookie: Option<&str>, index: usize) -> TestReply {
+        match self.front_end {
+            FrontEnd::Tower => self.send_tower(cookie, index).await,
+            #[cfg(feature = "actix")]
+            FrontEnd::Actix => {
+                self.actix
+                    .get_or_init(|| ActixApp::start(self.layer.clone(), self.handler.clone()))
+                    .send(cookie, index)
+                    .await
+            }
+        }
+    }
+
+    async fn send_tower(&self, cookie: Option<&str>, index: usize) -> TestReply {
         let mut req = Request::new(String::new());
         if let Some(c) = cookie {
             req.headers_mut()
@@ -147,15 +170,7 @@ impl TestApp {
             .get(http::header::SET_COOKIE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        TestReply {
-            status: res.status(),
-            cookie: set_cookie
-                .as_deref()
-                .and_then(|h| h.split(';').next())
-                .map(str::to_owned),
-            set_cookie,
-            body: res.into_body(),
-        }
+        TestReply::new(res.status(), res.into_body(), set_cookie)
     }
 
     /// Sends one request without a cookie and returns the cookie of the
@@ -178,7 +193,12 @@ impl TestApp {
 
 /// An app whose handler sets `key` to `value`: a request without a cookie
 /// starts a session holding it.
-pub(super) fn inserting<V>(layer: SessionLayer, key: &'static str, value: V) -> TestApp
+pub(super) fn inserting<V>(
+    front_end: FrontEnd,
+    layer: SessionLayer,
+    key: &'static str,
+    value: V,
+) -> TestApp
 where
     V: Serialize + Clone + Send + Sync + 'static,
 {
@@ -189,13 +209,15 @@ where
             Ok(String::new())
         }
     })
+    .with_front_end(front_end)
 }
 
 /// An app whose handler answers the string stored under `k`, or nothing.
-pub(super) fn reading_k(layer: SessionLayer) -> TestApp {
+pub(super) fn reading_k(front_end: FrontEnd, layer: SessionLayer) -> TestApp {
     TestApp::new(layer, |s, _| async move {
         Ok(s.get::<String>("k").await?.unwrap_or_default())
     })
+    .with_front_end(front_end)
 }
 
 /// Sends `n` requests with `cookie` at once, request `i` to

@@ -9,7 +9,7 @@ use http::StatusCode;
 use tokio::sync::Barrier;
 
 use super::app::{inserting, send_concurrently};
-use super::{LastWriterWins, TestApp};
+use super::{FrontEnd, LastWriterWins, TestApp};
 use crate::{SessionLayer, SessionStore};
 
 /// What [`concurrent_cart_updates`] found in the cart afterwards.
@@ -38,6 +38,15 @@ pub async fn concurrent_cart_updates(
     layers: &[SessionLayer],
     n: usize,
 ) -> std::result::Result<CartOutcome, String> {
+    cart_updates_through(FrontEnd::Tower, layers, n).await
+}
+
+/// [`concurrent_cart_updates`] with the requests sent through `front_end`.
+pub(super) async fn cart_updates_through(
+    front_end: FrontEnd,
+    layers: &[SessionLayer],
+    n: usize,
+) -> std::result::Result<CartOutcome, String> {
     let barrier = Arc::new(Barrier::new(n));
     let attempts = u32::try_from(n + 1).unwrap_or(u32::MAX);
     let apps: Vec<TestApp> = layers
@@ -60,10 +69,11 @@ pub async fn concurrent_cart_updates(
                 }
             })
             .with_max_attempts(attempts)
+            .with_front_end(front_end)
         })
         .collect();
     let first = apps.first().ok_or("no layer given")?;
-    let cookie = inserting(first.layer.clone(), "cart", Vec::<usize>::new())
+    let cookie = inserting(front_end, first.layer.clone(), "cart", Vec::<usize>::new())
         .start_session()
         .await?;
     for res in send_concurrently(&apps, &cookie, n).await? {
@@ -77,7 +87,8 @@ pub async fn concurrent_cart_updates(
     let reader = TestApp::new(first.layer.clone(), |s, _| async move {
         let cart = s.get::<Vec<usize>>("cart").await?.unwrap_or_default();
         Ok(serde_json::to_string(&cart)?)
-    });
+    })
+    .with_front_end(front_end);
     let res = reader.send(Some(&cookie)).await;
     ensure!(
         res.status == StatusCode::OK,

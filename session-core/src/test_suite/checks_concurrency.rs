@@ -8,7 +8,8 @@ use http::StatusCode;
 use tokio::sync::Barrier;
 
 use super::app::{inserting, send_concurrently};
-use super::{Check, Ctx, TestApp, concurrent_cart_updates, cookie_id, op};
+use super::cart::cart_updates_through;
+use super::{Check, Ctx, TestApp, cookie_id, op};
 use crate::SessionLayer;
 
 impl Ctx {
@@ -21,7 +22,7 @@ impl Ctx {
         let apps: Vec<TestApp> = (0..3)
             .map(|i| {
                 let barrier = barrier.clone();
-                TestApp::new(SessionLayer::new(self.stores[i].clone()), move |s, i| {
+                self.app(SessionLayer::new(self.stores[i].clone()), move |s, i| {
                     let barrier = barrier.clone();
                     async move {
                         s.get::<usize>("n").await?;
@@ -32,7 +33,9 @@ impl Ctx {
                 })
             })
             .collect();
-        let cookie = inserting(self.layer(), "n", 0).start_session().await?;
+        let cookie = inserting(self.front_end, self.layer(), "n", 0)
+            .start_session()
+            .await?;
         for res in send_concurrently(&apps, &cookie, N).await? {
             ensure!(
                 res.status == StatusCode::OK,
@@ -60,7 +63,7 @@ impl Ctx {
             .iter()
             .map(|s| SessionLayer::new(s.clone()))
             .collect();
-        let outcome = concurrent_cart_updates(&layers, N).await?;
+        let outcome = cart_updates_through(self.front_end, &layers, N).await?;
         ensure!(
             outcome.items == N && outcome.distinct == N,
             "{N} concurrent updates over 3 instances left {} items ({} distinct): lost updates",

@@ -7,13 +7,13 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::probe::{Mode, Probe};
-use super::{Check, Ctx, TestApp, cookie_id, op};
+use super::{Check, Ctx, cookie_id, op};
 use crate::SessionLayer;
 
 impl Ctx {
     pub(super) async fn store_down_gives_503_then_recovers(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = TestApp::new(SessionLayer::new(probe.clone()), |s, _| async move {
+        let app = self.app(SessionLayer::new(probe.clone()), |s, _| async move {
             s.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).await?;
             Ok(String::new())
         });
@@ -29,7 +29,7 @@ impl Ctx {
         // layer saves it: the client must not be told it worked.
         let late = {
             let probe = probe.clone();
-            TestApp::new(SessionLayer::new(probe.clone()), move |s, _| {
+            self.app(SessionLayer::new(probe.clone()), move |s, _| {
                 let probe = probe.clone();
                 async move {
                     s.insert("k", "v").await?;
@@ -60,7 +60,7 @@ impl Ctx {
 
     pub(super) async fn store_hang_is_bounded_by_timeout(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = TestApp::new(
+        let app = self.app(
             SessionLayer::new(probe.clone()).with_store_timeout(Duration::from_millis(500)),
             |s, _| async move {
                 // A first read whose failure the handler ignores, then a

@@ -7,15 +7,18 @@ use http::StatusCode;
 
 use super::app::{inserting, reading_k};
 use super::probe::Probe;
-use super::{Check, Ctx, HOUR, TestApp, cookie_id, op};
+use super::{Check, Ctx, HOUR, cookie_id, op};
 use crate::SessionLayer;
 
 impl Ctx {
     pub(super) async fn absolute_lifetime_enforced_by_layer(&self) -> Check {
         // The record itself is valid for an hour; only the layer's absolute
         // lifetime says it is over.
-        let cookie = inserting(self.layer(), "k", "v").start_session().await?;
+        let cookie = inserting(self.front_end, self.layer(), "k", "v")
+            .start_session()
+            .await?;
         let reader = reading_k(
+            self.front_end,
             self.layer()
                 .with_absolute_lifetime(Some(Duration::from_millis(600))),
         );
@@ -34,7 +37,7 @@ impl Ctx {
 
     pub(super) async fn idle_timeout_and_touch(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = TestApp::new(
+        let app = self.app(
             SessionLayer::new(probe.clone())
                 .with_idle_timeout(Some(Duration::from_millis(1500)))
                 .with_touch_after(Duration::from_millis(500)),
@@ -80,6 +83,7 @@ impl Ctx {
 
     pub(super) async fn persistent_cookie_follows_expiry(&self) -> Check {
         let app = inserting(
+            self.front_end,
             self.layer()
                 .with_persistent_cookie(true)
                 .with_idle_timeout(Some(HOUR)),
@@ -98,7 +102,7 @@ impl Ctx {
             (3590..=3600).contains(&age),
             "Max-Age {age} for a 1 h idle timeout"
         );
-        let session_app = inserting(self.layer(), "k", "v");
+        let session_app = inserting(self.front_end, self.layer(), "k", "v");
         let header = session_app.send(None).await.set_cookie.ok_or("no cookie")?;
         ensure!(
             !header.contains("Max-Age") && !header.contains("Expires"),
@@ -108,13 +112,15 @@ impl Ctx {
     }
 
     pub(super) async fn cycle_id_keeps_data_retires_old_id(&self) -> Check {
-        let login = TestApp::new(self.layer(), |s, _| async move {
+        let login = self.app(self.layer(), |s, _| async move {
             s.insert("cart", vec!["A"]).await?;
             s.cycle_id().await?;
             s.insert("user", "alice").await?;
             Ok(String::new())
         });
-        let pre = inserting(self.layer(), "pre", true).start_session().await?;
+        let pre = inserting(self.front_end, self.layer(), "pre", true)
+            .start_session()
+            .await?;
         let res = login.send(Some(&pre)).await;
         ensure!(
             res.status == StatusCode::OK,
@@ -139,11 +145,13 @@ impl Ctx {
     }
 
     pub(super) async fn destroy_deletes_and_expires_cookie(&self) -> Check {
-        let app = TestApp::new(self.layer(), |s, _| async move {
+        let app = self.app(self.layer(), |s, _| async move {
             s.destroy().await?;
             Ok(String::new())
         });
-        let cookie = inserting(self.layer(), "k", "v").start_session().await?;
+        let cookie = inserting(self.front_end, self.layer(), "k", "v")
+            .start_session()
+            .await?;
         let res = app.send(Some(&cookie)).await;
         ensure!(res.status == StatusCode::OK, "status {}", res.status);
         let header = res.set_cookie.ok_or("destroy did not remove the cookie")?;

@@ -6,13 +6,13 @@ use http::StatusCode;
 
 use super::app::{inserting, reading_k};
 use super::probe::Probe;
-use super::{Check, Ctx, HOUR, TestApp};
+use super::{Check, Ctx, HOUR};
 use crate::{Id, SessionLayer};
 
 impl Ctx {
     pub(super) async fn untouched_request_costs_nothing(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = TestApp::new(SessionLayer::new(probe.clone()), |_, _| async {
+        let app = self.app(SessionLayer::new(probe.clone()), |_, _| async {
             Ok(String::new())
         });
         let existing = self.seed().await?;
@@ -33,7 +33,7 @@ impl Ctx {
     }
 
     pub(super) async fn new_session_sets_secure_cookie(&self) -> Check {
-        let app = inserting(self.layer(), "k", "v");
+        let app = inserting(self.front_end, self.layer(), "k", "v");
         let res = app.send(None).await;
         let header = res.set_cookie.ok_or("no Set-Cookie for a new session")?;
         for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
@@ -49,7 +49,10 @@ impl Ctx {
 
     pub(super) async fn read_only_request_does_not_write(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = reading_k(SessionLayer::new(probe.clone()).with_touch_after(HOUR));
+        let app = reading_k(
+            self.front_end,
+            SessionLayer::new(probe.clone()).with_touch_after(HOUR),
+        );
         let cookie = self.seed().await?;
         probe.reset();
         let res = app.send(Some(&cookie)).await;
@@ -69,7 +72,7 @@ impl Ctx {
 
     pub(super) async fn malformed_cookie_is_never_looked_up(&self) -> Check {
         let probe = Probe::new(self.stores[0].clone());
-        let app = TestApp::new(SessionLayer::new(probe.clone()), |s, _| async move {
+        let app = self.app(SessionLayer::new(probe.clone()), |s, _| async move {
             Ok(format!("{}", s.is_empty().await?))
         });
         let long = format!("id={}", "A".repeat(8000));
@@ -98,7 +101,7 @@ impl Ctx {
     }
 
     pub(super) async fn unknown_id_starts_fresh_session(&self) -> Check {
-        let app = TestApp::new(self.layer(), |s, _| async move {
+        let app = self.app(self.layer(), |s, _| async move {
             let was_empty = s.is_empty().await?;
             s.insert("k", 1).await?;
             Ok(format!("{was_empty}"))

@@ -54,6 +54,8 @@ macro_rules! ensure {
     };
 }
 
+#[cfg(feature = "actix")]
+mod actix_app;
 mod app;
 mod cart;
 mod checks_concurrency;
@@ -61,12 +63,16 @@ mod checks_faults;
 mod checks_lifetime;
 mod checks_requests;
 mod checks_store;
+mod front_end;
 mod last_writer_wins;
 mod probe;
+mod reply;
 
-pub use app::{TestApp, TestReply};
+pub use app::TestApp;
 pub use cart::{CartOutcome, assert_no_lost_updates, concurrent_cart_updates};
+pub use front_end::FrontEnd;
 pub use last_writer_wins::LastWriterWins;
+pub use reply::TestReply;
 
 /// The outcome of one check: `Err` says what went wrong.
 type Check = std::result::Result<(), String>;
@@ -168,6 +174,37 @@ where
     Fut: Future<Output = S>,
     S: SessionStore,
 {
+    run_through(FrontEnd::Tower, make_store).await
+}
+
+/// [`run`] with the HTTP-level checks (every check that sends requests)
+/// sent through `front_end`; the store-level checks are the same whatever
+/// the front end.
+///
+/// ```
+/// # #[cfg(feature = "actix")]
+/// # #[tokio::main]
+/// # async fn main() {
+/// use session_core::test_suite::{self, FrontEnd};
+/// use session_stores::MemoryStore;
+///
+/// let store = MemoryStore::default();
+/// test_suite::run_through(FrontEnd::Actix, || {
+///     let store = store.clone();
+///     async move { store }
+/// })
+/// .await
+/// .assert_passed();
+/// # }
+/// # #[cfg(not(feature = "actix"))]
+/// # fn main() {}
+/// ```
+pub async fn run_through<F, Fut, S>(front_end: FrontEnd, make_store: F) -> Report
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+    S: SessionStore,
+{
     let mut stores = Vec::new();
     for _ in 0..3 {
         stores.push(Arc::new(make_store().await) as Arc<dyn SessionStore>);
@@ -177,6 +214,7 @@ where
     for &(name, check) in TABLE {
         let ctx = Ctx {
             stores: stores.clone(),
+            front_end,
         };
         let task = tokio::spawn(async move {
             tokio::time::timeout(Duration::from_secs(60), check(ctx))
@@ -202,9 +240,10 @@ fn op<T>(what: &str, r: Result<T>) -> std::result::Result<T, String> {
 }
 
 /// What every check gets: three instances of the store under test, sharing
-/// one backend.
+/// one backend, and the front end to send requests through.
 struct Ctx {
     stores: Arc<[Arc<dyn SessionStore>]>,
+    front_end: FrontEnd,
 }
 
 impl Ctx {
@@ -215,6 +254,15 @@ impl Ctx {
     /// A layer with the default settings over the first store instance.
     fn layer(&self) -> SessionLayer {
         SessionLayer::new(self.stores[0].clone())
+    }
+
+    /// An app running `f` behind `layer`, through the suite's front end.
+    fn app<F, Fut>(&self, layer: SessionLayer, f: F) -> TestApp
+    where
+        F: Fn(crate::Session, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String>> + Send + 'static,
+    {
+        TestApp::new(layer, f).with_front_end(self.front_end)
     }
 
     /// Stores a session holding `k = "v"` and returns its cookie.

@@ -18,12 +18,15 @@
 //! copy binary in the tests' package would be a second `main` to keep in
 //! step.
 //!
-//! [`Shop`] starts one instance and waits until it listens.
+//! [`Shop`] starts one instance and waits until it listens. The same goes
+//! for the other binaries that serve the shop's API with the shop's
+//! settings ([`binary_named`], [`Shop::start_binary`]): `actix-cart`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,11 +43,25 @@ use crate::ports::free_port;
 /// If cargo cannot be run or the build fails (its diagnostics are in the
 /// message).
 pub fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build)
+    binary_named("shop")
 }
 
-fn build() -> PathBuf {
+/// The binary `name` of the workspace, built once per test process like
+/// [`binary`].
+///
+/// # Panics
+///
+/// If cargo cannot be run or the build fails.
+pub fn binary_named(name: &'static str) -> &'static Path {
+    static BINARIES: Mutex<Option<HashMap<&'static str, &'static Path>>> = Mutex::new(None);
+    let mut binaries = BINARIES.lock().unwrap_or_else(|e| e.into_inner());
+    binaries
+        .get_or_insert_with(HashMap::new)
+        .entry(name)
+        .or_insert_with(|| Box::leak(build(name).into_boxed_path()))
+}
+
+fn build(name: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = std::process::Command::new(&cargo)
         .args([
@@ -53,26 +70,26 @@ fn build() -> PathBuf {
             "--all-features",
             "--locked",
             "--bin",
-            "shop",
+            name,
             "--message-format=json-render-diagnostics",
         ])
         .current_dir(workspace_dir())
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} to build the shop: {e}", cargo.display()));
+        .unwrap_or_else(|e| panic!("cannot run {} to build {name}: {e}", cargo.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "building the shop failed ({}):\n{}",
+        "building {name} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "shop")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo built no shop executable:\n{stdout}"))
+        .unwrap_or_else(|| panic!("cargo built no {name} executable:\n{stdout}"))
 }
 
 /// The shop's settings (its `Config`): a started shop gets only those
@@ -98,6 +115,8 @@ pub const SHOP_VARS: &[&str] = &[
 /// One shop process.
 #[derive(Debug)]
 pub struct Shop {
+    /// The binary: `shop`, or another that serves the shop's API.
+    bin: &'static str,
     child: Option<Child>,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -112,6 +131,17 @@ impl Shop {
     ///
     /// If it does not start within 20 s.
     pub async fn start(env: &[(&str, &str)]) -> Shop {
+        Shop::start_binary("shop", env).await
+    }
+
+    /// Starts the workspace's binary `bin` (see [`binary_named`]) like
+    /// [`start`](Self::start): it takes the shop's settings and logs
+    /// `<bin> listening on` once it listens.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start within 20 s.
+    pub async fn start_binary(bin: &'static str, env: &[(&str, &str)]) -> Shop {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -125,6 +155,7 @@ impl Shop {
             .and_then(|(_, v)| v.parse().ok())
             .expect("SHOP_ADDR is host:port");
         let mut shop = Shop {
+            bin,
             child: None,
             addr,
             env,
@@ -134,7 +165,7 @@ impl Shop {
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(binary_named(self.bin));
         // Only what the test passes configures the shop: settings inherited
         // from the test's own environment (say `REDIS_CLUSTER_URLS` from
         // the services script) would silently change the setup.
@@ -147,12 +178,15 @@ impl Shop {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("start the shop");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin));
+        let ready_line = format!("{} listening on", self.bin);
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("read shop output") {
-                if line.contains("shop listening on") {
+                if line.contains(&ready_line) {
                     return true;
                 }
             }
@@ -162,8 +196,9 @@ impl Shop {
         if !matches!(ready, Ok(true)) {
             let status = child.try_wait().ok().flatten();
             panic!(
-                "the shop on {} did not start ({}; its error is above); \
+                "{} on {} did not start ({}; its error is above); \
                  if it names a server's variable, {START_HINT} (env {:?})",
+                self.bin,
                 self.addr,
                 status.map_or("still running after 30 s".to_owned(), |s| s.to_string()),
                 self.env

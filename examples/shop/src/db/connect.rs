@@ -17,9 +17,12 @@ use crate::error::StartError;
 
 /// The database router of the configured backend.
 #[derive(Debug, Clone)]
-pub(crate) enum Routers {
+pub enum Routers {
+    /// SQLite.
     Sqlite(DbRouter<Sqlite>),
+    /// PostgreSQL.
     Postgres(DbRouter<Postgres>),
+    /// MySQL or MariaDB.
     MySql(DbRouter<MySql>),
 }
 
@@ -31,7 +34,11 @@ fn bad_url(var: &'static str, e: impl std::fmt::Display) -> StartError {
 /// migrations, and builds the router over the `replicas` (checking that
 /// they answer). Without a URL, the primary is the SQLite file `shop.db`
 /// in `data_dir`.
-pub(crate) async fn connect(
+///
+/// # Errors
+///
+/// A database that cannot be reached or migrated, naming its variable.
+pub async fn connect(
     url: Option<&str>,
     replicas: &[String],
     data_dir: &Path,

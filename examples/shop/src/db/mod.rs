@@ -12,7 +12,7 @@ mod records;
 mod repo;
 
 pub use backend::Backend;
-pub(crate) use connect::{Routers, connect};
+pub use connect::{Routers, connect};
 pub use records::{Order, OrderLine, OrderSummary, Profile, UserRow};
 pub use repo::Repo;
 pub(crate) use repo::is_unique_violation;

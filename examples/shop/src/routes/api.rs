@@ -38,7 +38,7 @@ pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
 type ApiResult<T = Value> = Result<Json<T>, AppError>;
 
 fn cart_json(cart: &Cart) -> Value {
-    json!({ "items": cart.items, "count": cart.count() })
+    cart.to_json()
 }
 
 fn user_json(user: &SessionUser) -> Value {
@@ -72,12 +72,16 @@ pub(crate) async fn cart(session: Session) -> ApiResult {
     Ok(Json(cart_json(&actions::load_cart(&session).await?)))
 }
 
-/// Body of `POST /api/cart/items` (and of the add-to-cart form).
+/// Body of `POST /api/cart/items` (and of the add-to-cart form): `qty`
+/// defaults to 1.
 #[derive(Debug, Deserialize)]
-pub(crate) struct AddItem {
-    pub(crate) sku: String,
+#[non_exhaustive]
+pub struct AddItem {
+    /// The product's SKU.
+    pub sku: String,
+    /// How many.
     #[serde(default = "one")]
-    pub(crate) qty: u32,
+    pub qty: u32,
 }
 
 fn one() -> u32 {

@@ -5,6 +5,8 @@
 mod api;
 mod pages;
 
+pub use api::AddItem;
+
 use axum::Router;
 use axum::routing::get;
 
