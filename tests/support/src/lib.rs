@@ -7,6 +7,9 @@
 //! | [`services`] | the shared servers' settings, read from `tests/support/services.env` (which `scripts/services.sh` sources too) |
 //! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
+//! | [`redis_pair`] | a private Redis primary with a replica, to promote and demote |
+//! | [`sentinel`] | a private primary, replica and three Redis Sentinels |
+//! | [`endpoint`] | a relay playing a DNS name that fails over (ElastiCache's primary endpoint) |
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
 //! | [`mariadb`] | the shared MariaDB's settings |
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
@@ -29,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dynalite;
+pub mod endpoint;
 pub mod env;
 pub mod fleet;
 pub mod haproxy;
@@ -40,6 +44,8 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod redis_pair;
+pub mod sentinel;
 pub mod services;
 pub mod shop;
 pub mod tempdir;
