@@ -310,11 +310,14 @@ impl RedisStoreBuilder {
         } else {
             client
         };
-        let conn = Following::connect(
+        // Boxed, as below: it keeps the futures of applications that
+        // build the store inside deeply nested ones within the compiler's
+        // layout depth.
+        let conn = Box::pin(Following::connect(
             Source::Endpoint(client),
             self.manager_config(),
             self.connection_timeout,
-        )
+        ))
         .await
         .map_err(connect_error)?;
         Ok(self.finish(Conn::Following(conn)))
@@ -386,9 +389,13 @@ impl RedisStoreBuilder {
     }
 
     async fn connect_following(self, source: Source) -> Result<RedisStore> {
-        let conn = Following::connect(source, self.manager_config(), self.connection_timeout * 2)
-            .await
-            .map_err(connect_error)?;
+        let conn = Box::pin(Following::connect(
+            source,
+            self.manager_config(),
+            self.connection_timeout * 2,
+        ))
+        .await
+        .map_err(connect_error)?;
         Ok(self.finish(Conn::Following(conn)))
     }
 
