@@ -216,6 +216,29 @@ fn count(all: &[(Instant, StatusCode)], status: StatusCode) -> usize {
     all.iter().filter(|(_, s)| *s == status).count()
 }
 
+/// Fails unless every answer was `200` or `503`, and every one from
+/// `settled` on `200` (with at least one).
+fn assert_recovered(what: &str, all: &[(Instant, StatusCode)], settled: Instant) {
+    let others: Vec<StatusCode> = all
+        .iter()
+        .map(|(_, s)| *s)
+        .filter(|s| *s != StatusCode::OK && *s != StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "{what}: answers other than 200 and 503: {others:?}"
+    );
+    let late: Vec<_> = all
+        .iter()
+        .filter(|(at, s)| *at >= settled && *s != StatusCode::OK)
+        .collect();
+    assert!(late.is_empty(), "{what}: still failing: {late:?}");
+    assert!(
+        all.iter().any(|(at, _)| *at >= settled),
+        "{what}: no change tried after recovery"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_primary_behind_its_endpoint_is_followed_without_a_restart() {
     let pair = RedisPair::start(RedisConfig::new()).await;
@@ -238,27 +261,10 @@ async fn a_demoted_primary_behind_its_endpoint_is_followed_without_a_restart() {
     stop.store(true, Ordering::Relaxed);
     let all = collect(tasks).await;
 
-    let errors: Vec<StatusCode> = all
-        .iter()
-        .map(|(_, s)| *s)
-        .filter(|s| *s != StatusCode::OK && *s != StatusCode::SERVICE_UNAVAILABLE)
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "answers other than 200 and 503: {errors:?}"
-    );
     let during = all.iter().filter(|(at, _)| *at >= switched).count();
     let unavailable = count(&all, StatusCode::SERVICE_UNAVAILABLE);
     // Recovery by itself: from shortly after the endpoint moved, all work.
-    let settled = pointed + Duration::from_millis(500);
-    let late: Vec<_> = all
-        .iter()
-        .filter(|(at, s)| *at >= settled && *s != StatusCode::OK)
-        .collect();
-    assert!(
-        late.is_empty(),
-        "still failing after the endpoint moved: {late:?}"
-    );
+    assert_recovered("endpoint", &all, pointed + Duration::from_millis(500));
     let last_503 = all
         .iter()
         .rfind(|(_, s)| *s == StatusCode::SERVICE_UNAVAILABLE)
@@ -268,11 +274,6 @@ async fn a_demoted_primary_behind_its_endpoint_is_followed_without_a_restart() {
          the last {last_503:?} after the switch (the endpoint moved after 300 ms)",
         all.len()
     ));
-    assert!(
-        all.iter()
-            .any(|(at, s)| *at >= settled && *s == StatusCode::OK),
-        "no change succeeded after the endpoint moved"
-    );
     assert_eq!(
         role(pair.replica.port).await.as_deref(),
         Some("master"),
@@ -333,29 +334,12 @@ async fn sentinel_failover(kill: bool) {
     stop.store(true, Ordering::Relaxed);
     let all = collect(tasks).await;
 
-    let others: Vec<StatusCode> = all
-        .iter()
-        .map(|(_, s)| *s)
-        .filter(|s| *s != StatusCode::OK && *s != StatusCode::SERVICE_UNAVAILABLE)
-        .collect();
-    assert!(
-        others.is_empty(),
-        "answers other than 200 and 503: {others:?}"
-    );
-    let first_ok_after = all
+    let recovered = all
         .iter()
         .find(|(at, s)| *at >= promoted && *s == StatusCode::OK)
-        .map(|(at, _)| at.duration_since(failed));
-    let recovered = first_ok_after.expect("no change succeeded after the promotion");
-    let settled = promoted + Duration::from_millis(1000);
-    let late: Vec<_> = all
-        .iter()
-        .filter(|(at, s)| *at >= settled && *s != StatusCode::OK)
-        .collect();
-    assert!(
-        late.is_empty(),
-        "still failing 1 s after the promotion: {late:?}"
-    );
+        .map(|(at, _)| at.duration_since(failed))
+        .expect("no change succeeded after the promotion");
+    assert_recovered("sentinel", &all, promoted + Duration::from_millis(1000));
     say(&format!(
         "sentinel {}: {} changes, {} answered 503; promoted :{new} after {:?}, \
          the store wrote again {recovered:?} after the fault",
