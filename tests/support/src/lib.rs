@@ -11,7 +11,7 @@
 //! | [`sentinel`] | a private primary, replica and three Redis Sentinels |
 //! | [`endpoint`] | a relay playing a DNS name that fails over (ElastiCache's primary endpoint) |
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
-//! | [`mariadb`] | the shared MariaDB's settings |
+//! | [`mariadb`] | a private MariaDB primary and GTID replica ([`mariadb::MariaDbPair`]) and the shared server's settings |
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
 //! | [`haproxy`] | HAProxy in front of local servers |
 //! | [`shop`] | the shop binary (built once per test process) and shop processes |
