@@ -62,6 +62,21 @@ pub struct Config {
     /// process, invalidated by Redis (default 0: none; see
     /// `RedisStoreBuilder::with_near_cache`).
     pub redis_near_cache: usize,
+    /// `REDIS_SENTINEL_URLS`: comma-separated Redis Sentinels; when set
+    /// (and no cluster is), `SESSION_STORE=redis` uses the master they
+    /// name [`redis_sentinel_master`](Self::redis_sentinel_master) and
+    /// follows its failovers.
+    pub redis_sentinel_urls: Vec<String>,
+    /// `REDIS_SENTINEL_MASTER`: the Sentinels' name of the sessions'
+    /// master (default `mymaster`).
+    pub redis_sentinel_master: String,
+    /// `REDIS_WAIT_REPLICAS`: how many replicas must confirm each session
+    /// write before it counts as done (default 0: none; see
+    /// `RedisStoreBuilder::with_wait_replicas`).
+    pub redis_wait_replicas: u32,
+    /// `REDIS_WAIT_TIMEOUT_MS`: how long a session write waits for those
+    /// replicas before the request answers `503` (default 500).
+    pub redis_wait_timeout: std::time::Duration,
     /// `DYNAMODB_ENDPOINT`: another endpoint than AWS's (an emulator).
     /// Region and credentials come from the usual `AWS_*` variables.
     pub dynamodb_endpoint: Option<String>,
@@ -125,6 +140,10 @@ impl Default for Config {
             redis_url: None,
             redis_cluster_urls: Vec::new(),
             redis_near_cache: 0,
+            redis_sentinel_urls: Vec::new(),
+            redis_sentinel_master: "mymaster".to_owned(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout: std::time::Duration::from_millis(500),
             dynamodb_endpoint: None,
             dynamodb_table: "shop_sessions".to_owned(),
             memcached_urls: None,
@@ -170,6 +189,13 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact))
             .field("redis_cluster_urls", &redact_all(&self.redis_cluster_urls))
             .field("redis_near_cache", &self.redis_near_cache)
+            .field(
+                "redis_sentinel_urls",
+                &redact_all(&self.redis_sentinel_urls),
+            )
+            .field("redis_sentinel_master", &self.redis_sentinel_master)
+            .field("redis_wait_replicas", &self.redis_wait_replicas)
+            .field("redis_wait_timeout", &self.redis_wait_timeout)
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("dynamodb_table", &self.dynamodb_table)
             .field("memcached_urls", &self.memcached_urls)
@@ -287,6 +313,46 @@ impl Config {
                         "REDIS_NEAR_CACHE",
                         &v,
                         "expected a number of sessions from 0 to 10000000",
+                    )
+                })?;
+        }
+        if let Some(v) = lookup("REDIS_SENTINEL_URLS") {
+            config.redis_sentinel_urls = list(&v);
+            if config
+                .redis_sentinel_urls
+                .iter()
+                .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+            {
+                return Err(bad(
+                    "REDIS_SENTINEL_URLS",
+                    &v,
+                    "expected comma-separated redis:// or rediss:// URLs",
+                ));
+            }
+        }
+        if let Some(v) = lookup("REDIS_SENTINEL_MASTER") {
+            config.redis_sentinel_master = v;
+        }
+        if let Some(v) = lookup("REDIS_WAIT_REPLICAS") {
+            config.redis_wait_replicas = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                bad(
+                    "REDIS_WAIT_REPLICAS",
+                    &v,
+                    "expected a number of replicas from 0 to 100",
+                )
+            })?;
+        }
+        if let Some(v) = lookup("REDIS_WAIT_TIMEOUT_MS") {
+            config.redis_wait_timeout = v
+                .parse()
+                .ok()
+                .filter(|ms| (1..=60_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    bad(
+                        "REDIS_WAIT_TIMEOUT_MS",
+                        &v,
+                        "expected milliseconds from 1 to 60000",
                     )
                 })?;
         }
@@ -408,13 +474,15 @@ impl Config {
             };
         }
         let needs_redis_url = (config.session_store == StoreKind::Redis
-            && config.redis_cluster_urls.is_empty())
+            && config.redis_cluster_urls.is_empty()
+            && config.redis_sentinel_urls.is_empty())
             || config.cache == CacheKind::Redis;
         if needs_redis_url && config.redis_url.is_none() {
             return Err(bad(
                 "REDIS_URL",
                 "",
-                "required with SESSION_STORE=redis (or set REDIS_CLUSTER_URLS) and with CACHE=redis",
+                "required with SESSION_STORE=redis (or set REDIS_CLUSTER_URLS or \
+                 REDIS_SENTINEL_URLS) and with CACHE=redis",
             ));
         }
         if config.session_store == StoreKind::Memcached && config.memcached_urls.is_none() {
@@ -455,6 +523,9 @@ mod tests {
             ("SESSION_MAX_ATTEMPTS", "0"),
             ("SESSION_STORE_TIMEOUT_MS", "soon"),
             ("REDIS_NEAR_CACHE", "-1"),
+            ("REDIS_SENTINEL_URLS", "sentinel:26379"),
+            ("REDIS_WAIT_REPLICAS", "many"),
+            ("REDIS_WAIT_TIMEOUT_MS", "0"),
             ("COOKIE_KEYS", "short"),
             ("MEMCACHED_URLS", "cache.internal"),
             ("MEMCACHED_URLS", "a:1,b:port"),
@@ -510,6 +581,18 @@ mod tests {
             ok.memcached_urls.as_deref(),
             Some("127.0.0.1:11211,127.0.0.1:11212")
         );
+        let ok = with(&[
+            ("SESSION_STORE", "redis"),
+            ("REDIS_SENTINEL_URLS", "redis://s1:26379,redis://s2:26379"),
+            ("REDIS_SENTINEL_MASTER", "sessions"),
+            ("REDIS_WAIT_REPLICAS", "1"),
+            ("REDIS_WAIT_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(ok.redis_sentinel_urls.len(), 2);
+        assert_eq!(ok.redis_sentinel_master, "sessions");
+        assert_eq!(ok.redis_wait_replicas, 1);
+        assert_eq!(ok.redis_wait_timeout, std::time::Duration::from_millis(250));
     }
 
     #[test]

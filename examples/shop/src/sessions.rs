@@ -34,18 +34,24 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
         StoreKind::Redis => {
             let builder = RedisStore::builder()
                 .with_key_prefix("shop:session:")
-                .with_near_cache(config.redis_near_cache);
-            let store = if config.redis_cluster_urls.is_empty() {
+                .with_near_cache(config.redis_near_cache)
+                .with_wait_replicas(config.redis_wait_replicas, config.redis_wait_timeout);
+            let store = if !config.redis_cluster_urls.is_empty() {
+                builder
+                    .connect_cluster(&config.redis_cluster_urls)
+                    .await
+                    .map_err(|e| StartError::new("REDIS_CLUSTER_URLS", e.to_string()))?
+            } else if !config.redis_sentinel_urls.is_empty() {
+                builder
+                    .connect_sentinel(&config.redis_sentinel_urls, &config.redis_sentinel_master)
+                    .await
+                    .map_err(|e| StartError::new("REDIS_SENTINEL_URLS", e.to_string()))?
+            } else {
                 let url = config.redis_url.as_deref().unwrap_or_default();
                 builder
                     .connect(url)
                     .await
                     .map_err(|e| StartError::new("REDIS_URL", e.to_string()))?
-            } else {
-                builder
-                    .connect_cluster(&config.redis_cluster_urls)
-                    .await
-                    .map_err(|e| StartError::new("REDIS_CLUSTER_URLS", e.to_string()))?
             };
             SessionLayer::new(store)
         }

@@ -9,11 +9,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::caching::CacheConfig;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{IntoConnectionInfo, ProtocolVersion, RedisError, TlsCertificates};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisError, TlsCertificates, TlsMode,
+};
 use session_core::{Error, Result};
 
 use super::connection::Conn;
+use super::durable::WaitReplicas;
 use super::error::RedisStoreError;
+use super::failover::{Following, Source};
 use super::near_cache::{NearCache, cache_config};
 use super::store::RedisStore;
 use super::tls::{is_tls_client, is_tls_url, require_crypto_provider};
@@ -67,6 +72,7 @@ impl RedisStore {
             root_cert: None,
             near_cache: None,
             near_cache_ttl: DEFAULT_NEAR_CACHE_TTL,
+            wait: None,
         }
     }
 }
@@ -78,7 +84,9 @@ impl RedisStore {
 /// |--------|-------------|------|
 /// | [`connect`](Self::connect) | a single node | a URL |
 /// | [`connect_cluster`](Self::connect_cluster) | a Redis Cluster | URLs of some of its nodes |
+/// | [`connect_sentinel`](Self::connect_sentinel) | the master of a name, through Redis Sentinel | URLs of the Sentinels |
 /// | [`connect_with_client`](Self::connect_with_client) | a single node | your [`redis::Client`] |
+/// | [`connect_with_sentinel_client`](Self::connect_with_sentinel_client) | the master of a name, through Redis Sentinel | your [`SentinelClient`] |
 /// | [`connect_with_cluster_client`](Self::connect_with_cluster_client) | a Redis Cluster | your [`ClusterClient`] |
 /// | [`build_with_connection`](Self::build_with_connection) | a single node | your open [`ConnectionManager`], used as it is |
 /// | [`build_with_cluster_connection`](Self::build_with_cluster_connection) | a Redis Cluster | your open [`ClusterConnection`], used as it is |
@@ -97,6 +105,7 @@ pub struct RedisStoreBuilder {
     root_cert: Option<Vec<u8>>,
     near_cache: Option<NonZeroUsize>,
     near_cache_ttl: Duration,
+    wait: Option<WaitReplicas>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -108,6 +117,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("root_cert", &self.root_cert.as_ref().map(|_| "set"))
             .field("near_cache", &self.near_cache)
             .field("near_cache_ttl", &self.near_cache_ttl)
+            .field("wait_replicas", &self.wait)
             .finish()
     }
 }
@@ -191,10 +201,65 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Count a write as done only once `replicas` replicas have it: every
+    /// `create`, `save`, `touch` and `delete` is followed by
+    /// `WAIT replicas timeout` in the same round trip (one pipeline), and
+    /// if fewer replicas confirm it within `timeout` the call fails with
+    /// [`Error::Backend`] ("not known to be durable"), which the
+    /// [`SessionLayer`](session_core::SessionLayer) answers with `503`.
+    /// `0` (the default) turns it off.
+    ///
+    /// Redis replicates asynchronously, so without this a write the
+    /// primary acknowledged in the moment before it died can be missing on
+    /// the replica promoted in its place: the user was told "saved", and
+    /// the session is read as it was before. With it, a write is reported
+    /// done only when a failover (to one of the replicas that confirmed
+    /// it) keeps it. A write that fails this way may still have been
+    /// applied; the client sees a `503`, never a success that can be
+    /// undone.
+    ///
+    /// What it costs:
+    ///
+    /// - **Latency:** every write waits for the slowest of the `replicas`
+    ///   fastest replicas to acknowledge it: about one network round trip
+    ///   from the primary to a replica (well under a millisecond in one
+    ///   zone, one or two across zones), on top of the write itself. Reads
+    ///   are not affected, except as below.
+    /// - **Head-of-line waiting:** Redis holds the connection that sent a
+    ///   `WAIT` until it returns, and the store multiplexes all its calls
+    ///   over one connection, so calls issued meanwhile queue behind it.
+    ///   While replicas are healthy this is the round trip above; when they
+    ///   fall behind or are gone, every call of this store can take up to
+    ///   `timeout` longer.
+    /// - **Availability:** while fewer than `replicas` replicas are
+    ///   connected (one died, a failover just promoted the only one),
+    ///   every write fails after `timeout` with a `503`, until a replica is
+    ///   back. Choose `replicas` below the number of replicas you run if
+    ///   writes must survive one replica's loss.
+    /// - **Timeouts:** the connections the store opens allow `timeout` on
+    ///   top of [`with_response_timeout`](Self::with_response_timeout) for
+    ///   a reply; with a connection of your own
+    ///   ([`build_with_connection`](Self::build_with_connection)) make its
+    ///   response timeout longer than `timeout`, or a slow `WAIT` is
+    ///   reported as [`Error::Timeout`] (a `503` as well).
+    ///
+    /// A Redis user restricted by ACL needs `WAIT`. On a Redis Cluster the
+    /// `WAIT` goes to the master that took the write.
+    pub fn with_wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some(WaitReplicas { replicas, timeout });
+        self
+    }
+
     /// Connects to a single Redis node; see [`RedisStore::connect`].
     ///
     /// The connection is multiplexed (one connection serves all concurrent
-    /// calls) and reconnects in the background after a failure.
+    /// calls) and reconnects in the background after a failure. It follows
+    /// an endpoint that fails over, such as ElastiCache's primary endpoint:
+    /// when the node it is connected to answers `READONLY` (it was demoted
+    /// to a replica), the store opens a new connection to the URL, checks
+    /// with `ROLE` that it reached a primary, and sends the command again
+    /// (every command of the store is safe to repeat). Until the endpoint
+    /// names the promoted node, writes fail with `503`.
     ///
     /// # Errors
     ///
@@ -222,6 +287,8 @@ impl RedisStoreBuilder {
     /// timeouts and near cache; the client's address, credentials,
     /// database and TLS settings are used as they are (for the near cache
     /// the store's connection speaks RESP3 whatever the client's protocol).
+    /// It follows a failover of the client's address as
+    /// [`connect`](Self::connect) describes.
     ///
     /// # Errors
     ///
@@ -243,17 +310,112 @@ impl RedisStoreBuilder {
         } else {
             client
         };
+        // Boxed, as below: it keeps the futures of applications that
+        // build the store inside deeply nested ones within the compiler's
+        // layout depth.
+        let conn = Box::pin(Following::connect(
+            Source::Endpoint(client),
+            self.manager_config(),
+            self.connection_timeout,
+        ))
+        .await
+        .map_err(connect_error)?;
+        Ok(self.finish(Conn::Following(conn)))
+    }
+
+    /// Connects to the master that the Redis Sentinels at `sentinel_urls`
+    /// know as `master_name`, and follows it: when the master stops
+    /// answering or answers `READONLY` (it was demoted), the store asks the
+    /// Sentinels again and moves to the promoted replica, without a
+    /// restart. Calls fail with `503` from the master's failure until
+    /// Sentinel has promoted a replica (its `down-after-milliseconds` plus
+    /// the election, typically a few seconds), then work again.
+    ///
+    /// The master and its replicas are reached with the username,
+    /// password and database of the first Sentinel URL, over TLS if it is
+    /// `rediss://` (verified against the system's roots); for other
+    /// settings build a [`SentinelClient`] and use
+    /// [`connect_with_sentinel_client`](Self::connect_with_sentinel_client).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if a URL is invalid, no Sentinel answers, none
+    /// knows `master_name`, or its master cannot be reached.
+    #[tracing::instrument(name = "redis_connect_sentinel", level = "debug", skip_all)]
+    pub async fn connect_sentinel<I>(
+        self,
+        sentinel_urls: I,
+        master_name: &str,
+    ) -> Result<RedisStore>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut infos = Vec::new();
+        for url in sentinel_urls {
+            infos.push(url.as_ref().into_connection_info().map_err(connect_error)?);
+        }
+        let Some(first) = infos.first() else {
+            return Err(Error::backend(RedisStoreError::NoSentinel));
+        };
+        let mut settings = first.redis_settings().clone();
+        if self.near_cache.is_some() {
+            settings = settings.set_protocol(ProtocolVersion::RESP3);
+        }
+        let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(settings);
+        if let ConnectionAddr::TcpTls { .. } = first.addr() {
+            require_crypto_provider()?;
+            node = node.set_tls_mode(TlsMode::Secure);
+        }
+        let client =
+            SentinelClient::build(infos, master_name, Some(node), SentinelServerType::Master)
+                .map_err(connect_error)?;
+        self.connect_following(Source::Sentinel(client)).await
+    }
+
+    /// Connects to the master that `client` (a Sentinel client of the
+    /// application's, for [`SentinelServerType::Master`]) names, and
+    /// follows it as [`connect_sentinel`](Self::connect_sentinel) does;
+    /// the client's settings for the Sentinels and the nodes are used as
+    /// they are. If they use TLS, install a rustls crypto provider first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if no Sentinel answers or the master cannot be
+    /// reached.
+    #[tracing::instrument(name = "redis_connect_sentinel", level = "debug", skip_all)]
+    pub async fn connect_with_sentinel_client(self, client: SentinelClient) -> Result<RedisStore> {
+        self.connect_following(Source::Sentinel(client)).await
+    }
+
+    async fn connect_following(self, source: Source) -> Result<RedisStore> {
+        let conn = Box::pin(Following::connect(
+            source,
+            self.manager_config(),
+            self.connection_timeout * 2,
+        ))
+        .await
+        .map_err(connect_error)?;
+        Ok(self.finish(Conn::Following(conn)))
+    }
+
+    /// The settings of the single-node connections the store opens.
+    fn manager_config(&self) -> ConnectionManagerConfig {
         let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
-            .set_response_timeout(Some(self.response_timeout))
+            .set_response_timeout(Some(self.reply_timeout()))
             .set_number_of_retries(2);
         if let Some(cache) = self.cache_config() {
             config = config.set_cache_config(cache);
         }
-        let manager = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(connect_error)?;
-        Ok(self.finish(Conn::Single(manager)))
+        config
+    }
+
+    /// How long the store's own connections wait for a reply: the
+    /// response timeout, plus the `WAIT` timeout when writes wait for
+    /// replicas.
+    fn reply_timeout(&self) -> Duration {
+        self.response_timeout + self.wait.map_or(Duration::ZERO, |w| w.timeout)
     }
 
     /// Connects to a Redis Cluster; see [`RedisStore::connect_cluster`].
@@ -275,7 +437,7 @@ impl RedisStoreBuilder {
         }
         let mut builder = ClusterClient::builder(urls)
             .connection_timeout(self.connection_timeout)
-            .response_timeout(self.response_timeout);
+            .response_timeout(self.reply_timeout());
         if let Some(certs) = self.tls_certs() {
             builder = builder.certs(certs);
         }
@@ -308,7 +470,7 @@ impl RedisStoreBuilder {
         self.no_near_cache("connect_with_cluster_client")?;
         let config = ClusterConfig::new()
             .set_connection_timeout(self.connection_timeout)
-            .set_response_timeout(self.response_timeout);
+            .set_response_timeout(self.reply_timeout());
         let conn = client
             .get_async_connection_with_config(config)
             .await
@@ -370,7 +532,8 @@ impl RedisStoreBuilder {
 
     fn finish(self, conn: Conn) -> RedisStore {
         let near = self.near_cache.map(|_| NearCache::new(self.near_cache_ttl));
-        RedisStore::from_parts(conn, self.prefix, self.response_timeout, near)
+        let timeout = self.reply_timeout();
+        RedisStore::from_parts(conn, self.prefix, timeout, near, self.wait)
     }
 }
 

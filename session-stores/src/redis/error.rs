@@ -21,11 +21,23 @@ pub(super) enum RedisStoreError {
          `connect_cluster` or `connect_with_client` instead of {0}, or leave the near cache off"
     )]
     NearCacheNeedsOwnConnection(&'static str),
+    #[error("no Redis Sentinel URL given")]
+    NoSentinel,
     #[error("Redis {op} failed: {source}")]
     Command {
         op: &'static str,
         #[source]
         source: RedisError,
+    },
+    #[error(
+        "Redis {op} is not known to be durable: {acked} of {wanted} replicas confirmed it within \
+         {timeout:?}, so a failover could undo it"
+    )]
+    NotReplicated {
+        op: &'static str,
+        acked: i64,
+        wanted: u32,
+        timeout: std::time::Duration,
     },
     #[error("Redis {op} script replied {reply}, expected 0 or 1")]
     UnexpectedReply { op: &'static str, reply: i64 },

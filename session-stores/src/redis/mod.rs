@@ -103,8 +103,8 @@
 //! | operation | Redis commands |
 //! |-----------|----------------|
 //! | `load`    | 1 (`HMGET`); none when served by the [near cache](#near-cache), `HMGET` + `PTTL` in one round trip when it fills it |
-//! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover) |
-//! | `delete`  | 1 (`DEL`) |
+//! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover); with [durable writes](#durable-writes) `WAIT` in the same round trip |
+//! | `delete`  | 1 (`DEL`); with durable writes `WAIT` in the same round trip |
 //!
 //! Through the [`SessionLayer`](session_core::SessionLayer) a request that
 //! only reads its session costs one command, a request that changes it two
@@ -146,9 +146,48 @@
 //! On failover, Redis replicates asynchronously: a write acknowledged by a
 //! master in the last moment before it crashed may be missing on the
 //! promoted replica, and that session is then read as it was before the
-//! write. Reads and new sessions work again once a replica has been
+//! write, unless writes are [durable](#durable-writes). Reads and new sessions work again once a replica has been
 //! promoted and the client has refreshed its slot map (about
 //! `cluster-node-timeout` plus a second).
+//!
+//! # Durable writes
+//!
+//! Redis replicates asynchronously: by default a write is acknowledged
+//! once the primary has it, and a failover in the next moment can lose it.
+//! [`RedisStoreBuilder::with_wait_replicas`] makes every write wait (with
+//! `WAIT`, pipelined after it) until that many replicas have it, and fail
+//! with `503` when they do not confirm in time, so no success is reported
+//! that a failover could undo. The method documents the cost.
+//!
+//! ```no_run
+//! # async fn run() -> session_core::Result<()> {
+//! use std::time::Duration;
+//!
+//! let store = session_stores::RedisStore::builder()
+//!     .with_wait_replicas(1, Duration::from_millis(200))
+//!     .connect("redis://primary.sessions.internal:6379")
+//!     .await?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Failover without a cluster
+//!
+//! - **A primary endpoint** (ElastiCache's, or any name moved to the
+//!   promoted replica): [`RedisStore::connect`] follows it. A node that
+//!   was demoted answers writes with `READONLY`; the store then opens a new
+//!   connection to the URL, checks with `ROLE` that it reached a primary,
+//!   and sends the command again. Every command of the store is safe to
+//!   repeat (the scripts recognise their own write by its token).
+//! - **Redis Sentinel**: [`RedisStoreBuilder::connect_sentinel`] asks the
+//!   Sentinels for the master and, when it stops answering or answers
+//!   `READONLY`, asks again and moves to the promoted replica.
+//!
+//! In both cases calls fail with `503` from the fault until a primary is
+//! reachable again, then work without a restart. A connection of your own
+//! ([`RedisStoreBuilder::build_with_connection`]) is used as it is and not
+//! replaced.
 //!
 //! # Failures
 //!
@@ -156,6 +195,8 @@
 //! |-----------|--------|
 //! | Redis down, refused, reset | [`Error::Backend`]; the layer answers `503` with `Retry-After: 1`. The single-node connection reconnects in the background, the cluster connection refreshes its topology; later calls work again without a restart |
 //! | no reply within the response timeout | [`Error::Timeout`]; `503` as well. The layer's own store timeout bounds each call too |
+//! | the node is no longer the primary (`READONLY`), or through Sentinel the master failed | the store reconnects to the primary and sends the command again; [`Error::Backend`] (`503`) while none is reachable |
+//! | with durable writes, fewer replicas confirm a write in time | [`Error::Backend`] ("not known to be durable"): `503` |
 //! | a record above Redis's 512 MB value limit | rejected by Redis: [`Error::Backend`] (the store sets no lower limit of its own) |
 //! | a key under the prefix that is not a session hash, or an unknown record format | [`Error::Decode`], never a panic; the layer answers `500` |
 //!
@@ -165,7 +206,9 @@
 
 mod builder;
 mod connection;
+mod durable;
 mod error;
+mod failover;
 mod hash;
 mod near_cache;
 mod scripts;

@@ -9,6 +9,7 @@ use session_core::{Error, Result};
 use time::OffsetDateTime;
 
 use super::connection::Conn;
+use super::durable::WaitReplicas;
 use super::error::RedisStoreError;
 
 /// One script: its name (for logs), its source, and its hash.
@@ -30,7 +31,16 @@ impl Lua {
     /// Runs the script on `key` with `args`: `EVALSHA`, and `EVAL` with
     /// the source if the server does not have it cached (which also caches
     /// it there, e.g. after a restart or failover).
-    pub(super) async fn run(&self, conn: &Conn, key: &str, args: &[&[u8]]) -> RedisResult<i64> {
+    ///
+    /// With `wait`, a `WAIT` follows the script in the same pipeline, and
+    /// its answer (how many replicas have the write) comes second.
+    pub(super) async fn run(
+        &self,
+        conn: &Conn,
+        key: &str,
+        args: &[&[u8]],
+        wait: Option<WaitReplicas>,
+    ) -> RedisResult<(i64, Option<i64>)> {
         let with = |verb: &str, first: &[u8]| {
             let mut cmd = redis::cmd(verb);
             cmd.arg(first).arg(1).arg(key);
@@ -39,14 +49,25 @@ impl Lua {
             }
             cmd
         };
+        let send = |cmd: redis::Cmd| async move {
+            match wait {
+                None => conn.query(&cmd).await.map(|reply| (reply, None)),
+                Some(wait) => {
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(cmd).add_command(wait.command());
+                    let (reply, acked): (i64, i64) = conn.query_pipe(&pipe).await?;
+                    Ok((reply, Some(acked)))
+                }
+            }
+        };
         let hash = self.script.get_hash().as_bytes();
-        match conn.query(&with("EVALSHA", hash)).await {
+        match send(with("EVALSHA", hash)).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 tracing::debug!(
                     script = self.name,
                     "script not cached on the server, sending EVAL"
                 );
-                conn.query(&with("EVAL", self.source.as_bytes())).await
+                send(with("EVAL", self.source.as_bytes())).await
             }
             other => other,
         }

@@ -12,6 +12,7 @@ use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 use super::connection::Conn;
+use super::durable::WaitReplicas;
 use super::error::RedisStoreError;
 use super::hash;
 use super::near_cache::NearCache;
@@ -40,6 +41,7 @@ struct Inner {
     response_timeout: Duration,
     scripts: Scripts,
     near: Option<NearCache>,
+    wait: Option<WaitReplicas>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -49,6 +51,7 @@ impl fmt::Debug for RedisStore {
             .field("prefix", &self.inner.prefix)
             .field("response_timeout", &self.inner.response_timeout)
             .field("near_cache", &self.inner.near.is_some())
+            .field("wait_replicas", &self.inner.wait)
             .finish_non_exhaustive()
     }
 }
@@ -56,12 +59,13 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// A store on `conn`. `response_timeout` is reported by
     /// [`Error::Timeout`]; `near` is the near cache's bookkeeping when the
-    /// connection has one.
+    /// connection has one; `wait` makes writes wait for replicas.
     pub(super) fn from_parts(
         conn: Conn,
         prefix: String,
         response_timeout: Duration,
         near: Option<NearCache>,
+        wait: Option<WaitReplicas>,
     ) -> Self {
         RedisStore {
             inner: Arc::new(Inner {
@@ -70,6 +74,7 @@ impl RedisStore {
                 response_timeout,
                 scripts: Scripts::new(),
                 near,
+                wait,
             }),
         }
     }
@@ -89,6 +94,22 @@ impl RedisStore {
         if let Some(near) = &self.inner.near {
             near.wrote(key);
         }
+    }
+
+    /// The outcome of a write script: done (`true`) or refused (`false`),
+    /// and with [`with_wait_replicas`](super::RedisStoreBuilder::with_wait_replicas)
+    /// an error unless enough replicas confirmed it.
+    fn written(
+        &self,
+        op: &'static str,
+        reply: redis::RedisResult<(i64, Option<i64>)>,
+    ) -> Result<bool> {
+        let (reply, acked) = reply.map_err(|e| self.error(op, e))?;
+        let reply = match (self.inner.wait, acked) {
+            (Some(wait), Some(acked)) => wait.check(op, reply, acked)?,
+            _ => reply,
+        };
+        reply_to_bool(op, reply)
     }
 
     fn error(&self, op: &'static str, err: RedisError) -> Error {
@@ -131,12 +152,12 @@ impl SessionStore for RedisStore {
                         now.as_bytes(),
                         token.as_str().as_bytes(),
                     ],
+                    self.inner.wait,
                 )
                 .await;
             // Again once answered: the window counts from the reply.
             self.wrote(&key);
-            let reply = reply.map_err(|e| self.error("create", e))?;
-            if reply_to_bool("create", reply)? {
+            if self.written("create", reply)? {
                 return Ok(());
             }
             tracing::debug!("session ID taken, retrying with a fresh one");
@@ -187,11 +208,11 @@ impl SessionStore for RedisStore {
                     unix_millis(now()).to_string().as_bytes(),
                     Id::random().as_str().as_bytes(),
                 ],
+                self.inner.wait,
             )
             .await;
         self.wrote(&key);
-        let reply = reply.map_err(|e| self.error("save", e))?;
-        reply_to_bool("save", reply)
+        self.written("save", reply)
     }
 
     #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(id = ?id))]
@@ -200,9 +221,27 @@ impl SessionStore for RedisStore {
         self.wrote(&key);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&key);
-        let deleted: redis::RedisResult<i64> = self.inner.conn.query(&cmd).await;
+        let deleted: redis::RedisResult<(i64, Option<i64>)> = match self.inner.wait {
+            None => self.inner.conn.query(&cmd).await.map(|n| (n, None)),
+            // A delete that a failover undid would bring a session back
+            // after its user logged out: it waits for the replicas too.
+            Some(wait) => {
+                let mut pipe = redis::pipe();
+                pipe.add_command(cmd).add_command(wait.command());
+                self.inner
+                    .conn
+                    .query_pipe::<(i64, i64)>(&pipe)
+                    .await
+                    .map(|(n, acked)| (n, Some(acked)))
+            }
+        };
         self.wrote(&key);
-        deleted.map_err(|e| self.error("delete", e))?;
+        let (_, acked) = deleted.map_err(|e| self.error("delete", e))?;
+        if let (Some(wait), Some(acked)) = (self.inner.wait, acked) {
+            // 1 for "the write happened": a delete of a missing key still
+            // must not come back.
+            wait.check("delete", 1, acked)?;
+        }
         Ok(())
     }
 
@@ -221,10 +260,10 @@ impl SessionStore for RedisStore {
                     expiry_arg(expires_at).as_bytes(),
                     unix_millis(now()).to_string().as_bytes(),
                 ],
+                self.inner.wait,
             )
             .await;
         self.wrote(&key);
-        let reply = reply.map_err(|e| self.error("touch", e))?;
-        reply_to_bool("touch", reply)
+        self.written("touch", reply)
     }
 }

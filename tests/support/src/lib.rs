@@ -8,8 +8,11 @@
 //! | [`corpus`] | changing the entries of a fuzz corpus in property tests |
 //! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
+//! | [`redis_pair`] | a private Redis primary with a replica, to promote and demote |
+//! | [`sentinel`] | a private primary, replica and three Redis Sentinels |
+//! | [`endpoint`] | a relay playing a DNS name that fails over (ElastiCache's primary endpoint) |
 //! | [`postgres`] | a private PostgreSQL primary and streaming replica ([`postgres::PgPair`]) and the shared pair's settings |
-//! | [`mariadb`] | the shared MariaDB's settings |
+//! | [`mariadb`] | a private MariaDB primary and GTID replica ([`mariadb::MariaDbPair`]) and the shared server's settings |
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
 //! | [`memcached`] | a private `memcached` and the shared nodes' settings |
 //! | [`haproxy`] | HAProxy in front of local servers |
@@ -32,6 +35,7 @@
 
 pub mod corpus;
 pub mod dynalite;
+pub mod endpoint;
 pub mod env;
 pub mod fleet;
 pub mod haproxy;
@@ -44,6 +48,8 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod redis_pair;
+pub mod sentinel;
 pub mod services;
 pub mod shop;
 pub mod tempdir;

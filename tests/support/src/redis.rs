@@ -9,11 +9,9 @@
 //! with any other `redis-server` argument. [`RedisCluster`] starts Cluster
 //! nodes from the same description, with or without replicas.
 //!
-//! Sentinel fits the same shape: a primary started with
-//! [`RedisServer::start`], replicas started
-//! [`with_replica_of`](RedisConfig::with_replica_of) it, and sentinels
-//! (`redis-server --sentinel` with a `sentinel monitor` line naming the
-//! primary's port) run by a [`Process`] in the same way.
+//! [`redis_pair`](crate::redis_pair) builds a primary with a replica from
+//! these, and [`sentinel`](crate::sentinel) adds three Sentinels to such a
+//! pair.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -470,6 +468,55 @@ pub async fn node_info(port: u16, section: &str) -> Option<String> {
         .query_async(&mut c)
         .await
         .ok()
+}
+
+/// `ROLE`'s first word for the server on loopback `port`: `master`,
+/// `slave` or `sentinel` (`None` if it does not answer).
+pub async fn role(port: u16) -> Option<String> {
+    let info = node_info(port, "replication").await?;
+    info_field(&info, "role").map(str::to_owned)
+}
+
+/// Makes the server on loopback `port` a replica of loopback
+/// `primary_port`, or a primary with `None` (`REPLICAOF NO ONE`).
+///
+/// # Panics
+///
+/// If the server refuses or does not answer.
+pub async fn replica_of(port: u16, primary_port: Option<u16>) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a Redis URL");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect to :{port}: {e}"));
+    let mut cmd = redis::cmd("REPLICAOF");
+    match primary_port {
+        Some(p) => cmd.arg("127.0.0.1").arg(p),
+        None => cmd.arg("NO").arg("ONE"),
+    };
+    let _: () = cmd
+        .query_async(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("REPLICAOF on :{port}: {e}"));
+}
+
+/// Waits until the replica on loopback `port` has its link to its primary
+/// up (`master_link_status:up`), so that it holds what the primary had.
+///
+/// # Panics
+///
+/// After `limit`.
+pub async fn wait_replica_linked(port: u16, limit: Duration) {
+    wait_until(
+        &format!("the replica on :{port} linked to its primary"),
+        limit,
+        || async move {
+            let info = node_info(port, "replication").await.unwrap_or_default();
+            info_field(&info, "role") == Some("slave")
+                && info_field(&info, "master_link_status") == Some("up")
+        },
+    )
+    .await;
 }
 
 /// The value of `name` in an `INFO` answer (`role` → `master`).

@@ -1,0 +1,259 @@
+//! A Redis failover under the shop, with and without durable session
+//! writes (`REDIS_WAIT_REPLICAS`): a private primary with one replica, two
+//! shop processes behind HAProxy, and 50 browsers adding to their carts.
+//! The primary is killed (SIGKILL) and the replica promoted, either by the
+//! test behind a relay playing ElastiCache's primary endpoint, or by three
+//! Redis Sentinels the shops connect through. The killed node then comes
+//! back as a replica of the new primary.
+//!
+//! What must hold: every request answers `200` or `503`, the shops recover
+//! by themselves, and with durable writes every add acknowledged with
+//! `200` is in its cart afterwards. Without them the test reports how many
+//! acknowledged adds were lost, and does not fail on it (Redis replicates
+//! asynchronously; that is what the option is for).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::client::ShopClient;
+use e2e::faults::{self, Probe, Tally};
+use test_support::endpoint::Endpoint;
+use test_support::fleet::Fleet;
+use test_support::haproxy::Balance;
+use test_support::redis::{RedisConfig, replica_of, wait_replica_linked};
+use test_support::redis_pair::RedisPair;
+use test_support::say;
+use test_support::sentinel::{MASTER_NAME, SentinelGroup};
+
+const BROWSERS: usize = 50;
+
+/// How the shops find the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `REDIS_URL` through a relay the test points at the new primary.
+    Endpoint,
+    /// `REDIS_SENTINEL_URLS`: the Sentinels promote and name the primary.
+    Sentinel,
+}
+
+fn sku(browser: usize, n: usize) -> String {
+    format!("SKU-{:04}", (browser * 7 + n) % 400)
+}
+
+/// One browser adding SKUs until `stop`: every probe, and the SKUs
+/// acknowledged with `200`.
+async fn shopper(
+    client: ShopClient,
+    browser: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Probe>, Vec<String>) {
+    let mut probes = Vec::new();
+    let mut acked = Vec::new();
+    let mut n = 1;
+    while !stop.load(Ordering::Relaxed) {
+        let sku = sku(browser, n);
+        n += 1;
+        let probe = faults::add(&client, &sku).await;
+        if probe.status == Some(200) {
+            acked.push(sku);
+        }
+        probes.push(probe);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (probes, acked)
+}
+
+/// What one failover did to the browsers.
+struct Outcome {
+    tally: Tally,
+    acked: usize,
+    lost: usize,
+    recovered_after: Option<Duration>,
+}
+
+async fn failover(route: Route, durable: bool) -> Outcome {
+    let started = Instant::now();
+    let wait = if durable { "1" } else { "0" };
+    let (mut group, mut own_pair, endpoint) = match route {
+        Route::Endpoint => {
+            let pair = RedisPair::start(RedisConfig::new()).await;
+            let endpoint = Endpoint::start(pair.primary.port).await;
+            (None, Some(pair), Some(endpoint))
+        }
+        Route::Sentinel => {
+            let group = SentinelGroup::start(RedisConfig::new()).await;
+            (Some(group), None, None)
+        }
+    };
+    let url = endpoint
+        .as_ref()
+        .map(Endpoint::redis_url)
+        .unwrap_or_default();
+    let sentinels = group
+        .as_ref()
+        .map(|g| g.urls().join(","))
+        .unwrap_or_default();
+    let fleet = Fleet::start(
+        2,
+        &[
+            ("SESSION_STORE", "redis"),
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_SENTINEL_URLS", sentinels.as_str()),
+            ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+            ("REDIS_CLUSTER_URLS", ""),
+            ("REDIS_WAIT_REPLICAS", wait),
+            ("REDIS_WAIT_TIMEOUT_MS", "300"),
+            ("SESSION_STORE_TIMEOUT_MS", "1500"),
+            ("COOKIE_SECURE", "false"),
+        ],
+        Balance::RoundRobin,
+    )
+    .await;
+    let clients: Vec<ShopClient> = (0..BROWSERS)
+        .map(|_| ShopClient::new(fleet.url()))
+        .collect();
+    for (i, c) in clients.iter().enumerate() {
+        let p = faults::add(c, &sku(i, 0)).await;
+        assert_eq!(p.status, Some(200), "before the failover: {}", p.body);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| tokio::spawn(shopper(c.clone(), i, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // The fault, and the promotion.
+    let killed = Instant::now();
+    let (old, new) = match (&mut group, &mut own_pair) {
+        (Some(group), _) => {
+            let old = group.pair.primary.port;
+            group.pair.primary.kill();
+            (old, group.wait_promoted(old, Duration::from_secs(30)).await)
+        }
+        (None, Some(pair)) => {
+            pair.primary.kill();
+            // Detection takes a moment on ElastiCache too.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            pair.promote_replica().await;
+            if let Some(e) = &endpoint {
+                e.point_to(pair.replica.port);
+            }
+            (pair.primary.port, pair.replica.port)
+        }
+        (None, None) => unreachable!("one route is set up"),
+    };
+    let promoted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // The killed node returns (empty) as a replica of the new primary, so
+    // that durable writes can be confirmed again.
+    let pair = match (&mut group, &mut own_pair) {
+        (Some(group), _) => &mut group.pair,
+        (None, Some(pair)) => pair,
+        (None, None) => unreachable!("one route is set up"),
+    };
+    pair.primary.restart().await;
+    replica_of(old, Some(new)).await;
+    wait_replica_linked(old, Duration::from_secs(15)).await;
+    let rejoined = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut tally = Tally::default();
+    let mut acked = Vec::new();
+    let mut probes = Vec::new();
+    for t in tasks {
+        let (p, ok) = t.await.expect("shopper");
+        for probe in &p {
+            tally.count(probe);
+        }
+        probes.extend(p);
+        acked.push(ok);
+    }
+    let what = format!("{route:?}, durable {durable}");
+    assert!(
+        tally.unexpected(&[200, 503]).is_empty(),
+        "{what}: answers other than 200 and 503: {}",
+        tally.line()
+    );
+    let recovered_after = probes
+        .iter()
+        .filter(|p| p.sent >= promoted && p.status == Some(200))
+        .map(|p| p.sent + p.took - killed)
+        .min();
+    let mut lost = 0;
+    for (i, (client, ok)) in clients.iter().zip(&acked).enumerate() {
+        let cart = faults::get(client, "/api/cart").await;
+        assert_eq!(cart.status, Some(200), "{what}: cart of browser {i}");
+        let have = faults::skus(&cart.body);
+        let missing: Vec<&String> = ok.iter().filter(|s| !have.contains(s)).collect();
+        if !missing.is_empty() {
+            say(&format!(
+                "{what}: browser {i} lost acknowledged adds {missing:?}"
+            ));
+        }
+        lost += missing.len();
+    }
+    let acked: usize = acked.iter().map(Vec::len).sum();
+    let after_rejoin = probes
+        .iter()
+        .filter(|p| p.sent >= rejoined + Duration::from_millis(500))
+        .collect::<Vec<_>>();
+    say(&format!(
+        "redis failover ({what}): {acked} adds acknowledged, {lost} of them lost; \
+         requests {}; promoted {:?} after the kill, first 200 after the promotion {:?} \
+         after the kill; test took {:?}",
+        tally.line(),
+        promoted - killed,
+        recovered_after,
+        started.elapsed()
+    ));
+    assert!(
+        after_rejoin.iter().any(|p| p.status == Some(200)),
+        "{what}: no add succeeded once the old primary was back as a replica"
+    );
+    Outcome {
+        tally,
+        acked,
+        lost,
+        recovered_after,
+    }
+}
+
+/// Both settings through `route`: prints what each lost, and fails if
+/// the durable one lost anything.
+async fn compare(route: Route) {
+    let plain = failover(route, false).await;
+    let durable = failover(route, true).await;
+    say(&format!(
+        "{route:?} failover, {BROWSERS} browsers: without WAIT {} of {} acknowledged adds lost \
+         ({} answered 503, recovered {:?} after the kill); with WAIT 1: {} of {} lost \
+         ({} answered 503, recovered {:?} after the kill)",
+        plain.lost,
+        plain.acked,
+        plain.tally.of(503),
+        plain.recovered_after,
+        durable.lost,
+        durable.acked,
+        durable.tally.of(503),
+        durable.recovered_after,
+    ));
+    assert_eq!(
+        durable.lost, 0,
+        "durable writes lost {} acknowledged adds",
+        durable.lost
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_killed_behind_its_endpoint_durable_writes_lose_nothing() {
+    compare(Route::Endpoint).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_killed_under_sentinel_durable_writes_lose_nothing() {
+    compare(Route::Sentinel).await;
+}
