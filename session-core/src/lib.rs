@@ -69,6 +69,7 @@
 //! |--------------|---------|--------------|
 //! | `axum`       | no      | `Session` as an axum 0.8 extractor (its rejection, [`MissingSessionLayer`], names the missing layer) and `IntoResponse` for [`Error`] |
 //! | `test-suite` | no      | [`test_suite`]: the conformance checks every store must pass |
+//! | `metrics`    | no      | store call latency, conflicts, retries, timeouts, `503`s, rejected cookies, cycled and destroyed sessions, through the [`metrics`](https://docs.rs/metrics) facade (names in `docs/observability.md`) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -80,6 +81,7 @@ mod extract;
 mod id;
 mod layer;
 mod lifecycle;
+mod metrics;
 mod persistence;
 mod service;
 mod session;

@@ -60,9 +60,14 @@ impl Sessions {
     /// Request start: the session of a request whose `Cookie` headers
     /// hold `cookie_headers`. Nothing is loaded yet.
     pub(crate) fn start<'h>(&self, cookie_headers: impl IntoIterator<Item = &'h str>) -> Session {
+        let mut named = false;
         let incoming = cookie_header::find(cookie_headers, &self.config.cookie.name, |value| {
+            named = true;
             self.persistence.recognise(value)
         });
+        if named && incoming.is_none() {
+            crate::metrics::cookie_rejected("malformed");
+        }
         Session::new(self.persistence.clone(), self.config.clone(), incoming)
     }
 }

@@ -85,6 +85,7 @@ where
                     }
                 }
                 Err(e) => {
+                    crate::metrics::responded_with(&e);
                     let mut failed = Response::new(ResBody::default());
                     *failed.status_mut() = e.status();
                     if let Some(after) = e.retry_after() {

@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::cookie_header::CookieAction;
+use crate::metrics;
 use crate::persistence::{CookieChange, Incoming, Persistence, Write};
 use crate::store::{Data, Record, Value, now};
 use crate::{Error, Id, Result};
@@ -228,7 +229,11 @@ impl Session {
                 restore(&mut st, key, previous, previous_change);
                 return Err(e);
             }
+            if attempt < max {
+                metrics::update_reapplied();
+            }
         }
+        metrics::retries_exhausted();
         Err(Error::Conflict { attempts: max })
     }
 
@@ -292,6 +297,7 @@ impl Session {
         st.base = Some(record);
         st.changes.clear();
         st.apply(change, inner.config.cookie.persistent);
+        metrics::cycled();
         Ok(())
     }
 
@@ -312,6 +318,7 @@ impl Session {
             .or_else(|| st.incoming.as_ref().and_then(Incoming::id));
         if let Some(id) = id {
             inner.persistence.delete(&inner.config, id).await?;
+            metrics::destroyed();
         }
         *st = State {
             loaded: true,
@@ -392,7 +399,11 @@ impl Inner {
             loaded.record
         });
         let now = now();
+        let found = record.is_some();
         st.base = record.filter(|r| self.config.is_live(r, now));
+        if found && st.base.is_none() {
+            metrics::cookie_rejected("expired");
+        }
         if let Some(base) = &mut st.base {
             st.data = std::mem::take(&mut base.data);
         }
@@ -411,7 +422,10 @@ impl Inner {
             .await?
         {
             Write::Saved(change) => change,
-            Write::Conflict => return Ok(false),
+            Write::Conflict => {
+                metrics::conflict();
+                return Ok(false);
+            }
         };
         st.apply(change, self.config.cookie.persistent);
         st.remove_cookie = false;
@@ -491,6 +505,7 @@ impl Inner {
                 self.rebase(st).await?;
             }
         }
+        metrics::retries_exhausted();
         Err(Error::Conflict { attempts: max })
     }
 

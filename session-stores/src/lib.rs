@@ -56,6 +56,7 @@
 //! | `redis`  | no      | [`RedisStore`]: Redis single node or Cluster, TLS (rustls, with the crypto provider the application installs), ACL users, an optional near cache |
 //! | `dynamodb` | no    | [`DynamoDbStore`]: Amazon DynamoDB (aws-sdk-dynamodb) |
 //! | `full`   | no      | every store |
+//! | `metrics` | no     | rejected cookies by reason (cookie store) and near-cache hits, misses and bypasses (Redis), through the [`metrics`](https://docs.rs/metrics) facade; turns on session-core's `metrics` too |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -87,6 +88,8 @@ pub mod dynamodb;
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
 pub use self::dynamodb::DynamoDbStore;
 
+#[cfg(any(feature = "redis", feature = "cookie"))]
+mod metrics;
 #[cfg(any(feature = "redis", feature = "dynamodb"))]
 mod stored;
 
