@@ -105,7 +105,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl axum_core::response::IntoResponse for Error {
     fn into_response(self) -> axum_core::response::Response {
         tracing::warn!(error = %self, "session error");
-        crate::metrics::responded_with(&self);
         let mut res = (self.status(), self.public_message()).into_response();
         if let Some(after) = self.retry_after() {
             res.headers_mut().insert(http::header::RETRY_AFTER, after);

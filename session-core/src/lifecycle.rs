@@ -86,6 +86,18 @@ pub(crate) async fn finish(session: &Session) -> Result<Option<String>> {
     Ok(action.map(|action| cookie_header::set_cookie(session.config(), action)))
 }
 
+/// After the response is final: counts a `503` that answered a request
+/// whose session store failed or timed out. A front end calls it with the
+/// status it sends.
+pub(crate) async fn responded(session: &Session, status: http::StatusCode) {
+    #[cfg(feature = "metrics")]
+    if status == http::StatusCode::SERVICE_UNAVAILABLE && session.store_failed().await {
+        crate::metrics::unavailable_response();
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (session, status);
+}
+
 impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")

@@ -120,13 +120,10 @@ pub(crate) fn destroyed() {
     bump(DESTROYED);
 }
 
-/// A response for `error` is being sent instead of the handler's: counts
-/// the `503`s.
+/// A `503` answered a request whose session store failed.
 #[inline]
-pub(crate) fn responded_with(error: &crate::Error) {
-    if error.status() == http::StatusCode::SERVICE_UNAVAILABLE {
-        bump(UNAVAILABLE);
-    }
+pub(crate) fn unavailable_response() {
+    bump(UNAVAILABLE);
 }
 
 /// The request's session cookie started a fresh session: `malformed` (not

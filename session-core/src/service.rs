@@ -85,7 +85,6 @@ where
                     }
                 }
                 Err(e) => {
-                    crate::metrics::responded_with(&e);
                     let mut failed = Response::new(ResBody::default());
                     *failed.status_mut() = e.status();
                     if let Some(after) = e.retry_after() {
@@ -94,6 +93,7 @@ where
                     res = failed;
                 }
             }
+            lifecycle::responded(&session, res.status()).await;
             Ok(res)
         })
     }
