@@ -30,10 +30,13 @@
 //! | `actions.rs` | what the pages and the API both do |
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
+//! | `admin/` | the admin listener: `/metrics` (Prometheus) and `/status` |
+//! | `request_metrics.rs` | HTTP request metrics by route and status |
 //! | `error.rs` | the errors of start-up and of requests |
 #![forbid(unsafe_code)]
 
 mod actions;
+mod admin;
 mod app;
 mod caches;
 mod cart;
@@ -41,13 +44,15 @@ mod catalog;
 mod config;
 mod db;
 mod error;
+mod request_metrics;
 mod routes;
 mod security;
 mod server;
 mod sessions;
 mod state;
 
-pub use app::app;
+pub use admin::install_recorder;
+pub use app::{Apps, app, apps};
 pub use caches::{Listing, ListingCache, ListingLoader, ProductCache, ProductLoader};
 pub use cart::{CART_KEY, Cart, CartLine, MAX_QTY};
 pub use catalog::{MAX_SKU_LEN, PAGE_SIZE, Product, seed_products};
