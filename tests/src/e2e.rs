@@ -20,6 +20,7 @@ pub fn free_port() -> u16 {
 /// The shop's settings; see `shop::Config`.
 const SHOP_VARS: &[&str] = &[
     "SHOP_ADDR",
+    "ADMIN_ADDR",
     "SHOP_DATA_DIR",
     "SESSION_STORE",
     "SESSION_MAX_ATTEMPTS",

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 pub mod client;
 pub mod e2e;
 pub mod faults;
+pub mod metrics;
 pub mod servers;
 
 /// Serves `app` on a free loopback port in the background and returns its

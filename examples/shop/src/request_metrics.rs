@@ -13,6 +13,11 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// Requests, by `method`, `route` and `status`.
+const REQUESTS: &str = "http_server_requests_total";
+/// Request latency, by `method` and `route`.
+const REQUEST_SECONDS: &str = "http_server_request_duration_seconds";
+
 /// The matched path of a request, carried out in its response.
 #[derive(Clone)]
 struct Route(MatchedPath);
@@ -51,13 +56,13 @@ pub(crate) async fn count(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |r| r.0.as_str().to_owned());
     let status = response.status().as_u16().to_string();
     metrics::histogram!(
-        "http_server_request_duration_seconds",
+        REQUEST_SECONDS,
         "method" => method,
         "route" => route.clone(),
     )
     .record(started.elapsed());
     metrics::counter!(
-        "http_server_requests_total",
+        REQUESTS,
         "method" => method,
         "route" => route,
         "status" => status,

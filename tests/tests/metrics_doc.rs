@@ -1,0 +1,72 @@
+//! The metric table of `docs/observability.md` against the names the
+//! crates define (the constants of each `metrics.rs`, and of the shop's
+//! `request_metrics.rs`), both ways: every metric a crate can export is
+//! documented, and every documented metric exists.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tests::e2e::workspace_dir;
+use tests::metrics::documented_names;
+
+/// Where the metric names are defined.
+const SOURCES: &[&str] = &[
+    "session-core/src/metrics.rs",
+    "session-stores/src/metrics.rs",
+    "cache-aside/src/metrics.rs",
+    "db-router/src/metrics.rs",
+    "examples/shop/src/request_metrics.rs",
+];
+
+/// The quoted metric names of `const NAME: &str = "…";` lines.
+fn defined(file: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).expect("read a metrics source");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.contains("const ") && l.contains(": &str = \""))
+        .filter_map(|l| l.split('"').nth(1))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_defined_metric_is_documented_and_every_documented_one_defined() {
+    let root = workspace_dir();
+    let defined: BTreeSet<String> = SOURCES
+        .iter()
+        .flat_map(|f| defined(&root.join(f)))
+        .collect();
+    let documented = documented_names();
+    assert!(
+        defined.len() >= 40,
+        "too few metric names found: {defined:?}"
+    );
+    let undocumented: Vec<_> = defined.difference(&documented).collect();
+    let phantom: Vec<_> = documented.difference(&defined).collect();
+    assert!(
+        undocumented.is_empty(),
+        "defined but not in docs/observability.md: {undocumented:?}"
+    );
+    assert!(
+        phantom.is_empty(),
+        "in docs/observability.md but defined nowhere: {phantom:?}"
+    );
+}
+
+#[test]
+fn names_follow_prometheus_conventions() {
+    for name in documented_names() {
+        assert!(
+            name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{name} is not snake_case"
+        );
+        assert!(
+            name.ends_with("_total")
+                || name.ends_with("_seconds")
+                || name.ends_with("_bytes")
+                || name.ends_with("_healthy")
+                || name.ends_with("_within_lag"),
+            "{name} has no unit or _total suffix"
+        );
+    }
+}
