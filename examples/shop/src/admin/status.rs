@@ -27,6 +27,9 @@ pub(crate) fn instance_id() -> &'static str {
 /// read when the page is asked for.
 pub(crate) type StatusSource = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// A cache's counters, read when `/status` is asked for.
+pub(crate) type CacheSource = Box<dyn Fn() -> CacheStats + Send + Sync>;
+
 /// What `/status` shows.
 #[derive(Clone)]
 pub(crate) struct Status {
@@ -97,7 +100,7 @@ pub(super) async fn page(State(status): State<Status>) -> Json<Value> {
 /// `/status`.
 pub(crate) fn database<DB: RoutedDatabase>(
     router: &DbRouter<DB>,
-    caches: Vec<(&'static str, Box<dyn Fn() -> CacheStats + Send + Sync>)>,
+    caches: Vec<(&'static str, CacheSource)>,
 ) -> StatusSource {
     let router = router.clone();
     Arc::new(move || {
