@@ -57,7 +57,8 @@ fn every_defined_metric_is_documented_and_every_documented_one_defined() {
 fn names_follow_prometheus_conventions() {
     for name in documented_names() {
         assert!(
-            name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "{name} is not snake_case"
         );
         assert!(
@@ -69,4 +70,41 @@ fn names_follow_prometheus_conventions() {
             "{name} has no unit or _total suffix"
         );
     }
+}
+
+#[test]
+fn the_dashboard_uses_documented_names_only() {
+    let path = workspace_dir().join("docs/grafana-dashboard.json");
+    let dashboard = std::fs::read_to_string(&path).expect("read docs/grafana-dashboard.json");
+    let documented = documented_names();
+    let mut used = BTreeSet::new();
+    let mut rest = dashboard.as_str();
+    // Metric names start with one of the crates' prefixes and run on in
+    // lowercase letters, digits and underscores.
+    while let Some(at) = ["session_", "cache_", "db_router_", "http_server_"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        used.insert(name.to_owned());
+        rest = &tail[end..];
+    }
+    assert!(
+        used.len() >= 30,
+        "the dashboard shows too few metrics: {used:?}"
+    );
+    let unknown: Vec<_> = used.difference(&documented).collect();
+    assert!(
+        unknown.is_empty(),
+        "not in docs/observability.md: {unknown:?}"
+    );
 }
