@@ -90,7 +90,7 @@
 //! |-------|---------|
 //! | `v`   | the record's version, in decimal |
 //! | `e`   | the expiry in milliseconds since the Unix epoch (absent: none) |
-//! | `d`   | the record as written by [`Record::encode`](session_core::Record::encode) |
+//! | `d`   | the record as written by [`Record::encode`](session_core::store::Record::encode) |
 //! | `w`   | a random token naming the last write, so that a write the client retries after a lost reply is recognised as already done |
 //!
 //! The expiry is also the key's TTL (`PEXPIREAT`, to the millisecond), so
