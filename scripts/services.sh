@@ -28,30 +28,27 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd -P)"
-SVC="$REPO/.services"
+
+# Ports, the ACL user, the database name, where the state and certificates
+# live: shared with the tests' harness (the test-support crate reads the same
+# file), so the two cannot disagree.
+SETTINGS="$REPO/tests/support/services.env"
+[ -r "$SETTINGS" ] || { printf '[services] ERROR: %s is missing\n' "$SETTINGS" >&2; exit 1; }
+# shellcheck source=../tests/support/services.env
+. "$SETTINGS"
+read -r -a CLUSTER_PORTS <<<"$REDIS_CLUSTER_PORTS"
+
+SVC="$REPO/$SERVICES_DIR_NAME"
 RUN="$SVC/run"
 LOGS="$SVC/logs"
 STATE="$SVC/state"
-TLS_DIR="$SVC/tls"
+TLS_DIR="$SVC/$TLS_DIR_NAME"
 TIMEOUT="${SERVICES_TIMEOUT:-60}"
 REPO_HASH="$(printf '%s' "$REPO" | sha256sum | cut -c1-12)"
 # Short directory outside the repo: for PostgreSQL data when postgres cannot reach
 # $REPO/.services, and for the MariaDB socket when the repo path is too long for a
 # unix socket path (108 bytes).
 ALT_DIR="/var/tmp/stateful-services-$REPO_HASH"
-
-# Ports (all on 127.0.0.1).
-REDIS_PORT=6379
-REDIS_TLS_PORT=6390
-CLUSTER_PORTS=(7001 7002 7003 7004 7005 7006)
-PG_PRIMARY_PORT=5433
-PG_REPLICA_PORT=5434
-MYSQL_MACHINE_PORT=3306
-MYSQL_OWN_PORT=3307
-DYNAMODB_PORT=8000
-
-REDIS_ACL_USER=stateful
-REDIS_ACL_PASS=stateful-pass
 
 # Variables of the caller that would redirect our client tools elsewhere.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
@@ -597,9 +594,9 @@ ensure_postgres() {
     fi
     wait_until "pg-primary on :$PG_PRIMARY_PORT" "$LOGS/pg-primary.log" -- pg_ready "$PG_PRIMARY_PORT"
   fi
-  if [ "$(pg_psql "$PG_PRIMARY_PORT" postgres "select 1 from pg_database where datname = 'stateful'")" != "1" ]; then
-    pg_psql "$PG_PRIMARY_PORT" postgres "create database stateful owner postgres" >/dev/null ||
-      die "could not create database stateful on pg-primary"
+  if [ "$(pg_psql "$PG_PRIMARY_PORT" postgres "select 1 from pg_database where datname = '$DATABASE_NAME'")" != "1" ]; then
+    pg_psql "$PG_PRIMARY_PORT" postgres "create database $DATABASE_NAME owner postgres" >/dev/null ||
+      die "could not create database $DATABASE_NAME on pg-primary"
   fi
   pg_psql "$PG_PRIMARY_PORT" postgres "create table if not exists services_check (id int primary key, v text)" >/dev/null ||
     die "could not create table services_check on pg-primary"
@@ -704,8 +701,8 @@ ensure_mysql() {
       mysql_start_own || { log "$WAIT_FAILURE"; tail_log "$LOGS/mariadb.log"; die "mariadb failed to start on :$MYSQL_OWN_PORT"; }
     fi
   fi
-  mysql_q "$port" "create database if not exists stateful" >/dev/null ||
-    die "could not create database stateful on mariadb :$port"
+  mysql_q "$port" "create database if not exists $DATABASE_NAME" >/dev/null ||
+    die "could not create database $DATABASE_NAME on mariadb :$port"
   mkdir -p "$STATE"
   printf '%s\n' "$port" >"$STATE/mysql_port"
 }
@@ -795,15 +792,16 @@ print_env() {
     "REDIS_TLS_CA=$TLS_DIR/ca.crt"
     "REDIS_TLS_ACL_URL=rediss://$REDIS_ACL_USER:$REDIS_ACL_PASS@127.0.0.1:$REDIS_TLS_PORT"
     "REDIS_CLUSTER_URLS=$(cluster_urls)"
-    "PG_PRIMARY_URL=postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/stateful"
-    "PG_REPLICA_URL=postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/stateful"
+    "PG_PRIMARY_URL=postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/$DATABASE_NAME"
+    "PG_REPLICA_URL=postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/$DATABASE_NAME"
     "PG_BIN=$PG_BIN"
     "PG_REPLICA_DATA=$(pg_replica_dir)"
-    "MYSQL_URL=mysql://root@127.0.0.1:$(mysql_port_now)/stateful"
+    "MYSQL_URL=mysql://root@127.0.0.1:$(mysql_port_now)/$DATABASE_NAME"
     "DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMODB_PORT"
-    "AWS_ACCESS_KEY_ID=test"
-    "AWS_SECRET_ACCESS_KEY=test"
-    "AWS_REGION=us-east-1"
+    "AWS_ACCESS_KEY_ID=$AWS_TEST_ACCESS_KEY_ID"
+    "AWS_SECRET_ACCESS_KEY=$AWS_TEST_SECRET_ACCESS_KEY"
+    "AWS_REGION=$AWS_TEST_REGION"
+    "SERVICES_DIR=$SVC"
   )
   local e v
   for e in "${kv[@]}"; do
@@ -842,7 +840,7 @@ status() {
 
   ok=0; note=""
   if [ -n "$PG_BIN" ] && pg_ready "$PG_PRIMARY_PORT"; then ok=1; pg_running "$(pg_primary_dir)" || note=$foreign; fi
-  row pg-primary "$ok" "postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/stateful" "$note"
+  row pg-primary "$ok" "postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/$DATABASE_NAME" "$note"
 
   ok=0; note=""
   if [ -n "$PG_BIN" ] && pg_ready "$PG_REPLICA_PORT"; then
@@ -851,7 +849,7 @@ status() {
     note+=", apply delay $(pg_psql "$PG_REPLICA_PORT" postgres 'show recovery_min_apply_delay')"
     pg_running "$(pg_replica_dir)" || note+=", $foreign"
   fi
-  row pg-replica "$ok" "postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/stateful" "$note"
+  row pg-replica "$ok" "postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/$DATABASE_NAME" "$note"
 
   p="$(mysql_port_now)"
   ok=0; note=""
@@ -859,7 +857,7 @@ status() {
     ok=1
     { [ "$p" = "$MYSQL_OWN_PORT" ] && ours "$RUN/mariadb.pid" mariadbd; } || note=$foreign
   fi
-  row mariadb "$ok" "mysql://root@127.0.0.1:$p/stateful" "$note"
+  row mariadb "$ok" "mysql://root@127.0.0.1:$p/$DATABASE_NAME" "$note"
 
   ok=0; note=""
   if have node && dynamodb_ok; then ok=1; ours "$RUN/dynalite.pid" node || note=$foreign; fi

@@ -8,18 +8,16 @@
 #![cfg(feature = "mysql")]
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Position, Role, RouterLayer};
 use http::{Request, Response};
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::{MySql, MySqlConnection};
+use test_support::START_HINT;
+use test_support::mariadb::url as mysql_url;
+use test_support::unique as unique_tag;
 use tower::{ServiceBuilder, ServiceExt};
-
-fn mysql_url() -> String {
-    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/stateful".to_owned())
-}
 
 async fn primary() -> MySqlPool {
     let url = mysql_url();
@@ -29,11 +27,8 @@ async fn primary() -> MySqlPool {
         .connect(&url);
     let pool = match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => panic!(
-            "cannot connect to MariaDB/MySQL at {url}: {e}; start the test servers with: \
-             eval \"$(scripts/services.sh up)\""
-        ),
-        Err(_) => panic!("connecting to MariaDB/MySQL at {url} timed out"),
+        Ok(Err(e)) => panic!("cannot connect to MariaDB/MySQL at {url}: {e}; {START_HINT}"),
+        Err(_) => panic!("connecting to MariaDB/MySQL at {url} timed out; {START_HINT}"),
     };
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS db_router_items \
@@ -43,19 +38,6 @@ async fn primary() -> MySqlPool {
     .await
     .unwrap();
     pool
-}
-
-fn unique_tag(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 async fn count(conn: &mut MySqlConnection, tag: &str) -> i64 {

@@ -10,44 +10,23 @@
 #![cfg(feature = "postgres")]
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use db_router::{DbHandle, DbRouter, FallbackReason, Role, RouterLayer};
 use http::{Request, Response};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Postgres};
+use test_support::postgres::{self, primary_url, replica_url};
+use test_support::services;
+use test_support::unique as unique_tag;
 use tokio::sync::{Mutex, MutexGuard};
 use tower::{ServiceBuilder, ServiceExt};
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-const HOW_TO_START: &str = "start the test servers with: eval \"$(scripts/services.sh up)\"";
-
-fn primary_url() -> String {
-    std::env::var("PG_PRIMARY_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433/stateful".to_owned())
-}
-
-fn replica_url() -> String {
-    std::env::var("PG_REPLICA_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5434/stateful".to_owned())
-}
-
 async fn connect(url: &str, what: &str) -> PgPool {
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url);
-    match tokio::time::timeout(Duration::from_secs(10), pool).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => {
-            panic!("cannot connect to the PostgreSQL {what} at {url}: {e}; {HOW_TO_START}")
-        }
-        Err(_) => panic!("connecting to the PostgreSQL {what} at {url} timed out; {HOW_TO_START}"),
-    }
+    postgres::connect_shared(&format!("the PostgreSQL {what}"), url, 4).await
 }
 
 /// Direct (unrouted) pools to both servers, with the test lock held.
@@ -61,15 +40,7 @@ async fn servers() -> Servers {
     let serial = SERIAL.lock().await;
     let primary = connect(&primary_url(), "primary").await;
     let replica = connect(&replica_url(), "replica").await;
-    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&replica)
-        .await
-        .unwrap();
-    assert!(
-        in_recovery,
-        "{} is not a standby; {HOW_TO_START}",
-        replica_url()
-    );
+    postgres::require_standby(&replica, &replica_url()).await;
     set_apply_delay(&replica, false).await;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS db_router_items (id bigserial PRIMARY KEY, tag text NOT NULL)",
@@ -102,34 +73,7 @@ async fn servers() -> Servers {
 /// Sets the replica's `recovery_min_apply_delay` to 500 ms or 0 and waits
 /// until the server uses it.
 async fn set_apply_delay(replica: &PgPool, delayed: bool) {
-    let (set, want) = if delayed {
-        (
-            "ALTER SYSTEM SET recovery_min_apply_delay = '500ms'",
-            "500ms",
-        )
-    } else {
-        ("ALTER SYSTEM SET recovery_min_apply_delay = 0", "0")
-    };
-    sqlx::query(set).execute(replica).await.unwrap();
-    sqlx::query("SELECT pg_reload_conf()")
-        .execute(replica)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let now: String = sqlx::query_scalar("SHOW recovery_min_apply_delay")
-            .fetch_one(replica)
-            .await
-            .unwrap();
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "apply delay stays at {now}, wanted {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    postgres::set_apply_delay(replica, if delayed { "500ms" } else { "0" }).await;
 }
 
 /// Puts the 500 ms apply delay on the replica and takes it off again when
@@ -162,15 +106,9 @@ impl Drop for ApplyDelay {
     }
 }
 
-fn services_script() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
-
 fn replica_ctl(action: &str) -> Result<(), String> {
     let status = Command::new("bash")
-        .arg(services_script())
+        .arg(services::script())
         .arg(format!("pg-replica-{action}"))
         .status()
         .map_err(|e| format!("cannot run scripts/services.sh: {e}"))?;
@@ -216,19 +154,6 @@ impl Drop for StoppedReplica {
             }
         }
     }
-}
-
-fn unique_tag(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 async fn insert(pool: &PgPool, tag: &str) {

@@ -5,8 +5,6 @@
 //! The "replica" is a second SQLite file that never receives the writes,
 //! which makes a read served by it recognisable.
 
-use std::path::PathBuf;
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -16,21 +14,18 @@ use session_core::{Session, SessionLayer};
 use session_stores::MemoryStore;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use test_support::TempDir;
 use tower::ServiceExt as _;
 
 struct Files {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Files {
     fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "db-router-session-{test}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Files { dir }
+        Files {
+            dir: TempDir::new(&format!("db-router-session-{test}")),
+        }
     }
 
     async fn pool(&self, name: &str) -> SqlitePool {
@@ -43,12 +38,6 @@ impl Files {
             .await
             .unwrap();
         pool
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -18,20 +18,13 @@ use session_core::store::{Data, Record, now, unix_millis};
 use session_core::test_suite::{TestApp, assert_no_lost_updates};
 use session_core::{Error, Id, SessionLayer, SessionStore};
 use session_stores::DynamoDbStore;
-
-const START_HINT: &str = "start the test servers with `eval \"$(scripts/services.sh up)\"`";
+use test_support::START_HINT;
+use test_support::dynalite::shared_endpoint as endpoint;
 
 /// The emulator serves one request at a time: the timing-sensitive
 /// conformance suite must not run while 200 concurrent updates queue up
 /// there.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn endpoint() -> String {
-    std::env::var("DYNAMODB_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:8000".to_owned())
-}
 
 /// A client for the emulator with fixed test credentials and region, so
 /// nothing is looked up on the network or the instance metadata service.

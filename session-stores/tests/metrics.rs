@@ -57,13 +57,6 @@ async fn visit(layer: SessionLayer, value: &str) {
     assert_eq!(res.status(), 200);
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_cookies_and_near_cache_use_are_counted() {
     let recorder = PrometheusBuilder::new().build_recorder();
@@ -136,9 +129,9 @@ async fn rejected_cookies_and_near_cache_use_are_counted() {
         RedisStore::builder()
             .with_key_prefix("metrics-test:")
             .with_near_cache(100)
-            .connect(&redis_url())
+            .connect(&test_support::redis::shared_url())
             .await
-            .expect("Redis at REDIS_URL (start the test servers with scripts/services.sh up)")
+            .unwrap_or_else(|e| panic!("the shared Redis: {e}; {}", test_support::START_HINT))
     };
     let (writer, reader) = (connect().await, connect().await);
     let mut record = Record::new(

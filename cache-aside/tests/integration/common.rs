@@ -1,15 +1,16 @@
-//! Shared helpers: a counting "database" loader, Redis connections that fail
-//! loudly, and private `redis-server` processes for outage tests.
+//! Shared helpers: a counting "database" loader and Redis connections that
+//! fail loudly. Private `redis-server` processes for outage tests come from
+//! `test-support`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cache_aside::{Cache, CacheBuilder, Loader};
 use tokio::sync::oneshot;
+
+pub(crate) use test_support::redis::{RedisConfig, RedisServer};
 
 pub(crate) type TestCache = Cache<u64, String, Db>;
 
@@ -20,7 +21,7 @@ pub(crate) const PATIENT: Duration = Duration::from_secs(2);
 
 /// The Redis server shared by tests: `REDIS_URL`, else the local default.
 pub(crate) fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    test_support::redis::shared_url()
 }
 
 /// A client for the shared server, after checking that it answers. A test
@@ -59,16 +60,7 @@ pub(crate) async fn raw(client: &redis::Client) -> redis::aio::MultiplexedConnec
 
 /// A cache name no other test (or earlier run) uses.
 pub(crate) fn unique(test: &str) -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "cache-aside-test:{test}:{}:{nanos}:{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    test_support::unique(&format!("cache-aside-test:{test}"))
 }
 
 /// Waits until the cache's invalidation subscription is up.
@@ -219,96 +211,6 @@ pub(crate) fn builder(name: &str) -> CacheBuilder<u64, String> {
     CacheBuilder::new(name)
         .with_ttl(Duration::from_secs(60))
         .with_l1_ttl(Duration::from_secs(60))
-}
-
-/// A `redis-server` owned by one test, on a free port, killed on drop.
-pub(crate) struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    pub(crate) fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).unwrap()
-    }
-
-    /// Starts the server again on the same port and waits until it answers.
-    pub(crate) fn restart(&mut self) {
-        assert!(self.child.is_none(), "server already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "outage tests spawn their own `redis-server`, which could not be started: {e}"
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let up = redis::Client::open(self.url())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok();
-            if up {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server on port {} did not come up within 5 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Kills the server (connections are reset).
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server: connections stay
-    /// open but nothing answers, like a hung host.
-    pub(crate) fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("server running").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill(1)");
-        assert!(status.success(), "kill {signal} {pid} failed");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            // Thaw a frozen server first so that it exits promptly.
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .status();
-        }
-        self.kill();
-    }
 }
 
 /// Asserts that `fut` finishes within `limit` and returns its output and the

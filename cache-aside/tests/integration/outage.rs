@@ -2,9 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use test_support::wait_until;
+
 use cache_aside::{CacheBuilder, Error, FailMode};
 
-use crate::common::{Db, RedisServer, TestCache, bounded, builder, unique, wait_subscribed};
+use crate::common::{
+    Db, RedisConfig, RedisServer, TestCache, bounded, builder, unique, wait_subscribed,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(150);
 /// Generous bound for one call while Redis is unusable: one command timeout
@@ -25,27 +29,20 @@ fn outage_cache(server: &RedisServer, name: &str, db: &Db, mode: FailMode) -> Te
 
 /// Reads `key` until it is served by Redis (an L2 hit with no new load).
 async fn wait_until_redis_serves(cache: &TestCache, db: &Db, key: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = "the cache to use Redis again after its return";
+    wait_until(what, Duration::from_secs(10), || async move {
         let _ = cache.get(&key).await;
         let (hits, loads) = (cache.stats().l2_hits, db.loads());
-        if let Ok(Some(_)) = cache.get(&key).await
+        matches!(cache.get(&key).await, Ok(Some(_)))
             && cache.stats().l2_hits > hits
             && db.loads() == loads
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cache did not use Redis again within 10 s of its return"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_open_or_closed_and_recovers() {
-    let mut server = RedisServer::start();
+    let mut server = RedisServer::start(RedisConfig::new()).await;
     let name = unique("outage");
     let db = Db::with_rows((1..=40).map(|k| (k, "row")));
     let open = outage_cache(&server, &name, &db, FailMode::Open);
@@ -59,7 +56,7 @@ async fn redis_outage_fails_open_or_closed_and_recovers() {
 
     // Frozen: connections stay open and nothing answers. Every call is
     // bounded; fail-open answers from the loader, fail-closed errors out.
-    server.signal("-STOP");
+    server.pause();
     for key in 2..=6 {
         let (value, _) = bounded(
             CALL_BOUND,
@@ -82,7 +79,7 @@ async fn redis_outage_fails_open_or_closed_and_recovers() {
         assert!(!err.to_string().is_empty());
     }
     assert_eq!(closed_db.loads(), 0, "fail-closed must not call the loader");
-    server.signal("-CONT");
+    server.resume();
 
     // Killed: connection refused.
     server.kill();
@@ -125,7 +122,7 @@ async fn redis_outage_fails_open_or_closed_and_recovers() {
     assert!(err.is_err());
 
     // Back on the same port: both caches use Redis again.
-    server.restart();
+    server.restart().await;
     wait_until_redis_serves(&open, &db, 20).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while closed.get(&1).await.is_err() {
@@ -139,7 +136,7 @@ async fn redis_outage_fails_open_or_closed_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l1_is_flushed_when_the_subscription_reconnects() {
-    let mut server = RedisServer::start();
+    let mut server = RedisServer::start(RedisConfig::new()).await;
     let name = unique("resubscribe");
     let db = Db::with_rows([(1, "before")]);
     let cache = builder(&name)
@@ -162,7 +159,7 @@ async fn l1_is_flushed_when_the_subscription_reconnects() {
         Some("before"),
         "L1 still answers during the outage"
     );
-    server.restart();
+    server.restart().await;
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while cache.stats().l1_flushes == flushes || !cache.is_subscribed() {

@@ -1,0 +1,190 @@
+//! The shop, run as real processes by end-to-end tests.
+//!
+//! [`binary`] gives the path of the `shop` binary. The first call in a test
+//! process runs
+//!
+//! ```text
+//! $CARGO build --workspace --all-features --locked --bin shop --message-format=json-render-diagnostics
+//! ```
+//!
+//! (`$CARGO` is the cargo that runs the tests, else `cargo` from `PATH`)
+//! and takes the path from the `executable` field of the binary's
+//! `compiler-artifact` message; later calls reuse it. Cargo does not hold
+//! its build lock while tests run, so this works from inside `cargo test`;
+//! with the same `--workspace --all-features` as `scripts/test.sh`'s
+//! `cargo test`, the build finds everything already compiled and only
+//! checks that it is fresh. A package's own binaries would come from
+//! `CARGO_BIN_EXE_<name>`, but the shop is another package's binary, and a
+//! copy binary in the tests' package would be a second `main` to keep in
+//! step.
+//!
+//! [`Shop`] starts one instance and waits until it listens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::env::START_HINT;
+use crate::paths::workspace_dir;
+use crate::ports::free_port;
+
+/// The `shop` binary, built once per test process (see the module docs).
+///
+/// # Panics
+///
+/// If cargo cannot be run or the build fails (its diagnostics are in the
+/// message).
+pub fn binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build)
+}
+
+fn build() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(&cargo)
+        .args([
+            "build",
+            "--workspace",
+            "--all-features",
+            "--locked",
+            "--bin",
+            "shop",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(workspace_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} to build the shop: {e}", cargo.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "building the shop failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "shop")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo built no shop executable:\n{stdout}"))
+}
+
+/// The shop's settings (its `Config`): a started shop gets only those
+/// the test gives it.
+pub const SHOP_VARS: &[&str] = &[
+    "SHOP_ADDR",
+    "ADMIN_ADDR",
+    "SHOP_DATA_DIR",
+    "SESSION_STORE",
+    "SESSION_MAX_ATTEMPTS",
+    "SESSION_STORE_TIMEOUT_MS",
+    "REDIS_URL",
+    "REDIS_CLUSTER_URLS",
+    "REDIS_NEAR_CACHE",
+    "DYNAMODB_ENDPOINT",
+    "DYNAMODB_TABLE",
+    "DATABASE_URL",
+    "DATABASE_REPLICA_URLS",
+    "CACHE",
+    "COOKIE_KEYS",
+    "COOKIE_SECURE",
+];
+
+/// One shop process.
+#[derive(Debug)]
+pub struct Shop {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    env: Vec<(String, String)>,
+}
+
+impl Shop {
+    /// Starts the shop [`binary`] with `env` (on a free port unless
+    /// `SHOP_ADDR` is in `env`) and waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start within 20 s.
+    pub async fn start(env: &[(&str, &str)]) -> Shop {
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "SHOP_ADDR") {
+            env.push(("SHOP_ADDR".into(), format!("127.0.0.1:{}", free_port())));
+        }
+        let addr = env
+            .iter()
+            .find(|(k, _)| k == "SHOP_ADDR")
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("SHOP_ADDR is host:port");
+        let mut shop = Shop {
+            child: None,
+            addr,
+            env,
+        };
+        shop.spawn().await;
+        shop
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = Command::new(binary());
+        // Only what the test passes configures the shop: settings inherited
+        // from the test's own environment (say `REDIS_CLUSTER_URLS` from
+        // the services script) would silently change the setup.
+        for var in SHOP_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("start the shop");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read shop output") {
+                if line.contains("shop listening on") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if !matches!(ready, Ok(true)) {
+            let status = child.try_wait().ok().flatten();
+            panic!(
+                "the shop on {} did not start ({}; its error is above); \
+                 if it names a server's variable, {START_HINT} (env {:?})",
+                self.addr,
+                status.map_or("still running after 30 s".to_owned(), |s| s.to_string()),
+                self.env
+            );
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    /// Kills the process at once (SIGKILL), like a lost instance.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts it again on the same address with the same settings.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+}
