@@ -35,6 +35,14 @@ async fn shop(env: &[(&str, &str)]) -> (Shop, ShopClient, String) {
     (shop, client, format!("http://{admin}"))
 }
 
+/// Reads three products from SKU number `first` on, then scrapes.
+async fn read_three(client: &ShopClient, metrics: &str, first: usize) -> Scrape {
+    for n in first..first + 3 {
+        client.get_json(&format!("/api/products/SKU-{n:04}")).await;
+    }
+    Scrape::fetch(metrics).await
+}
+
 async fn status(admin: &str) -> Value {
     reqwest::get(format!("{admin}/status"))
         .await
@@ -246,12 +254,7 @@ async fn a_replica_banned_then_readmitted() {
 
     // Healthy: reads go to the replica.
     let before = Scrape::fetch(&metrics).await;
-    for n in 0..3 {
-        client
-            .get_json(&format!("/api/products/SKU-{:04}", 300 + n))
-            .await;
-    }
-    let after = Scrape::fetch(&metrics).await;
+    let after = read_three(&client, &metrics, 300).await;
     assert_eq!(after.get("db_router_replica_healthy", &[this]), 1.0);
     assert_eq!(
         after.delta(
@@ -283,12 +286,7 @@ async fn a_replica_banned_then_readmitted() {
         banned.delta(&before, "db_router_replica_bans_total", &[this]),
         1.0
     );
-    for n in 0..3 {
-        client
-            .get_json(&format!("/api/products/SKU-{:04}", 310 + n))
-            .await;
-    }
-    let after = Scrape::fetch(&metrics).await;
+    let after = read_three(&client, &metrics, 310).await;
     assert_eq!(
         after.delta(
             &banned,
@@ -329,12 +327,7 @@ async fn a_replica_banned_then_readmitted() {
         back.delta(&banned, "db_router_replica_bans_total", &[this]),
         0.0
     );
-    for n in 0..3 {
-        client
-            .get_json(&format!("/api/products/SKU-{:04}", 320 + n))
-            .await;
-    }
-    let after = Scrape::fetch(&metrics).await;
+    let after = read_three(&client, &metrics, 320).await;
     assert_eq!(
         after.delta(&back, "db_router_reads_total", &[("role", "replica"), this]),
         3.0
