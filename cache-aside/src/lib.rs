@@ -95,6 +95,7 @@
 //! | `moka`  | L1, in process: [`CacheBuilder::with_l1`], `with_l1_ttl` |
 //! | `redis` | L2, on Redis: `CacheBuilder::with_redis`, `with_redis_url` and their options, `Cache::is_subscribed` |
 //! | `full`  | both |
+//! | `metrics` | [`Cache::stats`]'s counters and the loader's latency as [`metrics`](https://docs.rs/metrics) (facade only, no exporter) |
 //!
 //! Without any tier a [`Cache`] still coalesces concurrent loads.
 //!
@@ -125,8 +126,11 @@
 //!   before they expire.
 //!
 //! [`Cache::stats`] counts hits and misses per tier, loads, load errors,
-//! lease waits and Redis errors; loads, fills and invalidations run in
-//! `tracing` spans (`cache_aside.*`).
+//! lease waits and Redis errors; with the `metrics` feature the same
+//! counters, labelled by cache name, and the loader's latency go to the
+//! [`metrics`](https://docs.rs/metrics) facade (names in
+//! `docs/observability.md`; install the recorder before building caches).
+//! Loads, fills and invalidations run in `tracing` spans (`cache_aside.*`).
 //!
 //! # Redis layout
 //!
@@ -151,6 +155,7 @@ mod l1;
 #[cfg(feature = "redis")]
 mod l2;
 mod loader;
+mod metrics;
 mod settings;
 mod stats;
 

@@ -1,6 +1,6 @@
 //! Counters and their snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::metrics::{self, LoadLatency, Stat};
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
 ///
@@ -34,6 +34,8 @@ pub struct CacheStats {
     pub stale_fills: u64,
     /// Early (probabilistic) refreshes started.
     pub early_refreshes: u64,
+    /// Invalidations this instance announced on L2's channel.
+    pub invalidations_sent: u64,
     /// Invalidation messages received on L2's channel.
     pub invalidations_received: u64,
     /// Whole-L1 flushes after the invalidation subscription (re)connected.
@@ -42,52 +44,81 @@ pub struct CacheStats {
     pub decode_errors: u64,
 }
 
-#[derive(Debug, Default)]
+/// The counters of one cache; with the `metrics` feature each also feeds
+/// its metric (see `metrics.rs`).
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) l1_hits: AtomicU64,
-    pub(crate) l1_misses: AtomicU64,
-    pub(crate) l2_hits: AtomicU64,
-    pub(crate) l2_misses: AtomicU64,
-    pub(crate) negative_hits: AtomicU64,
-    pub(crate) loads: AtomicU64,
-    pub(crate) load_errors: AtomicU64,
-    pub(crate) coalesced: AtomicU64,
-    pub(crate) lease_waits: AtomicU64,
-    pub(crate) redis_errors: AtomicU64,
-    pub(crate) fail_open: AtomicU64,
-    pub(crate) stale_fills: AtomicU64,
-    pub(crate) early_refreshes: AtomicU64,
-    pub(crate) invalidations_received: AtomicU64,
-    pub(crate) l1_flushes: AtomicU64,
-    pub(crate) decode_errors: AtomicU64,
+    pub(crate) l1_hits: Stat,
+    pub(crate) l1_misses: Stat,
+    pub(crate) l2_hits: Stat,
+    pub(crate) l2_misses: Stat,
+    pub(crate) negative_hits: Stat,
+    pub(crate) loads: Stat,
+    pub(crate) load_errors: Stat,
+    pub(crate) load_latency: LoadLatency,
+    pub(crate) coalesced: Stat,
+    pub(crate) lease_waits: Stat,
+    pub(crate) redis_errors: Stat,
+    pub(crate) fail_open: Stat,
+    pub(crate) stale_fills: Stat,
+    pub(crate) early_refreshes: Stat,
+    pub(crate) invalidations_sent: Stat,
+    pub(crate) invalidations_received: Stat,
+    pub(crate) l1_flushes: Stat,
+    pub(crate) decode_errors: Stat,
 }
 
 /// Adds one to a counter.
 #[inline]
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub(crate) fn bump(counter: &Stat) {
+    counter.bump();
 }
 
 impl Counters {
+    /// The counters of the cache named `cache`.
+    pub(crate) fn new(cache: &str) -> Self {
+        let stat = |name| Stat::new(name, cache, &[]);
+        Counters {
+            l1_hits: Stat::new(metrics::HITS, cache, &[("tier", "l1")]),
+            l1_misses: Stat::new(metrics::MISSES, cache, &[("tier", "l1")]),
+            l2_hits: Stat::new(metrics::HITS, cache, &[("tier", "l2")]),
+            l2_misses: Stat::new(metrics::MISSES, cache, &[("tier", "l2")]),
+            negative_hits: stat(metrics::NEGATIVE_HITS),
+            loads: stat(metrics::LOADS),
+            load_errors: stat(metrics::LOAD_ERRORS),
+            load_latency: LoadLatency::new(cache),
+            coalesced: Stat::new(metrics::COALESCED, cache, &[("scope", "process")]),
+            lease_waits: Stat::new(metrics::COALESCED, cache, &[("scope", "fleet")]),
+            redis_errors: stat(metrics::L2_ERRORS),
+            fail_open: stat(metrics::FAIL_OPEN),
+            stale_fills: stat(metrics::FILLS_DISCARDED),
+            early_refreshes: stat(metrics::EARLY_REFRESHES),
+            invalidations_sent: stat(metrics::INVALIDATIONS_SENT),
+            invalidations_received: stat(metrics::INVALIDATIONS_RECEIVED),
+            l1_flushes: stat(metrics::L1_FLUSHES),
+            decode_errors: stat(metrics::DECODE_ERRORS),
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {
-            l1_hits: get(&self.l1_hits),
-            l1_misses: get(&self.l1_misses),
-            l2_hits: get(&self.l2_hits),
-            l2_misses: get(&self.l2_misses),
-            negative_hits: get(&self.negative_hits),
-            loads: get(&self.loads),
-            load_errors: get(&self.load_errors),
-            coalesced: get(&self.coalesced),
-            lease_waits: get(&self.lease_waits),
-            redis_errors: get(&self.redis_errors),
-            fail_open: get(&self.fail_open),
-            stale_fills: get(&self.stale_fills),
-            early_refreshes: get(&self.early_refreshes),
-            invalidations_received: get(&self.invalidations_received),
-            l1_flushes: get(&self.l1_flushes),
-            decode_errors: get(&self.decode_errors),
+            l1_hits: self.l1_hits.get(),
+            l1_misses: self.l1_misses.get(),
+            l2_hits: self.l2_hits.get(),
+            l2_misses: self.l2_misses.get(),
+            negative_hits: self.negative_hits.get(),
+            loads: self.loads.get(),
+            load_errors: self.load_errors.get(),
+            coalesced: self.coalesced.get(),
+            lease_waits: self.lease_waits.get(),
+            redis_errors: self.redis_errors.get(),
+            fail_open: self.fail_open.get(),
+            stale_fills: self.stale_fills.get(),
+            early_refreshes: self.early_refreshes.get(),
+            invalidations_sent: self.invalidations_sent.get(),
+            invalidations_received: self.invalidations_received.get(),
+            l1_flushes: self.l1_flushes.get(),
+            decode_errors: self.decode_errors.get(),
         }
     }
 }

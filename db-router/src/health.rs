@@ -45,6 +45,7 @@ impl<DB: Backend> HealthCheck<DB> {
     /// concurrently, each bounded by the probe timeout.
     pub(crate) async fn run(&self) {
         bump(&self.counters.health_checks);
+        crate::metrics::health_check();
         let timeout = self.probe_timeout;
         let primary_read_at = Instant::now();
         let primary = if DB::HAS_POSITIONS {

@@ -115,6 +115,7 @@
 //! | `axum`     | [`DbHandle`] as an axum extractor                               |
 //! | `session`  | `SessionCarrier`: the causal token kept in a `session_core::Session` |
 //! | `full`     | all of the above                                                |
+//! | `metrics`  | reads by role and replica, fallbacks, lag, bans, token waits, writes through the [`metrics`](https://docs.rs/metrics) facade (names in `docs/observability.md`) |
 //!
 //! # Caveats
 //!
@@ -134,6 +135,7 @@ mod error;
 mod fallback;
 mod health;
 pub mod layer;
+mod metrics;
 mod replica;
 mod router;
 mod source;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use sqlx::Pool;
 
 use crate::backend::ReplicaProbe;
+use crate::metrics::ReplicaMetrics;
 use crate::stats::{ReplicaStats, bump};
 use crate::token::Position;
 
@@ -31,6 +32,7 @@ pub(crate) struct Replica<DB: sqlx::Database> {
     within_lag: AtomicBool,
     reads: AtomicU64,
     state: Mutex<ReplicaState>,
+    metrics: ReplicaMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -52,13 +54,14 @@ struct ReplicaState {
 impl<DB: sqlx::Database> Replica<DB> {
     pub(crate) fn new(name: String, pool: Pool<DB>) -> Self {
         Self {
-            name,
             pool,
             // Optimistic until the first probe says otherwise.
             healthy: AtomicBool::new(true),
             within_lag: AtomicBool::new(true),
             reads: AtomicU64::new(0),
             state: Mutex::new(ReplicaState::default()),
+            metrics: ReplicaMetrics::new(&name),
+            name,
         }
     }
 
@@ -71,6 +74,7 @@ impl<DB: sqlx::Database> Replica<DB> {
     /// Counts a read this replica served.
     pub(crate) fn record_read(&self) {
         bump(&self.reads);
+        self.metrics.read();
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
@@ -170,8 +174,10 @@ impl<DB: sqlx::Database> Replica<DB> {
         state.consecutive_ok = state.consecutive_ok.saturating_add(1);
         if !self.is_healthy() && state.consecutive_ok >= limits.readmit_after {
             self.healthy.store(true, Ordering::Relaxed);
+            self.metrics.readmitted();
             tracing::info!(replica = %self.name, "replica re-admitted after recovering");
         }
+        self.metrics.probed(probe.lag, probe.lag_bytes, within);
         let was_within = self.within_lag.swap(within, Ordering::Relaxed);
         if was_within != within {
             tracing::info!(
@@ -190,10 +196,12 @@ impl<DB: sqlx::Database> Replica<DB> {
         let mut state = self.state();
         if from_probe {
             state.probe_failures += 1;
+            self.metrics.probe_failed();
         }
         state.consecutive_ok = 0;
         if self.healthy.swap(false, Ordering::Relaxed) {
             state.bans += 1;
+            self.metrics.banned();
             tracing::warn!(replica = %self.name, %error, "replica banned");
         }
         state.last_error = Some(error);

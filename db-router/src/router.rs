@@ -13,6 +13,7 @@ use crate::backend::RoutedDatabase;
 use crate::error::{Error, Result};
 use crate::fallback::{FallbackReason, ReadFallback};
 use crate::health::{HealthCheck, Monitor};
+use crate::metrics;
 use crate::replica::{Replica, ReplicaLimits};
 use crate::source::ReadSource;
 use crate::stats::{Counters, Stats, bump};
@@ -172,6 +173,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     /// counted take [`primary_pool`](Self::primary_pool).
     pub fn write_pool(&self) -> &Pool<DB> {
         bump(&self.inner.counters.writes);
+        metrics::write(false);
         &self.inner.primary
     }
 
@@ -190,6 +192,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     /// fails.
     pub async fn begin(&self) -> Result<Transaction<'static, DB>> {
         bump(&self.inner.counters.writes);
+        metrics::write(true);
         Ok(self.inner.primary.begin().await?)
     }
 
@@ -215,7 +218,12 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     ///
     /// As for [`reader`](Self::reader).
     pub async fn reader_with(&self, token: Option<&CausalToken>) -> Result<PoolConnection<DB>> {
-        let span = tracing::debug_span!("db_router.read", causal = token.is_some());
+        let span = tracing::debug_span!(
+            "db_router.read",
+            causal = token.is_some(),
+            db.system = DB::SYSTEM,
+            otel.kind = "client",
+        );
         async {
             let routed = self.route(token, true).await?;
             match routed.conn {
@@ -270,7 +278,11 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     ///
     /// As for [`reader`](Self::reader).
     pub async fn read_pool(&self, token: Option<&CausalToken>) -> Result<&Pool<DB>> {
-        let span = tracing::debug_span!("db_router.read_pool", causal = token.is_some());
+        let span = tracing::debug_span!(
+            "db_router.read_pool",
+            causal = token.is_some(),
+            db.system = DB::SYSTEM,
+        );
         Ok(self.route(token, false).instrument(span).await?.pool)
     }
 
@@ -304,6 +316,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
             None
         };
         bump(&self.inner.counters.tokens_issued);
+        metrics::token_issued();
         let token = CausalToken::new(position);
         tracing::debug!(token = %token, "causal token issued");
         Ok(token)
@@ -356,7 +369,9 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
         let counters = &self.inner.counters;
         bump(&counters.primary_reads);
         // Without replicas the primary is the plan, not a fallback.
-        if let Some(reason) = reason.filter(|_| self.has_replicas()) {
+        let reason = reason.filter(|_| self.has_replicas());
+        metrics::primary_read(reason);
+        if let Some(reason) = reason {
             counters.fallback(reason);
             tracing::debug!(%reason, "read falls back to the primary");
         }
@@ -420,12 +435,14 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
             let pool = self.primary_read_route(None);
             if token.is_some() {
                 bump(&inner.counters.token_reads);
+                metrics::token_read();
             }
             return Ok(Routed { pool, conn: None });
         }
         let mut target: Option<&Position> = None;
         if let Some(token) = token {
             bump(&inner.counters.token_reads);
+            metrics::token_read();
             target = token.position();
             if target.is_none() && token.age() < inner.config.write_window {
                 return self.fallback(FallbackReason::RecentWrite);
@@ -569,6 +586,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
                 if position.includes(target) {
                     if waited {
                         bump(&inner.counters.token_wait_hits);
+                        metrics::token_wait(true);
                     }
                     return Ok(true);
                 }
@@ -577,6 +595,7 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
             if now >= deadline {
                 if waited {
                     bump(&inner.counters.token_wait_timeouts);
+                    metrics::token_wait(false);
                 }
                 tracing::debug!(
                     replica = %replica.name,

@@ -61,9 +61,14 @@ impl Sessions {
     /// Request start: the session of a request whose `Cookie` headers
     /// hold `cookie_headers`. Nothing is loaded yet.
     pub(crate) fn start<'h>(&self, cookie_headers: impl IntoIterator<Item = &'h str>) -> Session {
+        let mut named = false;
         let incoming = cookie_header::find(cookie_headers, &self.config.cookie.name, |value| {
+            named = true;
             self.persistence.recognise(value)
         });
+        if named && incoming.is_none() {
+            crate::metrics::cookie_rejected("malformed");
+        }
         Session::new(self.persistence.clone(), self.config.clone(), incoming)
     }
 }
@@ -80,6 +85,18 @@ pub(crate) async fn finish(session: &Session) -> Result<Option<String>> {
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "session could not be saved"))?;
     Ok(action.map(|action| cookie_header::set_cookie(session.config(), action)))
+}
+
+/// After the response is final: counts a `503` that answered a request
+/// whose session store failed or timed out. A front end calls it with the
+/// status it sends.
+pub(crate) async fn responded(session: &Session, status: http::StatusCode) {
+    #[cfg(feature = "metrics")]
+    if status == http::StatusCode::SERVICE_UNAVAILABLE && session.store_failed().await {
+        crate::metrics::unavailable_response();
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (session, status);
 }
 
 impl fmt::Debug for Sessions {

@@ -93,6 +93,7 @@ where
                     res = failed;
                 }
             }
+            lifecycle::responded(&session, res.status()).await;
             Ok(res)
         })
     }

@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::cookie_header::CookieAction;
+use crate::metrics;
 use crate::persistence::{CookieChange, Incoming, Persistence, Write};
 use crate::store::{Data, Record, Value, now};
 use crate::{Error, Id, Result};
@@ -60,6 +61,9 @@ struct State {
     /// Loading failed earlier in this request: later calls fail at once
     /// instead of waiting for the store's timeout again.
     load_failed: bool,
+    /// A store call failed or timed out in this request (for the metric
+    /// of `503`s the store caused).
+    store_failed: bool,
     /// The record as last loaded or saved, for its ID, version and times;
     /// `None` for a new session. Its `data` is always empty: the data
     /// live in `data` alone, so they are not copied on every load.
@@ -228,7 +232,11 @@ impl Session {
                 restore(&mut st, key, previous, previous_change);
                 return Err(e);
             }
+            if attempt < max {
+                metrics::update_reapplied();
+            }
         }
+        metrics::retries_exhausted();
         Err(Error::Conflict { attempts: max })
     }
 
@@ -292,6 +300,7 @@ impl Session {
         st.base = Some(record);
         st.changes.clear();
         st.apply(change, inner.config.cookie.persistent);
+        metrics::cycled();
         Ok(())
     }
 
@@ -312,6 +321,7 @@ impl Session {
             .or_else(|| st.incoming.as_ref().and_then(Incoming::id));
         if let Some(id) = id {
             inner.persistence.delete(&inner.config, id).await?;
+            metrics::destroyed();
         }
         *st = State {
             loaded: true,
@@ -355,6 +365,12 @@ impl Session {
         }))
     }
 
+    /// Whether a store call failed or timed out in this request.
+    #[cfg(feature = "metrics")]
+    pub(crate) async fn store_failed(&self) -> bool {
+        self.inner.state.lock().await.store_failed
+    }
+
     /// The layer's settings this session follows.
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
@@ -382,6 +398,7 @@ impl Inner {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     st.load_failed = true;
+                    st.store_failed |= e.status() == http::StatusCode::SERVICE_UNAVAILABLE;
                     return Err(e);
                 }
             },
@@ -392,7 +409,11 @@ impl Inner {
             loaded.record
         });
         let now = now();
+        let found = record.is_some();
         st.base = record.filter(|r| self.config.is_live(r, now));
+        if found && st.base.is_none() {
+            metrics::cookie_rejected("expired");
+        }
         if let Some(base) = &mut st.base {
             st.data = std::mem::take(&mut base.data);
         }
@@ -405,13 +426,17 @@ impl Inner {
     async fn commit(&self, st: &mut State) -> Result<bool> {
         let mut record = self.next_record(st);
         let expected_version = st.base.as_ref().map(|base| base.version);
-        let change = match self
+        let written = self
             .persistence
             .write(&self.config, &mut record, expected_version)
-            .await?
-        {
+            .await;
+        st.store_failed |= unavailable(&written);
+        let change = match written? {
             Write::Saved(change) => change,
-            Write::Conflict => return Ok(false),
+            Write::Conflict => {
+                metrics::conflict();
+                return Ok(false);
+            }
         };
         st.apply(change, self.config.cookie.persistent);
         st.remove_cookie = false;
@@ -455,7 +480,11 @@ impl Inner {
     /// the changes go into a new session with a new ID.
     async fn rebase(&self, st: &mut State) -> Result<()> {
         let fresh = match &st.base {
-            Some(base) => self.persistence.reload(&self.config, &base.id).await?,
+            Some(base) => {
+                let reloaded = self.persistence.reload(&self.config, &base.id).await;
+                st.store_failed |= unavailable(&reloaded);
+                reloaded?
+            }
             None => None,
         };
         let now = now();
@@ -491,6 +520,7 @@ impl Inner {
                 self.rebase(st).await?;
             }
         }
+        metrics::retries_exhausted();
         Err(Error::Conflict { attempts: max })
     }
 
@@ -527,6 +557,13 @@ impl Inner {
             Err(e) => tracing::warn!(error = %e, "could not extend session expiry"),
         }
     }
+}
+
+/// Whether `result` failed because the store is down or slow.
+fn unavailable<T>(result: &Result<T>) -> bool {
+    result
+        .as_ref()
+        .is_err_and(|e| e.status() == http::StatusCode::SERVICE_UNAVAILABLE)
 }
 
 fn restore(st: &mut State, key: &str, previous: Option<Value>, change: Option<Option<Value>>) {

@@ -247,6 +247,7 @@ impl ClientStore for CookieStore {
             Err(why) => why,
         };
         tracing::debug!(reason = why, "session cookie rejected");
+        crate::metrics::cookie_rejected(why);
         None
     }
 }

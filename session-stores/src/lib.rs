@@ -58,6 +58,7 @@
 //! | `dynamodb` | no    | [`DynamoDbStore`]: Amazon DynamoDB (aws-sdk-dynamodb) |
 //! | `memcached` | no   | [`MemcachedStore`]: Memcached, one node or a cluster (consistent hashing), CAS saves |
 //! | `full`   | no      | every store |
+//! | `metrics` | no     | rejected cookies by reason (cookie store) and near-cache hits, misses and bypasses (Redis), through the [`metrics`](https://docs.rs/metrics) facade; turns on session-core's `metrics` too |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -96,6 +97,8 @@ pub mod memcached;
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 
+#[cfg(any(feature = "redis", feature = "cookie"))]
+mod metrics;
 #[cfg(any(feature = "redis", feature = "dynamodb", feature = "memcached"))]
 mod stored;
 

@@ -51,7 +51,7 @@ where
     /// Builds the tiers and, with L2, starts following its invalidation
     /// channel.
     pub(super) fn start(config: Config<K, V>, loader: L) -> Arc<Self> {
-        let stats = Arc::new(Counters::default());
+        let stats = Arc::new(Counters::new(&config.settings.name));
         #[cfg(feature = "moka")]
         let l1 = config
             .l1

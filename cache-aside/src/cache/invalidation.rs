@@ -21,6 +21,9 @@ where
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
             let result = l2.invalidate(key).await;
+            if result.is_ok() {
+                bump(&self.stats.invalidations_sent);
+            }
             // Again: a fill that started between the first in-process step
             // and the Redis step may have read the old value from Redis.
             self.invalidate_in_process(key).await;

@@ -47,7 +47,10 @@ where
     {
         bump(&self.stats.loads);
         let started = Instant::now();
-        match call().await {
+        let timer = self.stats.load_latency.start();
+        let answer = call().await;
+        self.stats.load_latency.stop(timer, answer.is_ok());
+        match answer {
             Ok(answer) => Ok((answer, elapsed_ms(started))),
             Err(error) => {
                 bump(&self.stats.load_errors);

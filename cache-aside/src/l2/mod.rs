@@ -128,7 +128,15 @@ impl<K, V> L2<K, V> {
         op: &'static str,
         command: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Failure> {
-        let failure = match tokio::time::timeout(self.settings.op_timeout, command).await {
+        let span = tracing::debug_span!(
+            "cache_aside.redis",
+            cache = %self.name,
+            db.system = "redis",
+            db.operation = op,
+            otel.kind = "client",
+        );
+        let bounded = tokio::time::timeout(self.settings.op_timeout, command);
+        let failure = match tracing::Instrument::instrument(bounded, span).await {
             Ok(Ok(value)) => return Ok(value),
             // The connection's own response timeout.
             Ok(Err(e)) if e.is_timeout() => Failure::Timeout {

@@ -10,3 +10,5 @@ mod common;
 mod features;
 mod invalidation;
 mod outage;
+#[cfg(feature = "metrics")]
+mod recorded_metrics;

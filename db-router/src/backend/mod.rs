@@ -55,6 +55,9 @@ pub(crate) mod private {
         /// `false`, tokens carry only the write time and no query is made.
         const HAS_POSITIONS: bool;
 
+        /// The OpenTelemetry `db.system` value of the database.
+        const SYSTEM: &'static str;
+
         /// Connect options whose sessions refuse writes, when the driver can
         /// set that at connect time.
         fn read_only_connect_options(options: ConnectOptionsOf<Self>) -> ConnectOptionsOf<Self>;

@@ -36,6 +36,7 @@ fn column_u64(row: &MySqlRow, name: &str) -> Option<Option<u64>> {
 
 impl Backend for MySql {
     const HAS_POSITIONS: bool = true;
+    const SYSTEM: &'static str = "mysql";
 
     fn read_only_connect_options(options: MySqlConnectOptions) -> MySqlConnectOptions {
         options

@@ -25,6 +25,7 @@ async fn lsn_query(
 
 impl Backend for Postgres {
     const HAS_POSITIONS: bool = true;
+    const SYSTEM: &'static str = "postgresql";
 
     fn read_only_connect_options(options: PgConnectOptions) -> PgConnectOptions {
         // Sent in the startup packet: every transaction of the session,

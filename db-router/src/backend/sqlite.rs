@@ -9,6 +9,7 @@ use crate::token::Position;
 
 impl Backend for Sqlite {
     const HAS_POSITIONS: bool = false;
+    const SYSTEM: &'static str = "sqlite";
 
     fn read_only_connect_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
         // Set on every new connection; an in-memory database keeps its shared

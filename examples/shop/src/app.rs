@@ -4,11 +4,13 @@ use axum::Router;
 use db_router::{DbRouter, RouterLayer, SessionCarrier};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::admin::{self, Status, StatusSource};
 use crate::caches::{self, Tiers};
 use crate::config::Config;
 use crate::db::{self, Repo, Routers};
 use crate::error::StartError;
 use crate::footer::{self, Footer};
+use crate::request_metrics;
 use crate::routes;
 use crate::security::{self, MAX_BODY};
 use crate::sessions::session_layer;
@@ -22,6 +24,27 @@ use crate::state::Shop;
 ///
 /// A backend that cannot be reached, naming its variable.
 pub async fn app(config: &Config) -> Result<Router, StartError> {
+    Ok(apps(config).await?.public)
+}
+
+/// The shop's two routers: the public one of [`app`], and the admin one
+/// (`/metrics`, `/status`) that `run` serves on `ADMIN_ADDR`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Apps {
+    /// The shop, for the public port.
+    pub public: Router,
+    /// `/metrics` (after [`install_recorder`](crate::install_recorder))
+    /// and `/status`: never for the public port.
+    pub admin: Router,
+}
+
+/// The public and admin routers for `config`, connected as for [`app`].
+///
+/// # Errors
+///
+/// A backend that cannot be reached, naming its variable.
+pub async fn apps(config: &Config) -> Result<Apps, StartError> {
     let sessions = session_layer(config).await?;
     let tiers = caches::tiers(config).await?;
     let database = db::connect(
@@ -29,7 +52,7 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         &config.replica_urls,
         &config.data_dir,
     );
-    let routes = match database.await? {
+    let (routes, database) = match database.await? {
         Routers::Sqlite(router) => with_database(router, &tiers),
         Routers::Postgres(router) => with_database(router, &tiers),
         Routers::MySql(router) => with_database(router, &tiers),
@@ -41,7 +64,8 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         None => routes,
     };
     let [nosniff, frames, referrer, csp] = security::header_layers();
-    Ok(routes
+    let admin = admin::routes(Status::new(admin::instance_id(), config, database));
+    let public = routes
         // Outside the router layer: it adds the session the token
         // carrier uses, and saves it after the token was stored.
         .layer(sessions)
@@ -51,13 +75,28 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
         .layer(nosniff)
         .layer(frames)
         .layer(referrer)
-        .layer(csp))
+        .layer(csp)
+        // Outermost: counts every answer, the outer layers' included.
+        .layer(axum::middleware::from_fn(request_metrics::count));
+    Ok(Apps { public, admin })
 }
 
 /// The routes over `router`'s database, each request given its handle
-/// (the causal token of its writes kept in the session).
-fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> Router {
-    routes::all::<DB>()
-        .with_state(Shop::new(&router, tiers))
-        .layer(RouterLayer::new(router).with_carrier(SessionCarrier::new()))
+/// (the causal token of its writes kept in the session), and what
+/// `/status` reports about the database and the caches.
+fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, StatusSource) {
+    let shop = Shop::new(&router, tiers);
+    let (products, listing) = (shop.clone(), shop.clone());
+    let status = admin::database(
+        &router,
+        vec![
+            ("products", Box::new(move || products.products.stats())),
+            ("listing", Box::new(move || listing.listing.stats())),
+        ],
+    );
+    let routes = routes::all::<DB>()
+        .route_layer(axum::middleware::from_fn(request_metrics::mark_route))
+        .with_state(shop)
+        .layer(RouterLayer::new(router).with_carrier(SessionCarrier::new()));
+    (routes, status)
 }

@@ -41,6 +41,9 @@ pub enum CacheKind {
 pub struct Config {
     /// `SHOP_ADDR`: where to listen (default `127.0.0.1:3000`).
     pub addr: SocketAddr,
+    /// `ADMIN_ADDR`: where to serve `/metrics` and `/status` (default:
+    /// nowhere). Keep it off the public network.
+    pub admin_addr: Option<SocketAddr>,
     /// `SESSION_STORE`: `memory` (default), `cookie`, `redis`, `dynamodb` or
     /// `memcached`.
     pub session_store: StoreKind,
@@ -134,6 +137,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            admin_addr: None,
             session_store: StoreKind::Memory,
             secure_cookie: true,
             cookie_keys: None,
@@ -183,6 +187,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("addr", &self.addr)
+            .field("admin_addr", &self.admin_addr)
             .field("session_store", &self.session_store)
             .field("secure_cookie", &self.secure_cookie)
             .field("cookie_keys", &self.cookie_keys.as_ref().map(|_| "<set>"))
@@ -259,6 +264,12 @@ impl Config {
             config.addr = v
                 .parse()
                 .map_err(|e| bad("SHOP_ADDR", &v, &format!("{e} (expected host:port)")))?;
+        }
+        if let Some(v) = lookup("ADMIN_ADDR") {
+            config.admin_addr = Some(
+                v.parse()
+                    .map_err(|e| bad("ADMIN_ADDR", &v, &format!("{e} (expected host:port)")))?,
+            );
         }
         if let Some(v) = lookup("SESSION_STORE") {
             config.session_store = match v.as_str() {

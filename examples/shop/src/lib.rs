@@ -30,11 +30,14 @@
 //! | `actions.rs` | what the pages and the API both do |
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
+//! | `admin/` | the admin listener: `/metrics` (Prometheus) and `/status` |
+//! | `request_metrics.rs` | HTTP request metrics by route and status |
 //! | `error.rs` | the errors of start-up and of requests |
 //! | `footer.rs` | the footer: instance, session store, source of the data |
 #![forbid(unsafe_code)]
 
 mod actions;
+mod admin;
 mod app;
 mod caches;
 mod cart;
@@ -43,6 +46,7 @@ mod config;
 mod db;
 mod error;
 mod footer;
+mod request_metrics;
 mod routes;
 mod security;
 mod server;
@@ -50,7 +54,8 @@ mod sessions;
 mod state;
 
 pub use actions::{add_to_cart, load_cart, product, remove_from_cart};
-pub use app::app;
+pub use admin::install_recorder;
+pub use app::{Apps, app, apps};
 pub use caches::{Listing, ListingCache, ListingLoader, ProductCache, ProductLoader, Tiers, tiers};
 pub use cart::{CART_KEY, Cart, CartLine, MAX_QTY};
 pub use catalog::{MAX_SKU_LEN, PAGE_SIZE, Product, seed_products};

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::app::app;
+use crate::admin;
+use crate::app::apps;
 use crate::config::Config;
 use crate::error::StartError;
 
@@ -41,16 +42,39 @@ pub fn start_up(program: &str) -> Config {
     }
 }
 
-/// Serves the shop with `config` until SIGINT or SIGTERM.
+/// Serves the shop with `config` until SIGINT or SIGTERM, and `/metrics`
+/// and `/status` on `ADMIN_ADDR` when it is set (installing the Prometheus
+/// recorder first).
 ///
-/// Logs `shop listening on http://ADDR` once it accepts connections.
+/// Logs `shop listening on http://ADDR` once it accepts connections (after
+/// `admin listening on http://ADDR` when there is an admin listener).
 ///
 /// # Errors
 ///
 /// A backend cannot be reached, the address cannot be bound, or the server
 /// fails.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let app = app(&config).await?;
+    if config.admin_addr.is_some() && !admin::install_recorder() {
+        tracing::warn!("another metrics recorder is installed: /metrics stays empty");
+    }
+    let apps = apps(&config).await?;
+    if let Some(admin_addr) = config.admin_addr {
+        let admin_error =
+            |e: std::io::Error| StartError::new("ADMIN_ADDR", format!("{admin_addr}: {e}"));
+        let listener = tokio::net::TcpListener::bind(admin_addr)
+            .await
+            .map_err(admin_error)?;
+        let bound = listener.local_addr().map_err(admin_error)?;
+        tracing::info!(
+            instance = admin::instance_id(),
+            "admin listening on http://{bound}"
+        );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, apps.admin).await {
+                tracing::error!(error = %e, "the admin listener failed");
+            }
+        });
+    }
     let addr_error =
         |e: std::io::Error| StartError::new("SHOP_ADDR", format!("{}: {e}", config.addr));
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -64,7 +88,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        apps.public
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown())
     .await

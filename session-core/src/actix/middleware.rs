@@ -91,10 +91,21 @@ where
                         failed.headers_mut().insert(RETRY_AFTER, after);
                     }
                     let (req, _) = res.into_parts();
-                    return Ok(ServiceResponse::new(req, failed).map_into_right_body());
+                    let res = ServiceResponse::new(req, failed).map_into_right_body();
+                    responded(&session, &res).await;
+                    return Ok(res);
                 }
             }
+            responded(&session, &res).await;
             Ok(res.map_into_left_body())
         })
     }
+}
+
+/// Hands the final status to the shared lifecycle (which counts a `503`
+/// caused by the session store).
+async fn responded<B>(session: &crate::Session, res: &ServiceResponse<B>) {
+    let status = http::StatusCode::from_u16(res.status().as_u16())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    lifecycle::responded(session, status).await;
 }

@@ -10,6 +10,7 @@ use tracing::Instrument as _;
 
 use super::{CookieChange, Incoming, Loaded, Persistence, Write};
 use crate::config::Config;
+use crate::metrics;
 use crate::store::{Data, Record, SessionStore};
 use crate::{Error, Id, Result};
 
@@ -25,14 +26,27 @@ async fn call<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = config.store_timeout;
-    let span = tracing::debug_span!("session_store", op);
+    let span = tracing::debug_span!("session_store", op, db.operation.name = op);
+    let timer = metrics::Timer::start();
     match tokio::time::timeout(limit, fut.instrument(span)).await {
-        Ok(Ok(v)) => Ok(v),
+        Ok(Ok(v)) => {
+            timer.stop(op, "ok");
+            Ok(v)
+        }
         Ok(Err(e)) => {
+            timer.stop(
+                op,
+                if matches!(e, Error::Timeout(_)) {
+                    "timeout"
+                } else {
+                    "error"
+                },
+            );
             tracing::warn!(op, error = %e, "session store call failed");
             Err(e)
         }
         Err(_) => {
+            timer.stop(op, "timeout");
             tracing::warn!(op, ?limit, "session store call timed out");
             Err(Error::Timeout(limit))
         }
@@ -50,6 +64,9 @@ impl Persistence for Server {
             return Ok(None);
         };
         let record = call(config, "load", self.0.load(id)).await?;
+        if record.is_none() {
+            metrics::cookie_rejected("unknown");
+        }
         Ok(record.map(|record| Loaded {
             record,
             resend_cookie: false,

@@ -41,6 +41,16 @@ impl Conn {
         }
     }
 
+    /// What the near cache (redis-rs's client-side cache) counted so far.
+    #[cfg(feature = "metrics")]
+    pub(super) fn cache_statistics(&self) -> Option<redis::caching::CacheStatistics> {
+        match self {
+            Conn::Single(c) => c.get_cache_statistics(),
+            Conn::Cluster(c) => c.get_cache_statistics(),
+            Conn::Following(f) => f.cache_statistics(),
+        }
+    }
+
     /// "single node", "cluster" or "following a primary", for `Debug`.
     pub(super) fn mode(&self) -> &'static str {
         match self {

@@ -121,6 +121,16 @@ impl Following {
         }))
     }
 
+    /// What the near cache of the current connection counted so far.
+    #[cfg(feature = "metrics")]
+    pub(super) fn cache_statistics(&self) -> Option<redis::caching::CacheStatistics> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .conn
+            .get_cache_statistics()
+    }
+
     fn current(&self) -> Current {
         self.current
             .read()

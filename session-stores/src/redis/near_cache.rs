@@ -35,6 +35,9 @@ pub(super) struct NearCache {
     /// The near cache's TTL: how long reads bypass it after a write.
     window: Duration,
     recent: Mutex<RecentWrites>,
+    /// redis-rs's hit and miss counts already turned into metrics.
+    #[cfg(feature = "metrics")]
+    pub(super) seen: crate::metrics::NearCacheSeen,
 }
 
 struct RecentWrites {
@@ -54,6 +57,8 @@ impl NearCache {
                 at: HashMap::new(),
                 prune_at: 1024,
             }),
+            #[cfg(feature = "metrics")]
+            seen: crate::metrics::NearCacheSeen::default(),
         }
     }
 

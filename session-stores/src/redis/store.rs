@@ -112,6 +112,21 @@ impl RedisStore {
         reply_to_bool(op, reply)
     }
 
+    /// Counts a read's use of the near cache, if there is one: `cached`
+    /// says whether the read could use it.
+    fn count_near_cache(&self, cached: bool) {
+        let Some(_near) = &self.inner.near else {
+            return;
+        };
+        if !cached {
+            crate::metrics::near_cache_bypassed();
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(stats) = self.inner.conn.cache_statistics() {
+            _near.seen.observe(&stats);
+        }
+    }
+
     fn error(&self, op: &'static str, err: RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             return malformed(format!(
@@ -128,7 +143,7 @@ impl RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(id = ?record.id))]
+    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?record.id))]
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = record.encode()?;
         let version = record.version.to_string();
@@ -165,7 +180,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client", id = ?id))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let key = self.key(id);
         let cached = self
@@ -179,6 +194,7 @@ impl SessionStore for RedisStore {
             .query(&hash::read(&key, cached))
             .await
             .map_err(|e| self.error("load", e))?;
+        self.count_near_cache(cached);
         let fields: hash::Fields = fields.try_into().map_err(|_| {
             Error::backend(RedisStoreError::UnexpectedReply {
                 op: "HMGET",
@@ -188,7 +204,7 @@ impl SessionStore for RedisStore {
         hash::decode(id, fields, now())
     }
 
-    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
+    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?record.id, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
         let data = record.encode()?;
         let key = self.key(&record.id);
@@ -215,7 +231,7 @@ impl SessionStore for RedisStore {
         self.written("save", reply)
     }
 
-    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(db.system = "redis", db.operation = "DEL", otel.kind = "client", id = ?id))]
     async fn delete(&self, id: &Id) -> Result<()> {
         let key = self.key(id);
         self.wrote(&key);
@@ -245,7 +261,7 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?id))]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         let key = self.key(id);
         self.wrote(&key);

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 pub mod client;
 pub mod faults;
+pub mod metrics;
 
 /// Serves `app` on a free loopback port in the background and returns its
 /// address.

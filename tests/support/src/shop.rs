@@ -96,6 +96,7 @@ fn build(name: &str) -> PathBuf {
 /// the test gives it.
 pub const SHOP_VARS: &[&str] = &[
     "SHOP_ADDR",
+    "ADMIN_ADDR",
     "SHOP_DATA_DIR",
     "SESSION_STORE",
     "SESSION_MAX_ATTEMPTS",

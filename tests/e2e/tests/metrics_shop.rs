@@ -1,0 +1,338 @@
+//! Metrics that must move: a shop process with its admin listener is driven
+//! through a scenario, and its `/metrics` is scraped before and after each
+//! step to check the exact counter changes (the tests fail if a metric
+//! stops moving, or moves by the wrong amount).
+//!
+//! - `sessions_caches_and_a_redis_outage`: sessions in a private Redis, the
+//!   local product cache. A cache miss then a hit; concurrent adds to one
+//!   cart (conflicts, re-applied updates, no exhausted retries); Redis
+//!   killed, the next cart read a `503`. Every name scraped is documented.
+//! - `a_replica_banned_then_readmitted`: a private PostgreSQL primary and
+//!   replica; the replica is stopped (banned, reads fall back to the
+//!   primary) and started again (re-admitted, reads go back to it).
+
+use std::time::Duration;
+
+use e2e::client::ShopClient;
+use e2e::metrics::{Scrape, documented_names};
+use serde_json::{Value, json};
+use test_support::postgres::PgPair;
+use test_support::redis::{RedisConfig, RedisServer};
+use test_support::shop::Shop;
+use test_support::{TempDir, free_port, say, wait_until};
+
+const PRODUCTS: &str = "shop:products:v1";
+
+/// The shop on `env`, with an admin listener; its client and its admin
+/// base URL.
+async fn shop(env: &[(&str, &str)]) -> (Shop, ShopClient, String) {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut env = env.to_vec();
+    env.push(("ADMIN_ADDR", admin.as_str()));
+    env.push(("COOKIE_SECURE", "false"));
+    let shop = Shop::start(&env).await;
+    let client = ShopClient::new(format!("http://{}", shop.addr));
+    (shop, client, format!("http://{admin}"))
+}
+
+/// Reads three products from SKU number `first` on, then scrapes.
+async fn read_three(client: &ShopClient, metrics: &str, first: usize) -> Scrape {
+    for n in first..first + 3 {
+        client.get_json(&format!("/api/products/SKU-{n:04}")).await;
+    }
+    Scrape::fetch(metrics).await
+}
+
+async fn status(admin: &str) -> Value {
+    reqwest::get(format!("{admin}/status"))
+        .await
+        .expect("GET /status")
+        .json()
+        .await
+        .expect("/status is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_caches_and_a_redis_outage() {
+    let mut redis = RedisServer::start(RedisConfig::new()).await;
+    let url = redis.url();
+    let data = TempDir::new("stateful-metrics");
+    let data_dir = data.path().to_string_lossy().into_owned();
+    let (shop, client, admin) = shop(&[
+        ("SHOP_DATA_DIR", data_dir.as_str()),
+        ("SESSION_STORE", "redis"),
+        ("REDIS_URL", url.as_str()),
+        // The single node: not the cluster the test environment may name.
+        ("REDIS_CLUSTER_URLS", ""),
+        ("CACHE", "local"),
+        ("SESSION_STORE_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    let metrics = format!("{admin}/metrics");
+
+    // The public port has no admin pages.
+    let res = reqwest::get(client.url("/metrics")).await.expect("GET");
+    assert_eq!(res.status(), 404, "/metrics must not be on the public port");
+
+    // A cache miss, then a hit.
+    let before = Scrape::fetch(&metrics).await;
+    for _ in 0..2 {
+        let product = client.get_json("/api/products/SKU-0123").await;
+        assert_eq!(product["sku"], "SKU-0123");
+    }
+    let after = Scrape::fetch(&metrics).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
+    let products = ("cache", PRODUCTS);
+    assert_eq!(
+        moved("cache_misses_total", &[products, ("tier", "l1")]),
+        1.0
+    );
+    assert_eq!(moved("cache_loads_total", &[products]), 1.0);
+    assert_eq!(moved("cache_hits_total", &[products, ("tier", "l1")]), 1.0);
+    assert_eq!(moved("cache_load_errors_total", &[products]), 0.0);
+    assert_eq!(
+        moved(
+            "cache_load_duration_seconds_count",
+            &[products, ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(moved("db_router_reads_total", &[("role", "primary")]), 1.0);
+    assert_eq!(
+        moved(
+            "http_server_requests_total",
+            &[("route", "/api/products/{sku}"), ("status", "200")]
+        ),
+        2.0
+    );
+    // Requests without a session cookie cost no store call.
+    assert_eq!(moved("session_store_calls_total", &[]), 0.0);
+    say("metrics: cache miss then hit counted exactly");
+
+    // Concurrent adds to one cart: conflicts, each re-applied once more.
+    client.add("SKU-0001").await;
+    const ADDS: usize = 12;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let before = Scrape::fetch(&metrics).await;
+        let adds: Vec<_> = (0..ADDS)
+            .map(|i| {
+                let client = client.clone();
+                let sku = format!("SKU-{:04}", 10 + rounds * ADDS + i);
+                tokio::spawn(async move {
+                    client
+                        .post_json("/api/cart/items", &json!({ "sku": sku }))
+                        .await
+                        .0
+                })
+            })
+            .collect();
+        for add in adds {
+            assert_eq!(add.await.expect("add task"), 200);
+        }
+        let after = Scrape::fetch(&metrics).await;
+        let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
+        let conflicts = moved("session_conflicts_total", &[]);
+        if conflicts == 0.0 && rounds < 10 {
+            continue;
+        }
+        assert!(conflicts > 0.0, "{ADDS} concurrent adds never conflicted");
+        assert_eq!(moved("session_update_reapplies_total", &[]), conflicts);
+        assert_eq!(moved("session_retries_exhausted_total", &[]), 0.0);
+        // One save per add, plus one per lost race; one load per add, plus
+        // the reload after each lost race.
+        let calls = |op: &str| moved("session_store_calls_total", &[("operation", op)]);
+        let ok = |op: &str| {
+            moved(
+                "session_store_calls_total",
+                &[("operation", op), ("outcome", "ok")],
+            )
+        };
+        assert_eq!(calls("save"), ADDS as f64 + conflicts);
+        assert_eq!(ok("save"), calls("save"));
+        assert_eq!(calls("load"), ADDS as f64 + conflicts);
+        assert_eq!(calls("create"), 0.0);
+        assert_eq!(
+            moved(
+                "session_store_call_duration_seconds_count",
+                &[("operation", "save")]
+            ),
+            calls("save")
+        );
+        assert_eq!(
+            moved(
+                "http_server_requests_total",
+                &[("route", "/api/cart/items"), ("status", "200")]
+            ),
+            ADDS as f64
+        );
+        say(&format!(
+            "metrics: {ADDS} concurrent adds, {conflicts} conflicts (round {rounds})"
+        ));
+        break;
+    }
+    assert_eq!(client.skus().await.len(), 1 + rounds * ADDS);
+
+    // Redis down: the next cart read answers 503, counted once.
+    let st = status(&admin).await;
+    assert_eq!(
+        st["session_store"],
+        json!({ "kind": "redis", "health": "ok" })
+    );
+    redis.kill();
+    let before = Scrape::fetch(&metrics).await;
+    let res = client
+        .http
+        .get(client.url("/api/cart"))
+        .send()
+        .await
+        .expect("GET /api/cart");
+    assert_eq!(res.status(), 503);
+    let after = Scrape::fetch(&metrics).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
+    assert_eq!(moved("session_unavailable_responses_total", &[]), 1.0);
+    assert_eq!(
+        moved(
+            "http_server_requests_total",
+            &[("route", "/api/cart"), ("status", "503")]
+        ),
+        1.0
+    );
+    // One failed load; later calls in the request fail without asking.
+    assert_eq!(
+        moved("session_store_calls_total", &[("operation", "load")]),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            "session_store_calls_total",
+            &[("operation", "load"), ("outcome", "ok")]
+        ),
+        0.0
+    );
+    let st = status(&admin).await;
+    let health = st["session_store"]["health"].as_str().unwrap_or_default();
+    assert!(health.starts_with("down"), "/status: {st}");
+    say("metrics: Redis down gave one 503, counted once");
+
+    // Everything exported is documented.
+    let undocumented: Vec<_> = after
+        .names()
+        .difference(&documented_names())
+        .cloned()
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "exported but not in docs/observability.md: {undocumented:?}"
+    );
+    drop(shop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_banned_then_readmitted() {
+    let pg = PgPair::start().await;
+    let primary = pg.primary_url("stateful");
+    let replica = pg.replica_url("stateful");
+    let (shop, client, admin) = shop(&[
+        ("SESSION_STORE", "memory"),
+        // Every product read reaches the database.
+        ("CACHE", "none"),
+        ("DATABASE_URL", primary.as_str()),
+        ("DATABASE_REPLICA_URLS", replica.as_str()),
+    ])
+    .await;
+    let metrics = format!("{admin}/metrics");
+    let st = status(&admin).await;
+    let name = st["database"][1]["name"]
+        .as_str()
+        .expect("the replica in /status")
+        .to_owned();
+    assert_eq!(st["database"][1]["role"], "replica");
+    assert_eq!(st["database"][1]["banned"], false);
+    let this = ("replica", name.as_str());
+
+    // Healthy: reads go to the replica.
+    let before = Scrape::fetch(&metrics).await;
+    let after = read_three(&client, &metrics, 300).await;
+    assert_eq!(after.get("db_router_replica_healthy", &[this]), 1.0);
+    assert_eq!(
+        after.delta(
+            &before,
+            "db_router_reads_total",
+            &[("role", "replica"), this]
+        ),
+        3.0
+    );
+    assert_eq!(after.delta(&before, "db_router_fallbacks_total", &[]), 0.0);
+    assert!(
+        after
+            .label_values("db_router_replica_lag_seconds", "replica")
+            .contains(&name)
+    );
+
+    // Stopped: banned once (by the probe or by a read), reads fall back.
+    let before = Scrape::fetch(&metrics).await;
+    pg.stop_replica();
+    wait_until("the replica banned", Duration::from_secs(20), || async {
+        Scrape::fetch(&metrics)
+            .await
+            .get("db_router_replica_healthy", &[this])
+            == 0.0
+    })
+    .await;
+    let banned = Scrape::fetch(&metrics).await;
+    assert_eq!(
+        banned.delta(&before, "db_router_replica_bans_total", &[this]),
+        1.0
+    );
+    let after = read_three(&client, &metrics, 310).await;
+    assert_eq!(
+        after.delta(
+            &banned,
+            "db_router_fallbacks_total",
+            &[("reason", "replicas_unhealthy")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        after.delta(&banned, "db_router_reads_total", &[("role", "primary")]),
+        3.0
+    );
+    assert_eq!(
+        after.delta(&banned, "db_router_reads_total", &[("role", "replica")]),
+        0.0
+    );
+    assert_eq!(status(&admin).await["database"][1]["banned"], true);
+    say("metrics: replica banned once, reads fell back exactly");
+
+    // Back: re-admitted once, reads return to it.
+    pg.start_replica().await;
+    wait_until(
+        "the replica re-admitted and within lag",
+        Duration::from_secs(30),
+        || async {
+            let now = Scrape::fetch(&metrics).await;
+            now.get("db_router_replica_healthy", &[this]) == 1.0
+                && now.get("db_router_replica_within_lag", &[this]) == 1.0
+        },
+    )
+    .await;
+    let back = Scrape::fetch(&metrics).await;
+    assert_eq!(
+        back.delta(&banned, "db_router_replica_readmissions_total", &[this]),
+        1.0
+    );
+    assert_eq!(
+        back.delta(&banned, "db_router_replica_bans_total", &[this]),
+        0.0
+    );
+    let after = read_three(&client, &metrics, 320).await;
+    assert_eq!(
+        after.delta(&back, "db_router_reads_total", &[("role", "replica"), this]),
+        3.0
+    );
+    assert_eq!(after.delta(&back, "db_router_fallbacks_total", &[]), 0.0);
+    say("metrics: replica re-admitted once, reads back on it");
+    drop(shop);
+}
