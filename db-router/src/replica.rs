@@ -226,11 +226,10 @@ impl<DB: sqlx::Database> Replica<DB> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "sqlite")]
     #[tokio::test]
     async fn a_replica_seen_caught_up_is_not_judged_by_an_idle_primary() {
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
