@@ -24,10 +24,13 @@ for p in json.load(sys.stdin)["packages"]:
 
 for version in $(printf '%s\n' "$pairs" | cut -d' ' -f1 | sort -u); do
   crates=$(printf '%s\n' "$pairs" | awk -v v="$version" '$1 == v { printf " -p %s", $2 }')
-  if ! rustup run "$version" rustc --version >/dev/null 2>&1; then
-    rustup toolchain install "$version" --profile minimal
+  # `rust-version = "1.89"` means 1.89.0: name the toolchain in full.
+  toolchain=$version
+  case $toolchain in *.*.*) ;; *) toolchain=$toolchain.0 ;; esac
+  if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$toolchain" --profile minimal
   fi
-  printf 'Rust %s:%s\n' "$version" "$crates"
+  printf 'Rust %s:%s\n' "$toolchain" "$crates"
   # shellcheck disable=SC2086 # $crates is a list of flags
-  cargo "+$version" check $crates --all-features --locked --target-dir "target/msrv-$version"
+  cargo "+$toolchain" check $crates --all-features --locked --target-dir "target/msrv-$toolchain"
 done
