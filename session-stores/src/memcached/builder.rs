@@ -162,6 +162,28 @@ fn parse_nodes(urls: &str) -> std::result::Result<Vec<String>, MemcachedStoreErr
     Ok(nodes)
 }
 
+// Defined here, beside the builder they use, so that the store's module
+// never imports the builder.
+impl MemcachedStore {
+    /// Connects to the Memcached nodes in `urls`, `host:port[,host:port…]`
+    /// (the port defaults to 11211), with the default settings (see
+    /// [`MemcachedStoreBuilder`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] if the list is empty or malformed, or no node
+    /// answers. A node that is down while others answer is only logged: its
+    /// sessions fail until it is back.
+    pub async fn connect(urls: &str) -> Result<Self> {
+        Self::builder().connect(urls).await
+    }
+
+    /// Settings for a new store.
+    pub fn builder() -> MemcachedStoreBuilder {
+        MemcachedStoreBuilder::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

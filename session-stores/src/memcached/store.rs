@@ -9,7 +9,6 @@ use session_core::store::{Record, now, unix_millis};
 use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
-use super::builder::MemcachedStoreBuilder;
 use super::client::{self, Reply, SetMode, Status};
 use super::codec;
 use super::error::MemcachedStoreError;
@@ -67,24 +66,6 @@ impl fmt::Debug for MemcachedStore {
 }
 
 impl MemcachedStore {
-    /// Connects to the Memcached nodes in `urls`, `host:port[,host:port…]`
-    /// (the port defaults to 11211), with the default settings (see
-    /// [`MemcachedStoreBuilder`]).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Backend`] if the list is empty or malformed, or no node
-    /// answers. A node that is down while others answer is only logged: its
-    /// sessions fail until it is back.
-    pub async fn connect(urls: &str) -> Result<Self> {
-        Self::builder().connect(urls).await
-    }
-
-    /// Settings for a new store.
-    pub fn builder() -> MemcachedStoreBuilder {
-        MemcachedStoreBuilder::new()
-    }
-
     /// A store over `nodes`, placed by `ring`.
     pub(super) fn from_parts(
         nodes: Vec<Node>,
