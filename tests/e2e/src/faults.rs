@@ -154,3 +154,27 @@ impl Tally {
             .join(", ")
     }
 }
+
+/// Adds `sku` to the cart of a new session at `base` and returns the value
+/// of the session cookie `name` the answer set.
+///
+/// # Panics
+///
+/// If the add is not answered `200` with that cookie.
+pub async fn cookie_after_add(base: &str, name: &str, sku: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/cart/items"))
+        .json(&json!({ "sku": sku }))
+        .send()
+        .await
+        .expect("POST /api/cart/items");
+    assert_eq!(res.status(), reqwest::StatusCode::OK, "add {sku} at {base}");
+    res.headers()["set-cookie"]
+        .to_str()
+        .expect("a text Set-Cookie")
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix(&format!("{name}=")))
+        .expect("a session cookie")
+        .to_owned()
+}

@@ -154,21 +154,7 @@ async fn skus_with(base: &str, cookie: HeaderValue) -> (StatusCode, Vec<String>)
 async fn actix_cart_never_accepts_a_tampered_cookie_nor_answers_5xx() {
     let key = Key::generate();
     let (_cart, base) = actix_cart_with_cookie_store(&key).await;
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/cart/items"))
-        .json(&json!({"sku": "SKU-0007"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let value = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .and_then(|c| c.strip_prefix(&format!("{COOKIE}=")))
-        .expect("a sealed session cookie")
-        .to_owned();
+    let value = e2e::faults::cookie_after_add(&base, COOKIE, "SKU-0007").await;
     let cookie = |v: &str| HeaderValue::from_str(&format!("{COOKIE}={v}")).unwrap();
     // The control: the cookie as issued opens.
     assert_eq!(

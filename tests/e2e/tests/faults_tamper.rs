@@ -83,21 +83,7 @@ async fn tampered_truncated_renamed_expired_and_retired_cookies_are_never_accept
     let base = shop(&[&key]).await;
 
     // A real cookie from the shop, holding one line.
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/cart/items"))
-        .json(&json!({"sku": "SKU-0007"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let value = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .and_then(|c| c.strip_prefix(&format!("{COOKIE}=")))
-        .expect("a sealed session cookie")
-        .to_owned();
+    let value = e2e::faults::cookie_after_add(&base, COOKIE, "SKU-0007").await;
 
     // Controls: the cookie as issued, and one sealed by hand, open.
     let (status, skus, _) = cart_with(&base, &format!("{COOKIE}={value}")).await;
