@@ -178,3 +178,29 @@ pub async fn cookie_after_add(base: &str, name: &str, sku: &str) -> String {
         .expect("a session cookie")
         .to_owned()
 }
+
+/// `GET /api/cart` at `base` with exactly this `Cookie` header: the status,
+/// the SKUs in the cart and the value of the session cookie `name` the
+/// answer set, if any.
+pub async fn cart_with(
+    base: &str,
+    name: &str,
+    cookie: reqwest::header::HeaderValue,
+) -> (reqwest::StatusCode, Vec<String>, Option<String>) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/cart"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET /api/cart");
+    let status = res.status();
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned);
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, skus(&body), set)
+}

@@ -139,15 +139,8 @@ async fn actix_cart_with_cookie_store(key: &Key) -> (Shop, String) {
 
 /// `GET /api/cart` with this `Cookie` header: the status and the SKUs.
 async fn skus_with(base: &str, cookie: HeaderValue) -> (StatusCode, Vec<String>) {
-    let res = reqwest::Client::new()
-        .get(format!("{base}/api/cart"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("GET /api/cart");
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    (status, e2e::faults::skus(&body))
+    let (status, skus, _) = e2e::faults::cart_with(base, COOKIE, cookie).await;
+    (status, skus)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

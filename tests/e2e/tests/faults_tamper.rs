@@ -44,22 +44,8 @@ async fn shop(keys: &[&Key]) -> String {
 /// `GET /api/cart` with exactly this `Cookie` header: the status, the
 /// SKUs in the cart and the `Set-Cookie` value, if any.
 async fn cart_with(base: &str, cookie: &str) -> (StatusCode, Vec<String>, Option<String>) {
-    let res = reqwest::Client::new()
-        .get(format!("{base}/api/cart"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("GET /api/cart");
-    let status = res.status();
-    let set = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .and_then(|v| v.strip_prefix(&format!("{COOKIE}=")))
-        .map(str::to_owned);
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    (status, e2e::faults::skus(&body), set)
+    let cookie = HeaderValue::from_str(cookie).expect("a header value");
+    e2e::faults::cart_with(base, COOKIE, cookie).await
 }
 
 /// A cart of one line, sealed for cookie `name` with `key`, expiring
