@@ -73,7 +73,9 @@ struct Current {
     /// once.
     generation: u64,
     conn: ConnectionManager,
-    addr: String,
+    /// Shared, so that taking the current connection per command copies
+    /// no string.
+    addr: Arc<str>,
 }
 
 struct Reconnect {
@@ -114,7 +116,7 @@ impl Following {
             current: RwLock::new(Current {
                 generation: 0,
                 conn,
-                addr,
+                addr: addr.into(),
             }),
             reconnect: tokio::sync::Mutex::new(reconnect),
             sentinel,
@@ -184,7 +186,7 @@ impl Following {
         // A connection that failed to a master Sentinel still names is
         // reconnecting by itself; only a new address or a demoted node
         // calls for a new connection.
-        let keep = (!read_only).then_some(current.addr.as_str());
+        let keep = (!read_only).then_some(&*current.addr);
         match reconnect.open(keep).await {
             Ok((conn, addr)) => {
                 tracing::warn!(from = %current.addr, to = %addr, "Redis primary moved, reconnected");
@@ -196,7 +198,7 @@ impl Following {
                 *slot = Current {
                     generation: generation + 1,
                     conn,
-                    addr,
+                    addr: addr.into(),
                 };
                 true
             }
