@@ -9,7 +9,8 @@
 //!
 //! (`$CARGO` is the cargo that runs the tests, else `cargo` from `PATH`)
 //! and takes the path from the `executable` field of the binary's
-//! `compiler-artifact` message; later calls reuse it. Cargo does not hold
+//! `compiler-artifact` message, hard-linked under a name this test process
+//! alone uses; later calls reuse it. Cargo does not hold
 //! its build lock while tests run, so this works from inside `cargo test`;
 //! with the same `--workspace --all-features` as `scripts/test.sh`'s
 //! `cargo test`, the build finds everything already compiled and only
@@ -89,7 +90,36 @@ fn build(name: &str) -> PathBuf {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .map(|built| pin(&built, name))
         .unwrap_or_else(|| panic!("cargo built no {name} executable:\n{stdout}"))
+}
+
+/// A name for `built` that this test process alone uses: a hard link in
+/// `<target>/e2e-bin/<pid>/`. Another checkout sharing the target
+/// directory may build its own `name` while this process's tests run;
+/// Cargo replaces `built` by unlinking it, so the link keeps this build.
+/// Directories of processes that have exited are removed. Falls back to
+/// `built` where links cannot be made.
+fn pin(built: &Path, name: &str) -> PathBuf {
+    let Some(root) = built.parent().and_then(Path::parent) else {
+        return built.to_path_buf();
+    };
+    let dir = root.join("e2e-bin");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let pid = entry.file_name();
+            if Path::new("/proc").is_dir() && !Path::new("/proc").join(&pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let mine = dir.join(std::process::id().to_string());
+    let link = mine.join(name);
+    let _ = std::fs::remove_file(&link);
+    match std::fs::create_dir_all(&mine).and_then(|()| std::fs::hard_link(built, &link)) {
+        Ok(()) => link,
+        Err(_) => built.to_path_buf(),
+    }
 }
 
 /// The shop's settings (its `Config`): a started shop gets only those
