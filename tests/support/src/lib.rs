@@ -16,6 +16,7 @@
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
 //! | [`memcached`] | a private `memcached` and the shared nodes' settings |
 //! | [`haproxy`] | HAProxy in front of local servers |
+//! | [`metrics`] | reading a Prometheus scrape, and the metric table of `docs/observability.md` |
 //! | [`shop`] | the shop binary (built once per test process) and shop processes |
 //! | [`fleet`] | several shops behind one HAProxy |
 //! | [`process`] | a child process that can be killed, paused and restarted |
@@ -41,6 +42,7 @@ pub mod fleet;
 pub mod haproxy;
 pub mod mariadb;
 pub mod memcached;
+pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod paths;
