@@ -208,6 +208,19 @@ fn sample(
     test_support::metrics::Scrape::parse(&recorder.handle().render()).get(name, labels)
 }
 
+/// `db_router_token_waits_total` in `recorder`: (caught up, timed out).
+#[cfg(feature = "metrics")]
+fn token_waits(recorder: &metrics_exporter_prometheus::PrometheusRecorder) -> (f64, f64) {
+    let waits = |outcome| {
+        sample(
+            recorder,
+            "db_router_token_waits_total",
+            &[("outcome", outcome)],
+        )
+    };
+    (waits("caught_up"), waits("timed_out"))
+}
+
 // A current-thread runtime: the metrics recorder is this thread's.
 #[tokio::test]
 async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
@@ -288,16 +301,7 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         "{stats:?}"
     );
     #[cfg(feature = "metrics")]
-    {
-        let waits = |outcome| {
-            sample(
-                &recorder,
-                "db_router_token_waits_total",
-                &[("outcome", outcome)],
-            )
-        };
-        assert_eq!((waits("caught_up"), waits("timed_out")), (1.0, 0.0));
-    }
+    assert_eq!(token_waits(&recorder), (1.0, 0.0));
 
     // A wait shorter than the apply delay: it times out, and the read
     // goes to the primary.
@@ -317,16 +321,7 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         "{stats:?}"
     );
     #[cfg(feature = "metrics")]
-    {
-        let waits = |outcome| {
-            sample(
-                &recorder,
-                "db_router_token_waits_total",
-                &[("outcome", outcome)],
-            )
-        };
-        assert_eq!((waits("caught_up"), waits("timed_out")), (1.0, 1.0));
-    }
+    assert_eq!(token_waits(&recorder), (1.0, 1.0));
 
     // Lag: a write the delayed replica has not applied yet puts it behind
     // by the time since the write; 150 ms later (well before the 500 ms
