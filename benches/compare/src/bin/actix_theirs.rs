@@ -1,0 +1,73 @@
+//! The cart app on actix-web with actix-session's `RedisSessionStore`: the
+//! same handlers' logic as `actix-ours`, written as actix-session
+//! documents it.
+//!
+//! Run with: `cargo run --release --bin actix-theirs -- serve --store redis`.
+
+use actix_session::storage::RedisSessionStore;
+use actix_session::{Session, SessionMiddleware};
+use actix_web::cookie::Key;
+use actix_web::dev::Service as _;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use stateful_compare::actix_front::{admin, main_with, select};
+use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_json};
+
+fn json(cart: &Cart) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(cart_json(cart))
+}
+
+async fn get_cart(session: Session) -> actix_web::Result<HttpResponse> {
+    Ok(json(&session.get::<Cart>(CART_KEY)?.unwrap_or_default()))
+}
+
+/// Read, modify, write back: the session is saved when the response is
+/// produced.
+async fn add_item(session: Session, item: web::Query<AddItem>) -> actix_web::Result<HttpResponse> {
+    let cart = add_to_cart(session.get::<Cart>(CART_KEY)?, &item.sku);
+    session.insert(CART_KEY, &cart)?;
+    Ok(json(&cart))
+}
+
+async fn seed(session: Session) -> actix_web::Result<HttpResponse> {
+    let cart = stateful_compare::seed_cart();
+    session.insert(CART_KEY, &cart)?;
+    Ok(json(&cart))
+}
+
+fn main() {
+    main_with("actix-theirs", |store, listener, sessions| async move {
+        if store != StoreKind::Redis {
+            eprintln!("the actix-web apps run on redis only");
+            std::process::exit(2);
+        }
+        let url = stateful_compare::redis_url();
+        let redis = RedisSessionStore::new(url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}"));
+        let key = Key::generate();
+        let port = listener.local_addr().expect("address").port();
+        HttpServer::new(move || {
+            let selecting = sessions.clone();
+            App::new()
+                .service(admin(port, sessions.clone()))
+                .route("/cart", web::get().to(get_cart))
+                .route("/cart/items", web::post().to(add_item))
+                .route("/cart/seed", web::post().to(seed))
+                .wrap(
+                    SessionMiddleware::builder(redis.clone(), key.clone())
+                        .cookie_secure(false)
+                        .build(),
+                )
+                .wrap_fn(move |mut req, srv| {
+                    select(&selecting, &mut req);
+                    srv.call(req)
+                })
+        })
+        .workers(2)
+        .listen(listener)
+        .expect("listen")
+        .run()
+    });
+}
