@@ -83,15 +83,8 @@ note() { printf '    %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench_lib.sh
+source scripts/bench_lib.sh
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
@@ -117,19 +110,7 @@ if ! command -v oha >/dev/null; then
 fi
 
 step "Redis of the bench on 127.0.0.1:$REDIS_PORT"
-if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-  die "port $REDIS_PORT already answers PING; set BENCH_REDIS_PORT to a free port"
-fi
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-  --daemonize no --logfile "$RESULTS/redis.log" &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 50); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || die "the bench's Redis did not start"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_redis "$REDIS_PORT" "$RESULTS/redis.log" BENCH_REDIS_PORT
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 memcached_ping() { # PORT

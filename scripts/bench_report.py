@@ -151,12 +151,17 @@ def commandstats(results, store, impl, path):
     return {name: n / requests for name, n in calls.items()}
 
 
-def monitor(results, store, impl, path):
+def first_round(results, store, impl, what):
+    """`<store>.<impl>.r<n>.<what>.json` of the first round that has it."""
     for rnd in rounds(results, store, impl):
-        found = load_json(os.path.join(results, "http", f"{store}.{impl}.r{rnd}.{path}.monitor.json"))
+        found = load_json(os.path.join(results, "http", f"{store}.{impl}.r{rnd}.{what}.json"))
         if found:
             return found
     return None
+
+
+def monitor(results, store, impl, path):
+    return first_round(results, store, impl, f"{path}.monitor")
 
 
 def fmt_calls(calls):
@@ -220,15 +225,6 @@ def fmt_probe(p):
 
 
 IMPLS = ["ours", "theirs", "ceiling", "ours-metrics", "actix-ours", "actix-theirs"]
-
-
-def first_round(results, store, impl, what):
-    """`<store>.<impl>.r<n>.<what>.json` of the first round that has it."""
-    for rnd in rounds(results, store, impl):
-        found = load_json(os.path.join(results, "http", f"{store}.{impl}.r{rnd}.{what}.json"))
-        if found:
-            return found
-    return None
 
 
 def ready(results, store, impl):

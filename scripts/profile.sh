@@ -32,15 +32,8 @@ WORK=$COMPARE/target/profile
 mkdir -p "$WORK"
 
 die() { printf 'profile.sh: %s\n' "$*" >&2; exit 1; }
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench_lib.sh
+source scripts/bench_lib.sh
 
 command -v perf >/dev/null || { apt-get update && apt-get install -y linux-perf; }
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -50,16 +43,7 @@ command -v inferno-flamegraph >/dev/null || cargo install inferno --locked
 CARGO_TARGET_DIR=$COMPARE/target cargo build --release --locked \
   --manifest-path "$COMPARE/Cargo.toml" --bin "$IMPL"
 
-redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 &&
-  die "port $REDIS_PORT already answers PING; set PROFILE_REDIS_PORT to a free port"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-  --daemonize no --logfile "$WORK/redis.log" &
-PIDS+=("$!")
-for _ in $(seq 50); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_redis "$REDIS_PORT" "$WORK/redis.log" PROFILE_REDIS_PORT
 
 "$BIN/$IMPL" serve --store "$STORE" --port 0 --sessions 1000 >"$WORK/ready.out" 2>"$WORK/app.stderr" &
 APP=$!

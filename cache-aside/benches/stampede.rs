@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_aside::{Cache, CacheBuilder, Loader};
-use tokio::sync::Barrier;
+use test_support::burst::burst;
 
 const CALLERS: usize = 1_000;
 const INSTANCES: usize = 3;
@@ -70,27 +70,16 @@ fn instance(name: &str, url: &str, db: &Db) -> FleetCache {
 /// One trial: `CALLERS` tasks spread over the instances, released at once
 /// on `key`; the time until the last has the value.
 async fn trial(caches: &[FleetCache], key: u64) -> Duration {
-    let barrier = Arc::new(Barrier::new(CALLERS + 1));
-    let tasks: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let cache = caches[i % caches.len()].clone();
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                cache.get(&key).await
-            })
-        })
-        .collect();
-    barrier.wait().await;
-    let started = Instant::now();
-    for task in tasks {
-        let value = task.await.expect("task").expect("get");
-        assert_eq!(
-            value.as_deref(),
-            Some(format!("product number {key}").as_str())
-        );
+    let (values, elapsed) = burst(CALLERS, |i| {
+        let cache = caches[i % caches.len()].clone();
+        async move { cache.get(&key).await }
+    })
+    .await;
+    let expected = format!("product number {key}");
+    for value in values {
+        assert_eq!(value.expect("get").as_deref(), Some(expected.as_str()));
     }
-    started.elapsed()
+    elapsed
 }
 
 fn main() {

@@ -9,15 +9,13 @@
 //! real HTTP to the running server.
 
 use std::future::Future;
-use std::time::Instant;
 
 use actix_web::dev::{Server, ServiceRequest};
 use actix_web::{HttpResponse, Resource, web};
-use http::HeaderValue;
 
 use crate::{
-    Mode, SEED_LINES, Sessions, StoreKind, Tally, args_or_exit, heap, heap_per_session, http,
-    probe_port, ready_line, selected_cookie,
+    Mode, Sessions, StoreKind, Tally, args_or_exit, http, prefill, probe_port, ready_line,
+    selected_cookie,
 };
 
 /// Gives `req` the cookie of the pre-filled session its `?u=` names, as
@@ -102,39 +100,65 @@ async fn seed(
     sessions: &Sessions,
     count: usize,
 ) {
-    let started = Instant::now();
-    let heap_before = heap::track();
-    let mut cookies = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (status, cookie, _) = http(port, "POST", "/cart/seed", None)
-            .await
-            .expect("seeding request");
-        assert!((200..300).contains(&status), "seeding answered {status}");
-        let cookie = cookie.expect("seeding sets the session cookie");
-        cookies.push(HeaderValue::from_str(&cookie).expect("cookie header"));
-    }
-    let grown = heap::untrack(heap_before);
-    crate::report("heap_bytes_per_session", heap_per_session(grown, &cookies));
-    let cookie_bytes = cookies.iter().map(HeaderValue::len).max().unwrap_or(0);
-    sessions.set(cookies).expect("set once");
-    let (status, _, body) = http(port, "GET", "/cart?u=0", None)
-        .await
-        .expect("read-back request");
-    let lines = serde_json::from_slice::<crate::Cart>(&body).map_or(0, |c| c.len());
-    assert!(
-        (200..300).contains(&status) && lines == SEED_LINES,
-        "a pre-filled cart reads back as {status} with {lines} lines"
-    );
+    let filled = prefill(
+        sessions,
+        count,
+        || async {
+            let (status, cookie, _) = http(port, "POST", "/cart/seed", None)
+                .await
+                .expect("seeding request");
+            (status, cookie)
+        },
+        || async {
+            let (status, _, body) = http(port, "GET", "/cart?u=0", None)
+                .await
+                .expect("read-back request");
+            (status, body)
+        },
+    )
+    .await;
     println!(
         "{}",
-        ready_line(
-            implementation,
-            store,
-            port,
-            count,
-            &body,
-            cookie_bytes,
-            started.elapsed().as_millis() as u64,
-        )
+        ready_line(implementation, store, port, count, &filled)
     );
+}
+
+/// The body of a cart as an actix-web JSON response.
+pub fn cart_http(cart: &crate::Cart) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::cart_json(cart))
+}
+
+/// The cart app's server for [`main_with`]: on `listener`, two workers, each
+/// an `App` with the routes `GET /cart` (`$get`), `POST /cart/items`
+/// (`$add`), `POST /cart/seed` (`$seed`) and [`admin`], wrapped in the
+/// session middleware `$middleware` (an expression evaluated once per
+/// worker) and, outside it, [`select`]. A macro because actix-web's app
+/// types cannot be named in a function's signature.
+#[macro_export]
+macro_rules! actix_server {
+    ($listener:expr, $sessions:expr, $middleware:expr, $get:expr, $add:expr, $seed:expr) => {{
+        use ::actix_web::dev::Service as _;
+        let listener: ::std::net::TcpListener = $listener;
+        let sessions: $crate::Sessions = $sessions;
+        let port = listener.local_addr().expect("address").port();
+        ::actix_web::HttpServer::new(move || {
+            let selecting = sessions.clone();
+            ::actix_web::App::new()
+                .service($crate::actix_front::admin(port, sessions.clone()))
+                .route("/cart", ::actix_web::web::get().to($get))
+                .route("/cart/items", ::actix_web::web::post().to($add))
+                .route("/cart/seed", ::actix_web::web::post().to($seed))
+                .wrap($middleware)
+                .wrap_fn(move |mut req, srv| {
+                    $crate::actix_front::select(&selecting, &mut req);
+                    srv.call(req)
+                })
+        })
+        .workers(2)
+        .listen(listener)
+        .expect("listen")
+        .run()
+    }};
 }

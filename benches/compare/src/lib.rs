@@ -349,27 +349,75 @@ impl Tally {
     }
 }
 
+/// What pre-filling found: the time it took, the longest cookie and the
+/// body of a pre-filled cart read back.
+pub(crate) struct Prefilled {
+    seed_ms: u64,
+    cookie_bytes: usize,
+    cart_json: Vec<u8>,
+}
+
+/// Pre-fills `count` sessions with `seed_one` (one `POST /cart/seed`: its
+/// status and `Set-Cookie` pair) while counting the heap they hold, keeps
+/// their cookies in `sessions`, then reads pre-filled cart 0 back with
+/// `read_back` (its status and body) and checks it.
+pub(crate) async fn prefill<S, SF, R, RF>(
+    sessions: &Sessions,
+    count: usize,
+    mut seed_one: S,
+    read_back: R,
+) -> Prefilled
+where
+    S: FnMut() -> SF,
+    SF: Future<Output = (u16, Option<String>)>,
+    R: FnOnce() -> RF,
+    RF: Future<Output = (u16, Vec<u8>)>,
+{
+    let started = Instant::now();
+    let heap_before = heap::track();
+    let mut cookies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (status, cookie) = seed_one().await;
+        assert!((200..300).contains(&status), "seeding answered {status}");
+        let cookie = cookie.expect("seeding sets the session cookie");
+        cookies.push(HeaderValue::from_str(&cookie).expect("cookie header"));
+    }
+    let grown = heap::untrack(heap_before);
+    report("heap_bytes_per_session", heap_per_session(grown, &cookies));
+    let seed_ms = started.elapsed().as_millis() as u64;
+    let cookie_bytes = cookies.iter().map(HeaderValue::len).max().unwrap_or(0);
+    sessions.set(cookies).expect("set once");
+    let (status, cart_json) = read_back().await;
+    let lines = serde_json::from_slice::<Cart>(&cart_json).map_or(0, |c| c.len());
+    assert!(
+        (200..300).contains(&status) && lines == SEED_LINES,
+        "a pre-filled cart reads back as {status} with {lines} lines"
+    );
+    Prefilled {
+        seed_ms,
+        cookie_bytes,
+        cart_json,
+    }
+}
+
 /// The `READY` line's JSON: what every binary reports, plus [`report`]ed
 /// figures.
-pub fn ready_line(
+pub(crate) fn ready_line(
     implementation: &str,
     store: StoreKind,
     port: u16,
     count: usize,
-    cart_json: &[u8],
-    cookie_bytes: usize,
-    seed_ms: u64,
+    filled: &Prefilled,
 ) -> String {
-    let cart: Cart = serde_json::from_slice(cart_json).unwrap_or_default();
     let mut ready = serde_json::json!({
         "impl": implementation,
         "store": store.name(),
         "port": port,
         "sessions": count,
-        "cart_lines": cart.len(),
-        "cart_json_bytes": cart_json.len(),
-        "cookie_bytes": cookie_bytes,
-        "seed_ms": seed_ms,
+        "cart_lines": SEED_LINES,
+        "cart_json_bytes": filled.cart_json.len(),
+        "cookie_bytes": filled.cookie_bytes,
+        "seed_ms": filled.seed_ms,
     });
     for (k, v) in EXTRA.lock().expect("report lock").iter() {
         ready[*k] = v.clone();
@@ -432,9 +480,9 @@ async fn total(State(admin): State<Admin>) -> axum::Json<serde_json::Value> {
 /// Heap bytes the pre-filled sessions hold per session: the live heap's
 /// growth while seeding, less the cookies the bench itself keeps (in a
 /// vector allocated for exactly their number).
-pub(crate) fn heap_per_session(grown: isize, cookies: &[HeaderValue]) -> f64 {
-    let kept: usize = cookies.iter().map(HeaderValue::len).sum::<usize>()
-        + cookies.len() * std::mem::size_of::<HeaderValue>();
+fn heap_per_session(grown: isize, cookies: &[HeaderValue]) -> f64 {
+    let kept: usize =
+        cookies.iter().map(HeaderValue::len).sum::<usize>() + std::mem::size_of_val(cookies);
     (grown - kept as isize) as f64 / cookies.len().max(1) as f64
 }
 
@@ -454,26 +502,19 @@ async fn serve(
     };
 
     // Pre-fill through the app itself, as a client would.
-    let started = Instant::now();
-    let heap_before = heap::track();
-    let mut cookies = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (status, cookie, _) = call(&selecting, request("POST", "/cart/seed", None)).await;
-        assert!(status.is_success(), "seeding answered {status}");
-        let cookie = cookie.expect("seeding sets the session cookie");
-        cookies.push(HeaderValue::from_str(&cookie).expect("cookie header"));
-    }
-    let grown = heap::untrack(heap_before);
-    report("heap_bytes_per_session", heap_per_session(grown, &cookies));
-    let cookie_bytes = cookies.iter().map(HeaderValue::len).max().unwrap_or(0);
-    sessions.set(cookies).expect("set once");
-    let (status, _, body) = call(&selecting, request("GET", "/cart?u=0", None)).await;
-    let cart: Cart = serde_json::from_slice(&body).unwrap_or_default();
-    assert!(
-        status.is_success() && cart.len() == SEED_LINES,
-        "a pre-filled cart reads back as {status} with {} lines",
-        cart.len()
-    );
+    let filled = prefill(
+        &sessions,
+        count,
+        || async {
+            let (status, cookie, _) = call(&selecting, request("POST", "/cart/seed", None)).await;
+            (status.as_u16(), cookie)
+        },
+        || async {
+            let (status, _, body) = call(&selecting, request("GET", "/cart?u=0", None)).await;
+            (status.as_u16(), body)
+        },
+    )
+    .await;
 
     let admin = Router::new()
         .route("/bench/total", get(total))
@@ -487,15 +528,7 @@ async fn serve(
     let port = listener.local_addr().expect("address").port();
     println!(
         "{}",
-        ready_line(
-            implementation,
-            store,
-            port,
-            count,
-            &body,
-            cookie_bytes,
-            started.elapsed().as_millis() as u64,
-        )
+        ready_line(implementation, store, port, count, &filled)
     );
     axum::serve(listener, admin.merge(selecting))
         .await

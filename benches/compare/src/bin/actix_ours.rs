@@ -3,21 +3,14 @@
 //!
 //! Run with: `cargo run --release --bin actix-ours -- serve --store redis`.
 
-use actix_web::dev::Service as _;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use session_core::{Session, SessionLayer};
 use session_stores::RedisStore;
-use stateful_compare::actix_front::{admin, main_with, select};
-use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_json};
-
-fn json(cart: &Cart) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(cart_json(cart))
-}
+use stateful_compare::actix_front::{cart_http, main_with};
+use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart};
 
 async fn get_cart(session: Session) -> Result<HttpResponse, session_core::Error> {
-    Ok(json(
+    Ok(cart_http(
         &session.get::<Cart>(CART_KEY).await?.unwrap_or_default(),
     ))
 }
@@ -30,15 +23,19 @@ async fn add_item(
     let cart = session
         .update(CART_KEY, |cart: Option<Cart>| add_to_cart(cart, &item.sku))
         .await?;
-    Ok(json(&cart))
+    Ok(cart_http(&cart))
 }
 
 async fn seed(session: Session) -> Result<HttpResponse, session_core::Error> {
     let cart = stateful_compare::seed_cart();
     session.insert(CART_KEY, &cart).await?;
-    Ok(json(&cart))
+    Ok(cart_http(&cart))
 }
 
+#[allow(
+    clippy::async_yields_async,
+    reason = "the closure returns the server unstarted: main_with runs it"
+)]
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     main_with("actix-ours", |store, listener, sessions| async move {
@@ -54,23 +51,6 @@ fn main() {
                 .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}")),
         )
         .with_secure(false);
-        let port = listener.local_addr().expect("address").port();
-        HttpServer::new(move || {
-            let selecting = sessions.clone();
-            App::new()
-                .service(admin(port, sessions.clone()))
-                .route("/cart", web::get().to(get_cart))
-                .route("/cart/items", web::post().to(add_item))
-                .route("/cart/seed", web::post().to(seed))
-                .wrap(layer.clone())
-                .wrap_fn(move |mut req, srv| {
-                    select(&selecting, &mut req);
-                    srv.call(req)
-                })
-        })
-        .workers(2)
-        .listen(listener)
-        .expect("listen")
-        .run()
+        stateful_compare::actix_server!(listener, sessions, layer.clone(), get_cart, add_item, seed)
     });
 }

@@ -7,19 +7,14 @@
 use actix_session::storage::RedisSessionStore;
 use actix_session::{Session, SessionMiddleware};
 use actix_web::cookie::Key;
-use actix_web::dev::Service as _;
-use actix_web::{App, HttpResponse, HttpServer, web};
-use stateful_compare::actix_front::{admin, main_with, select};
-use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_json};
-
-fn json(cart: &Cart) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(cart_json(cart))
-}
+use actix_web::{HttpResponse, web};
+use stateful_compare::actix_front::{cart_http, main_with};
+use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart};
 
 async fn get_cart(session: Session) -> actix_web::Result<HttpResponse> {
-    Ok(json(&session.get::<Cart>(CART_KEY)?.unwrap_or_default()))
+    Ok(cart_http(
+        &session.get::<Cart>(CART_KEY)?.unwrap_or_default(),
+    ))
 }
 
 /// Read, modify, write back: the session is saved when the response is
@@ -27,15 +22,19 @@ async fn get_cart(session: Session) -> actix_web::Result<HttpResponse> {
 async fn add_item(session: Session, item: web::Query<AddItem>) -> actix_web::Result<HttpResponse> {
     let cart = add_to_cart(session.get::<Cart>(CART_KEY)?, &item.sku);
     session.insert(CART_KEY, &cart)?;
-    Ok(json(&cart))
+    Ok(cart_http(&cart))
 }
 
 async fn seed(session: Session) -> actix_web::Result<HttpResponse> {
     let cart = stateful_compare::seed_cart();
     session.insert(CART_KEY, &cart)?;
-    Ok(json(&cart))
+    Ok(cart_http(&cart))
 }
 
+#[allow(
+    clippy::async_yields_async,
+    reason = "the closure returns the server unstarted: main_with runs it"
+)]
 fn main() {
     main_with("actix-theirs", |store, listener, sessions| async move {
         if store != StoreKind::Redis {
@@ -47,27 +46,15 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}"));
         let key = Key::generate();
-        let port = listener.local_addr().expect("address").port();
-        HttpServer::new(move || {
-            let selecting = sessions.clone();
-            App::new()
-                .service(admin(port, sessions.clone()))
-                .route("/cart", web::get().to(get_cart))
-                .route("/cart/items", web::post().to(add_item))
-                .route("/cart/seed", web::post().to(seed))
-                .wrap(
-                    SessionMiddleware::builder(redis.clone(), key.clone())
-                        .cookie_secure(false)
-                        .build(),
-                )
-                .wrap_fn(move |mut req, srv| {
-                    select(&selecting, &mut req);
-                    srv.call(req)
-                })
-        })
-        .workers(2)
-        .listen(listener)
-        .expect("listen")
-        .run()
+        stateful_compare::actix_server!(
+            listener,
+            sessions,
+            SessionMiddleware::builder(redis.clone(), key.clone())
+                .cookie_secure(false)
+                .build(),
+            get_cart,
+            add_item,
+            seed
+        )
     });
 }
