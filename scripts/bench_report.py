@@ -474,10 +474,7 @@ def generate(results):
         for path in ("read", "write"):
             a = oha(results, "memcached", "ours", path)
             b = oha(results, "redis", "ours", path)
-            counted = None
-            for rnd in rounds(results, "memcached", "ours"):
-                counted = counted or load_json(os.path.join(
-                    results, "http", f"memcached.ours.r{rnd}.{path}.memcached.json"))
+            counted = first_round(results, "memcached", "ours", f"{path}.memcached")
 
             def lat(x):
                 return "–" if not x else f"{x['p50']:.2f} / {x['p99']:.2f}"
