@@ -46,6 +46,17 @@ async fn read_three(client: &ShopClient, metrics: &str, first: usize) -> Scrape 
     Scrape::fetch(metrics).await
 }
 
+/// The status of a cart read with `client`'s cookie.
+async fn cart_status(client: &ShopClient) -> reqwest::StatusCode {
+    client
+        .http
+        .get(client.url("/api/cart"))
+        .send()
+        .await
+        .expect("GET /api/cart")
+        .status()
+}
+
 async fn status(admin: &str) -> Value {
     reqwest::get(format!("{admin}/status"))
         .await
@@ -195,14 +206,9 @@ async fn sessions_caches_and_a_redis_outage() {
     // and answers 503.
     let before = Scrape::fetch(&metrics).await;
     redis.pause();
-    let res = client
-        .http
-        .get(client.url("/api/cart"))
-        .send()
-        .await
-        .expect("GET /api/cart");
+    let cart = cart_status(&client).await;
     redis.resume();
-    assert_eq!(res.status(), 503);
+    assert_eq!(cart, 503);
     let after = Scrape::fetch(&metrics).await;
     let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
     assert_eq!(
@@ -228,13 +234,7 @@ async fn sessions_caches_and_a_redis_outage() {
     );
     redis.kill();
     let before = Scrape::fetch(&metrics).await;
-    let res = client
-        .http
-        .get(client.url("/api/cart"))
-        .send()
-        .await
-        .expect("GET /api/cart");
-    assert_eq!(res.status(), 503);
+    assert_eq!(cart_status(&client).await, 503);
     let after = Scrape::fetch(&metrics).await;
     let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
     assert_eq!(moved("session_unavailable_responses_total", &[]), 1.0);
