@@ -107,13 +107,15 @@ where
     /// inserts *then* re-checks the generation. Whatever the interleaving,
     /// either the invalidation removes the insert or the fill sees the bump
     /// and removes it itself.
+    ///
+    /// Returns `false` only when an invalidation won: the fill is lost.
     pub(crate) async fn store(&self, key: &K, entry: &Entry<V>, snap: Snapshot) -> bool {
         if !self.unchanged(snap) {
             return false;
         }
         let remaining = entry.expires_at_ms.saturating_sub(now_ms());
         if remaining == 0 {
-            return false;
+            return true;
         }
         let ttl = self.ttl_cap.min(Duration::from_millis(remaining));
         self.cache

@@ -70,10 +70,15 @@ where
             .collect();
 
         let keep = self.fill_l2_many(&pending, &entries).await;
-        for ((i, _, entry), keep) in entries.into_iter().zip(keep) {
+        for ((i, generation, entry), keep) in entries.into_iter().zip(keep) {
             let Some(entry) = entry else { continue };
-            if keep {
-                self.l1_store(&pending[i], &entry, snaps[i]).await;
+            // Sent to L2 (a generation was read): its fill counted a loss.
+            if generation.is_some() {
+                if keep {
+                    self.l1_store(&pending[i], &entry, snaps[i]).await;
+                }
+            } else {
+                self.l1_fill(&pending[i], &entry, snaps[i]).await;
             }
             if let Some(value) = entry.value {
                 found.insert(pending[i].clone(), value);
@@ -167,7 +172,7 @@ where
             for (n, ok) in positions.into_iter().zip(stored) {
                 if !ok {
                     keep[n] = false;
-                    bump(&self.stats.stale_fills);
+                    self.fill_lost();
                 }
             }
         }

@@ -7,7 +7,7 @@ use crate::entry::Entry;
 use crate::flight::Flights;
 use crate::loader::Loader;
 use crate::settings::{Config, EntryTtl, Settings};
-use crate::stats::Counters;
+use crate::stats::{Counters, bump};
 
 /// Taken before a fill reads L2 or the loader, and checked around the L1
 /// insert, so that a fill racing an invalidation cannot store in L1.
@@ -105,12 +105,30 @@ where
     }
 
     /// Stores `entry` in L1 unless the key was invalidated since `snap`.
-    pub(super) async fn l1_store(&self, key: &K, entry: &Entry<V>, snap: L1Snapshot) {
+    /// Returns `false` when an invalidation won.
+    pub(super) async fn l1_store(&self, key: &K, entry: &Entry<V>, snap: L1Snapshot) -> bool {
         #[cfg(feature = "moka")]
         if let (Some(l1), Some(snap)) = (&self.l1, snap) {
-            l1.store(key, entry, snap).await;
+            return l1.store(key, entry, snap).await;
         }
         #[cfg(not(feature = "moka"))]
         let _ = (key, entry, snap);
+        true
+    }
+
+    /// Stores a value just loaded in L1 when L1 is the only tier it goes
+    /// to, counting the fill as discarded when an invalidation won (with
+    /// L2, the L2 fill counts it).
+    pub(super) async fn l1_fill(&self, key: &K, entry: &Entry<V>, snap: L1Snapshot) {
+        if !self.l1_store(key, entry, snap).await {
+            self.fill_lost();
+        }
+    }
+
+    /// Counts a loaded value that was not stored because the key was
+    /// invalidated during the load.
+    pub(super) fn fill_lost(&self) {
+        bump(&self.stats.stale_fills);
+        tracing::debug!(cache = %self.settings.name, "key invalidated during the load; value not stored");
     }
 }

@@ -187,13 +187,12 @@ where
             return Ok(None);
         };
         match l2.fill(&[(key, &entry, generation)], token).await {
-            Ok(stored) if stored.first() == Some(&true) => self.l1_store(key, &entry, snap).await,
-            Ok(_) => {
-                bump(&self.stats.stale_fills);
-                tracing::debug!(cache = %self.settings.name, "key invalidated during the load; value not stored");
+            Ok(stored) if stored.first() == Some(&true) => {
+                self.l1_store(key, &entry, snap).await;
             }
+            Ok(_) => self.fill_lost(),
             // Redis went away mid-fill: the value is fresh, keep it in L1.
-            Err(_) => self.l1_store(key, &entry, snap).await,
+            Err(_) => self.l1_fill(key, &entry, snap).await,
         }
         Ok(entry.value)
     }

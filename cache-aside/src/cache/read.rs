@@ -105,7 +105,7 @@ where
         let (value, delta) = self.load(key).await?;
         match self.entry_for(key, value, delta) {
             Some(entry) => {
-                self.l1_store(key, &entry, snap).await;
+                self.l1_fill(key, &entry, snap).await;
                 Ok(entry.value)
             }
             None => Ok(None),

@@ -165,4 +165,10 @@ async fn fill_racing_invalidation_in_an_l1_only_cache() {
         Some("new"),
         "stale value in L1"
     );
+    assert_eq!(
+        cache.stats().stale_fills,
+        1,
+        "the refused fill is counted: {:?}",
+        cache.stats()
+    );
 }
