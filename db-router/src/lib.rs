@@ -155,7 +155,7 @@ pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterServi
 pub use router::{DbRouter, MAX_REPLICAS, Role, Selection};
 pub use source::ReadSource;
 pub use stats::{Fallbacks, ReplicaStats, Stats};
-pub use token::{CausalToken, Gtid, GtidPosition, Lsn, ParseTokenError, Position};
+pub use token::{CausalToken, Gtid, GtidPosition, Lsn, MYSQL_GTID_SET, ParseTokenError, Position};
 
 /// The README's example, compiled with the doctests.
 #[cfg(all(doctest, feature = "postgres"))]
