@@ -5,8 +5,9 @@
 //! time of the write, in a [`CausalToken`]. A later read that carries the
 //! token is served by a replica only once that replica has replayed up to the
 //! position; otherwise it goes to the primary. Databases without positions
-//! (SQLite, MySQL without GTID) get a token with the time only, and the
-//! router keeps such reads on the primary for a configurable window.
+//! (SQLite, and MySQL: its GTID sets are not supported, see
+//! [`MYSQL_GTID_SET`]) get a token with the time only, and the router keeps
+//! such reads on the primary for a configurable window.
 //!
 //! # String form
 //!
