@@ -262,7 +262,7 @@ where
         }
         let sentinel = SentinelClient::build(
             infos,
-            master_name.to_owned(),
+            String::from(master_name),
             Some(node),
             SentinelServerType::Master,
         )

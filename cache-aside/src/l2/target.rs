@@ -15,6 +15,10 @@ use redis::sentinel::SentinelClient;
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 /// L2's server.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per cache, built once: its size does not matter"
+)]
 pub(crate) enum Target {
     /// One server, always the same.
     Server {
