@@ -40,6 +40,8 @@ SETTINGS="$REPO/tests/support/services.env"
 . "$SETTINGS"
 read -r -a CLUSTER_PORTS <<<"$REDIS_CLUSTER_PORTS"
 read -r -a MEMCACHED_NODE_PORTS <<<"$MEMCACHED_PORTS"
+read -r -a SENTINEL_DATA_PORTS <<<"$SENTINEL_REDIS_PORTS"
+read -r -a SENTINEL_NODE_PORTS <<<"$SENTINEL_PORTS"
 
 SVC="$REPO/$SERVICES_DIR_NAME"
 RUN="$SVC/run"
@@ -422,6 +424,115 @@ ensure_redis_cluster() {
     </dev/null >>"$LOGS/redis-cluster-create.log" 2>&1 ||
     { tail_log "$LOGS/redis-cluster-create.log"; die "redis-cli --cluster create failed"; }
   wait_until "redis-cluster state ok on all nodes" "$LOGS/redis-cluster-create.log" "${logs[@]}" -- cluster_ok
+}
+
+# ---------------------------------------------------------------------------
+# Redis primary + replica watched by three Sentinels
+# ---------------------------------------------------------------------------
+# The primary and the replica start in the order of SENTINEL_REDIS_PORTS; after
+# a failover their roles are swapped, which is fine: the Sentinels name the
+# current primary, and the group counts as healthy either way.
+sentinel_data_pidfile() { printf '%s' "$RUN/redis-sentinel-data-$1.pid"; }
+sentinel_pidfile() { printf '%s' "$RUN/redis-sentinel-$1.pid"; }
+sentinel_logs() {
+  local p
+  for p in "${SENTINEL_DATA_PORTS[@]}"; do printf '%s\n' "$LOGS/redis-sentinel-data-$p.log"; done
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do printf '%s\n' "$LOGS/redis-sentinel-$p.log"; done
+}
+sentinel_urls() {
+  local p out=""
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do out+="${out:+,}redis://127.0.0.1:$p"; done
+  printf '%s' "$out"
+}
+sentinel_field() { # SENTINEL_PORT FIELD: a field of SENTINEL MASTER <name>
+  rcli -p "$1" sentinel master "$SENTINEL_MASTER_NAME" | sed -n "/^$2\$/{n;p}"
+}
+
+# Every Sentinel names the same one of our two nodes as the master, knows the
+# replica and its two peers (only then can they agree on a failover), and that
+# node says it is a master with its replica connected.
+sentinel_ok() {
+  local s port master="" repl
+  for s in "${SENTINEL_NODE_PORTS[@]}"; do
+    port="$(rcli -p "$s" sentinel get-master-addr-by-name "$SENTINEL_MASTER_NAME" | sed -n 2p)"
+    [ -n "$port" ] || return 1
+    [ -z "$master" ] || [ "$port" = "$master" ] || return 1
+    master=$port
+    [[ " ${SENTINEL_DATA_PORTS[*]} " == *" $port "* ]] || return 1
+    [ "$(sentinel_field "$s" num-slaves)" = "1" ] || return 1
+    [ "$(sentinel_field "$s" num-other-sentinels)" = "2" ] || return 1
+  done
+  repl="$(rcli -p "$master" info replication)" || return 1
+  [[ $repl == *"role:master"* && $repl == *"connected_slaves:1"* ]]
+}
+
+sentinel_all_ours() {
+  local p
+  for p in "${SENTINEL_DATA_PORTS[@]}"; do ours "$(sentinel_data_pidfile "$p")" redis-server || return 1; done
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do ours "$(sentinel_pidfile "$p")" redis-server || return 1; done
+}
+
+stop_sentinel_group() {
+  local p
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do stop_pidfile "$(sentinel_pidfile "$p")" redis-server "redis-sentinel :$p"; done
+  for p in "${SENTINEL_DATA_PORTS[@]}"; do stop_pidfile "$(sentinel_data_pidfile "$p")" redis-server "redis (Sentinel group) :$p"; done
+}
+
+# Reuses a healthy group this checkout started; otherwise stops what is left of
+# ours and starts the group afresh (nothing in it is kept on disk).
+ensure_redis_sentinel() {
+  local p dir conf logs=()
+  local primary=${SENTINEL_DATA_PORTS[0]} replica=${SENTINEL_DATA_PORTS[1]}
+  mapfile -t logs < <(sentinel_logs)
+  if sentinel_all_ours; then
+    if try_until 20 sentinel_ok; then
+      log "redis-sentinel :${SENTINEL_NODE_PORTS[*]} (redis :${SENTINEL_DATA_PORTS[*]}) already running (ours)"
+      return 0
+    fi
+    log "the Sentinel group is running but not healthy: recreating it"
+    tail_log "${logs[@]}"
+  fi
+  stop_sentinel_group
+  for p in "${SENTINEL_DATA_PORTS[@]}" "${SENTINEL_NODE_PORTS[@]}"; do
+    if port_open "$p"; then port_taken_die "$p" "the Sentinel group"; fi
+  done
+  log "starting redis :$primary, its replica :$replica and redis-sentinel :${SENTINEL_NODE_PORTS[*]}"
+  for p in "$primary" "$replica"; do
+    dir="$SVC/redis-sentinel/data-$p"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    : >"$LOGS/redis-sentinel-data-$p.log"
+    local follow=()
+    if [ "$p" = "$replica" ]; then follow=(--replicaof 127.0.0.1 "$primary"); fi
+    run_clean "$LOGS/redis-sentinel-data-$p.log" redis-server --daemonize yes --bind 127.0.0.1 --port "$p" \
+      --save "" --appendonly no --dir "$dir" "${follow[@]}" \
+      --pidfile "$(sentinel_data_pidfile "$p")" --logfile "$LOGS/redis-sentinel-data-$p.log" ||
+      { tail_log "$LOGS/redis-sentinel-data-$p.log"; die "redis-server :$p (Sentinel group) failed to start"; }
+  done
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do
+    # Sentinels rewrite their configuration as they learn: each starts from a
+    # fresh one.
+    dir="$SVC/redis-sentinel/sentinel-$p"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    conf="$dir/sentinel.conf"
+    printf '%s\n' \
+      "port $p" \
+      "bind 127.0.0.1" \
+      "daemonize yes" \
+      "pidfile $(sentinel_pidfile "$p")" \
+      "logfile $LOGS/redis-sentinel-$p.log" \
+      "dir $dir" \
+      "sentinel monitor $SENTINEL_MASTER_NAME 127.0.0.1 $primary 2" \
+      "sentinel down-after-milliseconds $SENTINEL_MASTER_NAME 2000" \
+      "sentinel failover-timeout $SENTINEL_MASTER_NAME 10000" \
+      "sentinel parallel-syncs $SENTINEL_MASTER_NAME 1" >"$conf"
+    : >"$LOGS/redis-sentinel-$p.log"
+    run_clean "$LOGS/redis-sentinel-$p.log" redis-server "$conf" --sentinel ||
+      { tail_log "$LOGS/redis-sentinel-$p.log"; die "redis-sentinel :$p failed to start"; }
+  done
+  wait_until "the Sentinel group (redis :${SENTINEL_DATA_PORTS[*]}, sentinels :${SENTINEL_NODE_PORTS[*]})" \
+    "${logs[@]}" -- sentinel_ok
 }
 
 # ---------------------------------------------------------------------------
@@ -835,6 +946,8 @@ print_env() {
     "AWS_REGION=$AWS_TEST_REGION"
     "SERVICES_DIR=$SVC"
     "MEMCACHED_URLS=$(memcached_urls)"
+    "REDIS_SENTINEL_URLS=$(sentinel_urls)"
+    "REDIS_SENTINEL_MASTER=$SENTINEL_MASTER_NAME"
   )
   local e v
   for e in "${kv[@]}"; do
@@ -870,6 +983,11 @@ status() {
     if ! ours "$(cluster_pidfile "$p")" redis-server && port_open "$p"; then note=$foreign; fi
   done
   row redis-cluster "$ok" "$(cluster_urls)" "$note"
+
+  ok=0; note=""
+  sentinel_ok && ok=1
+  if ! sentinel_all_ours && port_open "${SENTINEL_NODE_PORTS[0]}"; then note=$foreign; fi
+  row redis-sentinel "$ok" "$(sentinel_urls) ($SENTINEL_MASTER_NAME)" "$note"
 
   ok=0; note=""
   if [ -n "$PG_BIN" ] && pg_ready "$PG_PRIMARY_PORT"; then ok=1; pg_running "$(pg_primary_dir)" || note=$foreign; fi
@@ -930,6 +1048,12 @@ preflight_ports() {
   for p in "${MEMCACHED_NODE_PORTS[@]}"; do
     if ! ours "$(memcached_pidfile "$p")" memcached && port_open "$p"; then port_taken_die "$p" memcached; fi
   done
+  for p in "${SENTINEL_DATA_PORTS[@]}"; do
+    if ! ours "$(sentinel_data_pidfile "$p")" redis-server && port_open "$p"; then port_taken_die "$p" "the Sentinel group"; fi
+  done
+  for p in "${SENTINEL_NODE_PORTS[@]}"; do
+    if ! ours "$(sentinel_pidfile "$p")" redis-server && port_open "$p"; then port_taken_die "$p" "the Sentinel group"; fi
+  done
   return 0
 }
 
@@ -945,6 +1069,7 @@ cmd_up() {
   ensure_redis
   ensure_redis_tls
   ensure_redis_cluster
+  ensure_redis_sentinel
   ensure_postgres
   ensure_mysql
   wait "$npm_job" || { tail_log "$LOGS/npm.log"; die "installing the npm packages failed"; }
@@ -966,6 +1091,7 @@ cmd_down() {
     pg_stop pg-primary "$(pg_primary_dir)"
   fi
   stop_cluster
+  stop_sentinel_group
   stop_pidfile "$RUN/redis-tls.pid" redis-server redis-tls
   stop_pidfile "$RUN/redis.pid" redis-server redis
   rm -f "$STATE/mysql_port"

@@ -24,7 +24,7 @@ use crate::settings::FailMode;
 /// | [`with_entry_ttl`](Self::with_entry_ttl) | none |
 /// | [`with_early_refresh`](Self::with_early_refresh) | off |
 /// | `with_l1` / `with_l1_ttl` (`moka`) | no L1; L1 TTL = TTL, capped at 10 s when L2 is on |
-/// | `with_redis` / `with_redis_url` and their options (`redis`) | no L2; see each method |
+/// | `with_redis` / `with_redis_url` / `with_redis_sentinel` and their options (`redis`) | no L2; see each method |
 pub struct CacheBuilder<K, V> {
     config: Config<K, V>,
 }
@@ -188,10 +188,90 @@ where
         V: serde::Serialize + serde::de::DeserializeOwned,
     {
         self.config.l2_server = Some(crate::settings::L2Server {
-            client,
+            source: crate::settings::L2Source::Client(client),
             codec: crate::codec::Codec::new(),
         });
         self
+    }
+
+    /// Adds L2 on the Redis master that the Sentinels at `sentinel_urls`
+    /// know as `master_name`, and follows it across failovers without a
+    /// restart.
+    ///
+    /// The first command asks the Sentinels for the master. When a command
+    /// fails the way a dead or demoted master makes it fail (no connection,
+    /// no answer in time, `READONLY`), the next one asks them again and
+    /// connects to the master they name then; the invalidation subscription
+    /// moves with it. No command is retried: during the switch L2 fails as
+    /// configured ([`with_fail_mode`](Self::with_fail_mode), by default
+    /// open, answering from L1 or the loader), for the commands in flight
+    /// and then the [retry pause](Self::with_retry_after), until Sentinel
+    /// has promoted a replica (its `down-after-milliseconds` plus the
+    /// election). Invalidations sent to the old master in its last moments
+    /// may be lost with it; the short L1 TTL bounds what that leaves stale.
+    ///
+    /// The master is reached with the username, password and database of
+    /// the first Sentinel URL, and over TLS when that URL is `rediss://`
+    /// (which needs the `redis` crate's TLS support, as for
+    /// [`with_redis_url`](Self::with_redis_url)). Only the URLs are checked
+    /// here: no connection is opened until the first command.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), cache_aside::ConfigError> {
+    /// use cache_aside::CacheBuilder;
+    ///
+    /// let builder = CacheBuilder::<u64, String>::new("products").with_redis_sentinel(
+    ///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "mymaster",
+    /// )?;
+    /// # let _ = builder;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::RedisUrl`] if a URL is not a Redis URL,
+    /// [`ConfigError::NoSentinel`] if there is none.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn with_redis_sentinel<I>(
+        mut self,
+        sentinel_urls: I,
+        master_name: &str,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+        K: fmt::Display + serde::Serialize + serde::de::DeserializeOwned,
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        use redis::IntoConnectionInfo;
+        use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+
+        let bad_url = |e: redis::RedisError| ConfigError::RedisUrl(Box::new(e));
+        let mut infos = Vec::new();
+        for url in sentinel_urls {
+            infos.push(url.as_ref().into_connection_info().map_err(bad_url)?);
+        }
+        let first = infos.first().ok_or(ConfigError::NoSentinel)?;
+        let mut node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(first.redis_settings().clone());
+        if let redis::ConnectionAddr::TcpTls { .. } = first.addr() {
+            node = node.set_tls_mode(redis::TlsMode::Secure);
+        }
+        let sentinel = SentinelClient::build(
+            infos,
+            String::from(master_name),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(bad_url)?;
+        self.config.l2_server = Some(crate::settings::L2Server {
+            source: crate::settings::L2Source::Sentinel(sentinel),
+            codec: crate::codec::Codec::new(),
+        });
+        Ok(self)
     }
 
     /// Bounds every Redis command (default 250 ms); also the connection's
@@ -287,6 +367,25 @@ mod tests {
         assert!(
             CacheBuilder::<u64, String>::new("t")
                 .with_redis_url("redis://127.0.0.1:1/0")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn sentinel_urls_are_checked_at_once() {
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            CacheBuilder::<u64, String>::new("t").with_redis_sentinel(none, "m"),
+            Err(ConfigError::NoSentinel)
+        ));
+        assert!(matches!(
+            CacheBuilder::<u64, String>::new("t")
+                .with_redis_sentinel(["redis://127.0.0.1:1", "http://x"], "m"),
+            Err(ConfigError::RedisUrl(_))
+        ));
+        assert!(
+            CacheBuilder::<u64, String>::new("t")
+                .with_redis_sentinel(["redis://127.0.0.1:1"], "m")
                 .is_ok()
         );
     }

@@ -19,10 +19,17 @@ pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ConfigError {
     /// The Redis URL given to
     /// [`CacheBuilder::with_redis_url`](crate::CacheBuilder::with_redis_url)
+    /// (or a Sentinel URL given to
+    /// [`CacheBuilder::with_redis_sentinel`](crate::CacheBuilder::with_redis_sentinel))
     /// is invalid, or needs support this build of the `redis` crate lacks
     /// (TLS for `rediss://`).
     #[error("invalid Redis URL")]
     RedisUrl(#[source] BoxError),
+
+    /// [`CacheBuilder::with_redis_sentinel`](crate::CacheBuilder::with_redis_sentinel)
+    /// was given no Sentinel URL.
+    #[error("no Redis Sentinel URL given")]
+    NoSentinel,
 }
 
 /// Everything that can go wrong in a [`Cache`](crate::Cache) call.

@@ -88,8 +88,29 @@ impl Default for L2Settings {
 /// The Redis server of L2 and how keys and values travel to it.
 #[cfg(feature = "redis")]
 pub(crate) struct L2Server<K, V> {
-    pub(crate) client: redis::Client,
+    pub(crate) source: L2Source,
     pub(crate) codec: crate::codec::Codec<K, V>,
+}
+
+/// How L2 reaches its server.
+#[cfg(feature = "redis")]
+pub(crate) enum L2Source {
+    /// One server.
+    Client(redis::Client),
+    /// The master the Sentinels name, followed across failovers.
+    Sentinel(redis::sentinel::SentinelClient),
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Debug for L2Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            L2Source::Client(client) => {
+                write!(f, "{}", client.get_connection_info().addr())
+            }
+            L2Source::Sentinel(_) => f.write_str("sentinel"),
+        }
+    }
 }
 
 /// Everything a cache is built from.
@@ -148,10 +169,7 @@ impl<K, V> fmt::Debug for Config<K, V> {
         #[cfg(feature = "redis")]
         d.field(
             "l2_server",
-            &self
-                .l2_server
-                .as_ref()
-                .map(|server| server.client.get_connection_info().addr().to_string()),
+            &self.l2_server.as_ref().map(|server| &server.source),
         )
         .field("l2", &self.l2);
         d.finish()

@@ -31,8 +31,9 @@
 //! * **Read-your-writes**: after a write, [`DbRouter::write_token`] turns
 //!   the primary's position (PostgreSQL LSN, MariaDB GTID) into a
 //!   [`CausalToken`]; reads carrying it only use replicas that replayed that
-//!   far. Without positions (SQLite, MySQL without GTID) the token holds
-//!   the time of the write and reads stay on the primary for a window.
+//!   far. Without positions (SQLite, and MySQL, whose `uuid:1-n` GTID
+//!   sets are not supported: see the README) the token holds the time of
+//!   the write and reads stay on the primary for a window.
 //! * **Guard**: every read connection is read-only on the server side
 //!   (PostgreSQL `default_transaction_read_only`, MySQL `SET SESSION
 //!   TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`), including reads
@@ -155,7 +156,7 @@ pub use layer::{CookieCarrier, DbHandle, HeaderCarrier, RouterLayer, RouterServi
 pub use router::{DbRouter, MAX_REPLICAS, Role, Selection};
 pub use source::ReadSource;
 pub use stats::{Fallbacks, ReplicaStats, Stats};
-pub use token::{CausalToken, Gtid, GtidPosition, Lsn, ParseTokenError, Position};
+pub use token::{CausalToken, Gtid, GtidPosition, Lsn, MYSQL_GTID_SET, ParseTokenError, Position};
 
 /// The README's example, compiled with the doctests.
 #[cfg(all(doctest, feature = "postgres"))]

@@ -5,8 +5,9 @@
 //! time of the write, in a [`CausalToken`]. A later read that carries the
 //! token is served by a replica only once that replica has replayed up to the
 //! position; otherwise it goes to the primary. Databases without positions
-//! (SQLite, MySQL without GTID) get a token with the time only, and the
-//! router keeps such reads on the primary for a configurable window.
+//! (SQLite, and MySQL: its GTID sets are not supported, see
+//! [`MYSQL_GTID_SET`]) get a token with the time only, and the router keeps
+//! such reads on the primary for a configurable window.
 //!
 //! # String form
 //!
@@ -43,6 +44,12 @@ const MAX_GTID_DOMAINS: usize = 32;
 
 /// The version prefix of the current string form.
 const VERSION: &str = "v1";
+
+/// The [`ParseTokenError::reason`] given for a MySQL GTID set
+/// (`source_uuid:1-n`): only MariaDB's `domain-server-sequence` positions
+/// are supported.
+pub const MYSQL_GTID_SET: &str =
+    "a MySQL GTID set (source_uuid:1-n) is not supported, only MariaDB GTID positions";
 
 /// A causal token, or a position inside one, that could not be parsed.
 ///
@@ -191,6 +198,10 @@ impl GtidPosition {
     /// Parses MariaDB's comma-separated form (`0-1-42,1-2-7`). An empty
     /// string (binary log off, nothing replicated) gives `Ok(None)`.
     ///
+    /// MySQL's GTID sets (`3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5`) are
+    /// not supported and are refused with their own reason
+    /// ([`MYSQL_GTID_SET`]): see the crate's README on MySQL.
+    ///
     /// # Errors
     ///
     /// [`ParseTokenError`] for anything else.
@@ -198,6 +209,9 @@ impl GtidPosition {
         let s = s.trim();
         if s.is_empty() {
             return Ok(None);
+        }
+        if s.contains(':') {
+            return Err(ParseTokenError::new(MYSQL_GTID_SET));
         }
         parse_gtids(s.split(',').map(str::trim)).map(Some)
     }
@@ -464,6 +478,18 @@ mod tests {
         assert!(!have.includes(&want));
         assert_eq!(GtidPosition::parse_mariadb("").unwrap(), None);
         assert_eq!(have.to_string(), "0-1-42,1-2-7");
+    }
+
+    #[test]
+    fn mysql_gtid_sets_are_refused_by_name() {
+        for mysql in [
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5",
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:11-18,\n2174B383-5441-11E8-B90A-C80AA9429562:1-3",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
+        ] {
+            let err = GtidPosition::parse_mariadb(mysql).unwrap_err();
+            assert_eq!(err.reason(), MYSQL_GTID_SET, "{mysql:?}");
+        }
     }
 
     #[test]

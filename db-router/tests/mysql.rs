@@ -1,9 +1,12 @@
-//! Routing against a real MariaDB (or MySQL) server, used as the primary.
+//! Routing against a real MariaDB (or MySQL) server, used as the primary,
+//! and against a private MariaDB primary with a GTID replica
+//! (test-support's `MariaDbPair`, which a test may delay with
+//! `MASTER_DELAY` and kill).
 //!
-//! The URL comes from `MYSQL_URL` (default
-//! `mysql://root@127.0.0.1:3306/stateful`); start the server with
-//! `eval "$(scripts/services.sh up)"`. An unreachable server fails the
-//! tests: nothing here is skipped.
+//! The shared server's URL comes from `MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/stateful`); start the server (and install
+//! `mariadbd` for the private pair) with `eval "$(scripts/services.sh up)"`.
+//! An unreachable server fails the tests: nothing here is skipped.
 
 #![cfg(feature = "mysql")]
 
@@ -17,14 +20,19 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlConnection, MySqlExecutor, Pool};
 use test_support::START_HINT;
-use test_support::mariadb::url as mysql_url;
+use test_support::mariadb::{MariaDbPair, url as mysql_url};
 use test_support::unique as unique_tag;
 use tower::{ServiceBuilder, ServiceExt};
 
-use common::{ItemsTable, app_handler};
+use common::{ItemsTable, app_handler, assert_waited_once_and_served};
 
 async fn primary() -> MySqlPool {
-    let url = mysql_url();
+    connect(&mysql_url()).await
+}
+
+/// A pool on `url` holding the `db_router_items` table.
+async fn connect(url: &str) -> MySqlPool {
+    let url = url.to_owned();
     let connect = MySqlPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(5))
@@ -179,4 +187,206 @@ async fn tower_layer_reads_on_get_and_writes_on_post() {
         (stats.writes, stats.primary_reads, stats.tokens_issued),
         (1, 1, 1)
     );
+}
+
+// ---- a private primary and GTID replica ------------------------------------
+
+/// A private pair with the table on both servers, the replica caught up.
+async fn pair() -> (MariaDbPair, MySqlPool) {
+    let pair = MariaDbPair::start().await;
+    let pool = connect(&pair.primary.url()).await;
+    pair.wait_caught_up(Duration::from_secs(10)).await;
+    (pair, pool)
+}
+
+/// A router on the pair, probing often. No lag limit unless a test sets
+/// one.
+fn routed(pair: &MariaDbPair, primary: &MySqlPool) -> db_router::RouterBuilder<MySql> {
+    DbRouter::builder(primary.clone())
+        .with_max_lag(None)
+        .with_replica_url(pair.replica.url())
+        .with_health_interval(Duration::from_millis(200))
+        .with_probe_timeout(Duration::from_secs(3))
+        .with_replica_acquire_timeout(Duration::from_secs(3))
+}
+
+/// Whether `conn` reaches the replica (server ID 2 in a `MariaDbPair`).
+async fn on_replica(conn: &mut MySqlConnection) -> bool {
+    let id: u32 = sqlx::query_scalar("SELECT @@server_id")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    id == 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtid_tokens_skip_or_wait_for_a_delayed_replica() {
+    let (pair, primary) = pair().await;
+    let router = routed(&pair, &primary).build().await.unwrap();
+    let waiting = routed(&pair, &primary)
+        .with_token_wait(Duration::from_secs(10), Duration::from_millis(20))
+        .build()
+        .await
+        .unwrap();
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    drop(conn);
+    pair.set_delay(2).await;
+
+    // Skip: the token's read goes to the primary, which has the write,
+    // while a plain read (and the replica itself) does not see it yet.
+    let tag = unique_tag("gtid");
+    insert(router.write_pool(), &tag).await;
+    let token = router.write_token().await.unwrap();
+    let Some(Position::Gtid(gtid)) = token.position() else {
+        panic!("a MariaDB primary with a binary log gives GTID tokens: {token}");
+    };
+    assert_eq!(gtid.to_string(), pair.primary_gtid().await);
+    let mut conn = router.reader_with(Some(&token)).await.unwrap();
+    assert!(!on_replica(&mut conn).await, "the delayed replica was used");
+    assert_eq!(
+        count(&mut conn, &tag).await,
+        1,
+        "the token's read misses the write"
+    );
+    drop(conn);
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    assert_eq!(
+        count(&mut conn, &tag).await,
+        0,
+        "the replica was not behind: the test would prove nothing"
+    );
+    drop(conn);
+    assert_eq!(
+        router
+            .stats()
+            .fallbacks
+            .get(FallbackReason::TokenNotReached),
+        1,
+        "{:?}",
+        router.stats()
+    );
+
+    // Wait: the replica applies the write within the wait, then serves.
+    let tag = unique_tag("gtid-wait");
+    insert(waiting.write_pool(), &tag).await;
+    let token = waiting.write_token().await.unwrap();
+    let mut conn = waiting.reader_with(Some(&token)).await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", waiting.stats());
+    assert_eq!(
+        count(&mut conn, &tag).await,
+        1,
+        "the replica had not applied the write"
+    );
+    assert_waited_once_and_served(&waiting.stats());
+    pair.set_delay(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_the_lag_limit_is_skipped_until_it_catches_up() {
+    let (pair, primary) = pair().await;
+    let router = routed(&pair, &primary)
+        .with_max_lag(Some(Duration::from_secs(1)))
+        .build()
+        .await
+        .unwrap();
+    pair.set_delay(4).await;
+    insert(router.write_pool(), &unique_tag("lag")).await;
+    // The replica holds the write back for 4 s: its Seconds_Behind_Master
+    // grows past the 1 s limit.
+    let r = &router;
+    test_support::wait_until(
+        "the replica to lag past 1 s",
+        Duration::from_secs(10),
+        || async move {
+            r.check_health().await;
+            !r.stats().replicas[0].within_lag
+        },
+    )
+    .await;
+    let replica = &router.stats().replicas[0];
+    assert!(replica.healthy, "{replica:?}");
+    assert!(
+        replica.lag.is_some_and(|l| l > Duration::from_secs(1)),
+        "{replica:?}"
+    );
+    let mut conn = router.reader().await.unwrap();
+    assert!(!on_replica(&mut conn).await, "a lagging replica was used");
+    drop(conn);
+    assert!(
+        router
+            .stats()
+            .fallbacks
+            .get(FallbackReason::ReplicasLagging)
+            >= 1,
+        "{:?}",
+        router.stats()
+    );
+
+    // Once the write is applied the replica is back within the limit.
+    pair.wait_caught_up(Duration::from_secs(15)).await;
+    test_support::wait_until(
+        "the replica back within the limit",
+        Duration::from_secs(10),
+        || async move {
+            r.check_health().await;
+            r.stats().replicas[0].within_lag
+        },
+    )
+    .await;
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    pair.set_delay(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_sends_reads_to_the_primary_until_it_returns() {
+    let (mut pair, primary) = pair().await;
+    let router = routed(&pair, &primary)
+        .with_probe_timeout(Duration::from_millis(500))
+        .with_replica_acquire_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let tag = unique_tag("kill");
+    insert(router.write_pool(), &tag).await;
+    pair.wait_caught_up(Duration::from_secs(10)).await;
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    drop(conn);
+
+    pair.replica.kill();
+    for _ in 0..5 {
+        let mut conn = router.reader().await.expect("reads keep working");
+        assert!(!on_replica(&mut conn).await, "reads come from the primary");
+        assert_eq!(count(&mut conn, &tag).await, 1);
+    }
+    let stats = router.stats();
+    assert!(!stats.replicas[0].healthy, "{stats:?}");
+    assert_eq!(stats.replicas[0].bans, 1, "{stats:?}");
+    assert_eq!(stats.primary_reads, 5, "{stats:?}");
+
+    // Back: it resumes replicating, the monitor re-admits it, reads return
+    // to it and see what was written while it was down.
+    let tag = unique_tag("while-down");
+    insert(router.write_pool(), &tag).await;
+    pair.replica.restart().await;
+    pair.wait_caught_up(Duration::from_secs(15)).await;
+    let r = &router;
+    test_support::wait_until(
+        "reads back on the replica",
+        Duration::from_secs(15),
+        || async move {
+            let Ok(mut conn) = r.reader().await else {
+                return false;
+            };
+            on_replica(&mut conn).await
+        },
+    )
+    .await;
+    let mut conn = router.reader().await.unwrap();
+    assert!(on_replica(&mut conn).await, "{:?}", router.stats());
+    assert_eq!(count(&mut conn, &tag).await, 1);
+    assert_eq!(router.stats().replicas[0].bans, 1);
 }

@@ -34,16 +34,14 @@ pub(crate) async fn listen<T: Listener>(target: Weak<T>) {
     loop {
         let Some(this) = target.upgrade() else { return };
         let l2 = this.l2();
-        let (client, channel, settings, name) = (
-            l2.client.clone(),
-            l2.channel.clone(),
-            l2.settings.clone(),
-            l2.name.clone(),
-        );
+        let (channel, settings, name) = (l2.channel.clone(), l2.settings.clone(), l2.name.clone());
+        // Through Sentinel this asks for the master, within the connect
+        // timeout.
+        let client = l2.subscription_client().await;
         drop(this);
 
         let connected = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = client?.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };

@@ -17,6 +17,7 @@ mod failure;
 pub(crate) mod lease;
 pub(crate) mod listener;
 mod scripts;
+mod target;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,22 +29,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::codec::Codec;
 use crate::entry::{Entry, now_ms};
-use crate::settings::{FailMode, L2Server, L2Settings};
+use crate::settings::{FailMode, L2Server, L2Settings, L2Source};
 use crate::stats::{Counters, bump};
 
 use self::bypass::Bypass;
 pub(crate) use self::failure::Failure;
 use self::lease::{Acquire, LeaseFor};
 use self::scripts::{ACQUIRE, FILL, INVALIDATE, RELEASE};
-
-/// The host (or Unix socket path) and port of `addr`.
-fn server_of(addr: &redis::ConnectionAddr) -> (String, Option<u16>) {
-    match addr {
-        redis::ConnectionAddr::Tcp(host, port)
-        | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
-        other => (other.to_string(), None),
-    }
-}
+use self::target::{Connection, Target};
 
 /// A lookup in L2.
 pub(crate) enum Lookup<V> {
@@ -53,8 +46,7 @@ pub(crate) enum Lookup<V> {
 
 /// L2: one cache's keys on one Redis server.
 pub(crate) struct L2<K, V> {
-    conn: ConnectionManager,
-    client: redis::Client,
+    target: Target,
     name: String,
     channel: String,
     settings: L2Settings,
@@ -62,14 +54,13 @@ pub(crate) struct L2<K, V> {
     stats: Arc<Counters>,
     bypass: Bypass,
     subscribed: AtomicBool,
-    /// `server.address` and `server.port` of the spans.
-    server: (String, Option<u16>),
 }
 
 impl<K, V> std::fmt::Debug for L2<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("L2")
             .field("name", &self.name)
+            .field("server", &self.target.describe())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -84,19 +75,21 @@ impl<K, V> L2<K, V> {
         settings: L2Settings,
         stats: Arc<Counters>,
     ) -> Self {
-        let L2Server { client, codec } = server;
+        let L2Server { source, codec } = server;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.op_timeout))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .expect("a connection manager without push sender is always valid");
-        let server = server_of(client.get_connection_info().addr());
+        let target = match source {
+            L2Source::Client(client) => Target::server(client, config),
+            L2Source::Sentinel(sentinel) => {
+                Target::sentinel(sentinel, config, settings.connect_timeout)
+            }
+        };
         Self {
-            conn,
-            client,
+            target,
             name: name.to_owned(),
             channel: format!("{name}:invalidate"),
             bypass: Bypass::new(settings.retry_after),
@@ -104,7 +97,6 @@ impl<K, V> L2<K, V> {
             codec,
             stats,
             subscribed: AtomicBool::new(false),
-            server,
         }
     }
 
@@ -134,38 +126,66 @@ impl<K, V> L2<K, V> {
         self.bypass.check()
     }
 
-    /// Runs one command, bounded by the configured timeout, and accounts for
-    /// its failure.
-    async fn run<T>(
+    /// Runs one command on a connection to the server, bounded by the
+    /// configured timeout, and accounts for its failure.
+    async fn run<T, F>(
         &self,
         op: &'static str,
-        command: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, Failure> {
+        command: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<T, Failure>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
         let span = tracing::debug_span!(
             "cache_aside.redis",
             cache = %self.name,
             db.system = "redis",
             db.operation = op,
             otel.kind = "client",
-            server.address = self.server.0.as_str(),
-            server.port = self.server.1,
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
         );
-        let bounded = tokio::time::timeout(self.settings.op_timeout, command);
-        let failure = match tracing::Instrument::instrument(bounded, span).await {
-            Ok(Ok(value)) => return Ok(value),
-            // The connection's own response timeout.
-            Ok(Err(e)) if e.is_timeout() => Failure::Timeout {
-                op,
-                after: self.settings.op_timeout,
-            },
-            Ok(Err(e)) => Failure::Redis {
+        let failure = match self.target.connection().await {
+            Err(e) => Failure::Redis {
                 op,
                 source: Arc::new(e),
             },
-            Err(_) => Failure::Timeout {
-                op,
-                after: self.settings.op_timeout,
-            },
+            Ok(Connection {
+                conn,
+                generation,
+                server,
+            }) => {
+                span.record("server.address", server.address.as_str());
+                if let Some(port) = server.port {
+                    span.record("server.port", port);
+                }
+                let bounded = tokio::time::timeout(self.settings.op_timeout, command(conn));
+                match tracing::Instrument::instrument(bounded, span).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(e)) => {
+                        self.target.failed(generation, Some(&e));
+                        if e.is_timeout() {
+                            // The connection's own response timeout.
+                            Failure::Timeout {
+                                op,
+                                after: self.settings.op_timeout,
+                            }
+                        } else {
+                            Failure::Redis {
+                                op,
+                                source: Arc::new(e),
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        self.target.failed(generation, None);
+                        Failure::Timeout {
+                            op,
+                            after: self.settings.op_timeout,
+                        }
+                    }
+                }
+            }
         };
         bump(&self.stats.redis_errors);
         self.bypass.trip(&self.name, &failure);
@@ -180,11 +200,9 @@ impl<K, V> L2<K, V> {
             Err(error) => {
                 bump(&self.stats.decode_errors);
                 tracing::warn!(cache = %self.name, key = value_key, %error, "undecodable value in redis; discarding it");
-                let mut conn = self.conn.clone();
-                self.run(
-                    "discard",
-                    redis::cmd("DEL").arg(value_key).exec_async(&mut conn),
-                )
+                self.run("discard", |mut conn| async move {
+                    redis::cmd("DEL").arg(value_key).exec_async(&mut conn).await
+                })
                 .await?;
                 Ok(Lookup::Miss)
             }
@@ -193,11 +211,12 @@ impl<K, V> L2<K, V> {
 
     pub(crate) async fn get(&self, key: &K) -> Result<Lookup<V>, Failure> {
         let value_key = format!("{}v", self.base(key));
-        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&value_key);
         let bytes: Option<Vec<u8>> = self
             .run(
                 "get",
-                redis::cmd("GET").arg(&value_key).query_async(&mut conn),
+                |mut conn| async move { cmd.query_async(&mut conn).await },
             )
             .await?;
         match bytes {
@@ -216,9 +235,11 @@ impl<K, V> L2<K, V> {
         for [_, g, _] in &names {
             cmd.arg(g);
         }
-        let mut conn = self.conn.clone();
-        let mut replies: Vec<Option<Vec<u8>>> =
-            self.run("mget", cmd.query_async(&mut conn)).await?;
+        let mut replies: Vec<Option<Vec<u8>>> = self
+            .run("mget", |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
+            .await?;
         let generations = replies.split_off(keys.len());
         let mut out = Vec::with_capacity(keys.len());
         for ((bytes, generation), [value_key, ..]) in
@@ -259,9 +280,10 @@ impl<K, V> L2<K, V> {
                 LeaseFor::Miss => "0",
                 LeaseFor::Refresh => "1",
             });
-        let mut conn = self.conn.clone();
         let (status, data): (i64, Vec<u8>) = self
-            .run("acquire", invocation.invoke_async(&mut conn))
+            .run("acquire", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
             .await?;
         Ok(match status {
             1 => match self.decode_or_discard(&v, &data).await? {
@@ -303,8 +325,11 @@ impl<K, V> L2<K, V> {
         if encoded.is_empty() {
             return Ok(stored);
         }
-        let mut conn = self.conn.clone();
-        let replies: Vec<i64> = self.run("fill", invocation.invoke_async(&mut conn)).await?;
+        let replies: Vec<i64> = self
+            .run("fill", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
         for (i, reply) in encoded.into_iter().zip(replies) {
             stored[i] = reply == 1;
         }
@@ -316,9 +341,10 @@ impl<K, V> L2<K, V> {
         let [_, _, l] = self.keys(key);
         let mut invocation = RELEASE.prepare_invoke();
         invocation.key(l).arg(token);
-        let mut conn = self.conn.clone();
         let _ = self
-            .run::<i64>("release", invocation.invoke_async(&mut conn))
+            .run::<i64, _>("release", |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
             .await;
     }
 
@@ -338,10 +364,17 @@ impl<K, V> L2<K, V> {
             .arg(generation_ms)
             .arg(&self.channel)
             .arg(message);
-        let mut conn = self.conn.clone();
-        self.run::<i64>("invalidate", invocation.invoke_async(&mut conn))
-            .await
-            .map(drop)
+        self.run::<i64, _>("invalidate", |mut conn| async move {
+            invocation.invoke_async(&mut conn).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// A client for L2's server (through Sentinel, the current master),
+    /// for the invalidation subscription.
+    pub(crate) async fn subscription_client(&self) -> RedisResult<redis::Client> {
+        self.target.client().await
     }
 
     pub(crate) fn decode_key(&self, message: &[u8]) -> Option<K> {

@@ -226,3 +226,16 @@ pub(crate) async fn bounded<T>(
         Err(_) => panic!("{what} took longer than {limit:?}"),
     }
 }
+
+/// Reads `key` until it is served by Redis (an L2 hit with no new load).
+pub(crate) async fn wait_until_redis_serves(cache: &TestCache, db: &Db, key: u64) {
+    let what = "the cache to use Redis again";
+    test_support::wait_until(what, Duration::from_secs(10), || async move {
+        let _ = cache.get(&key).await;
+        let (hits, loads) = (cache.stats().l2_hits, db.loads());
+        matches!(cache.get(&key).await, Ok(Some(_)))
+            && cache.stats().l2_hits > hits
+            && db.loads() == loads
+    })
+    .await;
+}

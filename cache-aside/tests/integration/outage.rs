@@ -2,12 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use test_support::wait_until;
-
 use cache_aside::{CacheBuilder, Error, FailMode};
 
 use crate::common::{
     Db, RedisConfig, RedisServer, TestCache, bounded, builder, unique, wait_subscribed,
+    wait_until_redis_serves,
 };
 
 const TIMEOUT: Duration = Duration::from_millis(150);
@@ -25,19 +24,6 @@ fn outage_cache(server: &RedisServer, name: &str, db: &Db, mode: FailMode) -> Te
         .with_retry_after(Duration::from_millis(200))
         .with_fail_mode(mode)
         .build(db.clone())
-}
-
-/// Reads `key` until it is served by Redis (an L2 hit with no new load).
-async fn wait_until_redis_serves(cache: &TestCache, db: &Db, key: u64) {
-    let what = "the cache to use Redis again after its return";
-    wait_until(what, Duration::from_secs(10), || async move {
-        let _ = cache.get(&key).await;
-        let (hits, loads) = (cache.stats().l2_hits, db.loads());
-        matches!(cache.get(&key).await, Ok(Some(_)))
-            && cache.stats().l2_hits > hits
-            && db.loads() == loads
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

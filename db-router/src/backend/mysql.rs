@@ -11,7 +11,10 @@ use super::{Backend, BoxFuture, ReplicaProbe};
 use crate::token::{GtidPosition, Position};
 
 /// Runs a `SELECT @@variable` that only MariaDB knows; MySQL answers with
-/// an "unknown system variable" error, which means "no position".
+/// an "unknown system variable" error, which means "no position" (MySQL's
+/// own GTID sets are not read: see the README). A value that is not a
+/// MariaDB GTID position is an error naming what it is, never a position
+/// guessed from it.
 async fn gtid_variable(
     conn: &mut MySqlConnection,
     sql: &'static str,
@@ -21,9 +24,12 @@ async fn gtid_variable(
         Err(sqlx::Error::Database(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(value
-        .and_then(|v| GtidPosition::parse_mariadb(&v).ok().flatten())
-        .map(Position::Gtid))
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    GtidPosition::parse_mariadb(&value)
+        .map(|gtid| gtid.map(Position::Gtid))
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Reads an integer column of a text-protocol row; `None` when the column

@@ -37,3 +37,13 @@ pub(crate) async fn app_handler<DB: ItemsTable>(
     let mut conn = db.reader().await.unwrap();
     Ok(Response::new(DB::answer(&mut conn, &tag).await))
 }
+
+/// Checks that one read carrying a token waited for the replica, and that
+/// the replica then served it.
+pub(crate) fn assert_waited_once_and_served(stats: &db_router::Stats) {
+    assert_eq!(
+        (stats.token_waits, stats.token_wait_hits),
+        (1, 1),
+        "{stats:?}"
+    );
+}

@@ -1,10 +1,13 @@
 //! A Redis failover under the shop, with and without durable session
 //! writes (`REDIS_WAIT_REPLICAS`): a private primary with one replica, two
 //! shop processes behind HAProxy, and 50 browsers adding to their carts.
-//! The primary is killed (SIGKILL) and the replica promoted, either by the
-//! test behind a relay playing ElastiCache's primary endpoint, or by three
-//! Redis Sentinels the shops connect through. The killed node then comes
-//! back as a replica of the new primary.
+//! The primary is killed (SIGKILL) and the replica promoted: by the test
+//! behind a relay playing ElastiCache's primary endpoint, by three Redis
+//! Sentinels the shops connect through, or, in a Redis Cluster of three
+//! masters with a replica each (the shops on `REDIS_CLUSTER_URLS`), by the
+//! cluster itself for the master that held a third of the carts. The
+//! killed node then comes back as a replica of the new primary. One
+//! scenario runs on each of these topologies.
 //!
 //! What must hold: every request answers `200` or `503`, the shops recover
 //! by themselves, and with durable writes every add acknowledged with
@@ -21,10 +24,13 @@ use e2e::faults::{self, Probe, Tally};
 use test_support::endpoint::Endpoint;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
-use test_support::redis::{RedisConfig, replica_of, wait_replica_linked};
+use test_support::redis::{
+    RedisCluster, RedisConfig, RedisServer, info_field, node_info, replica_of, role,
+    wait_replica_linked,
+};
 use test_support::redis_pair::RedisPair;
-use test_support::say;
 use test_support::sentinel::{MASTER_NAME, SentinelGroup};
+use test_support::{say, wait_until};
 
 const BROWSERS: usize = 50;
 
@@ -35,6 +41,104 @@ enum Route {
     Endpoint,
     /// `REDIS_SENTINEL_URLS`: the Sentinels promote and name the primary.
     Sentinel,
+    /// `REDIS_CLUSTER_URLS`: a cluster of three masters with a replica
+    /// each; the cluster promotes the dead master's replica itself.
+    Cluster,
+}
+
+/// The running servers of one route.
+enum Servers {
+    Endpoint(RedisPair, Endpoint),
+    Sentinel(SentinelGroup),
+    Cluster(RedisCluster),
+}
+
+impl Servers {
+    async fn start(route: Route) -> Servers {
+        match route {
+            Route::Endpoint => {
+                let pair = RedisPair::start(RedisConfig::new()).await;
+                let endpoint = Endpoint::start(pair.primary.port).await;
+                Servers::Endpoint(pair, endpoint)
+            }
+            Route::Sentinel => Servers::Sentinel(SentinelGroup::start(RedisConfig::new()).await),
+            Route::Cluster => Servers::Cluster(RedisCluster::start(3, 1, RedisConfig::new()).await),
+        }
+    }
+
+    /// The shops' settings reaching these servers.
+    fn env(&self) -> [(&'static str, String); 3] {
+        let (mut url, mut sentinels, mut cluster) = (String::new(), String::new(), String::new());
+        match self {
+            Servers::Endpoint(_, endpoint) => url = endpoint.redis_url(),
+            Servers::Sentinel(group) => sentinels = group.urls().join(","),
+            Servers::Cluster(c) => cluster = c.urls().join(","),
+        }
+        [
+            ("REDIS_URL", url),
+            ("REDIS_SENTINEL_URLS", sentinels),
+            ("REDIS_CLUSTER_URLS", cluster),
+        ]
+    }
+
+    /// The node that is killed: the primary (for the cluster, the first
+    /// master).
+    fn victim(&mut self) -> &mut RedisServer {
+        match self {
+            Servers::Endpoint(pair, _) => &mut pair.primary,
+            Servers::Sentinel(group) => &mut group.pair.primary,
+            Servers::Cluster(c) => &mut c.nodes[0],
+        }
+    }
+
+    /// Kills the primary (SIGKILL) and waits until a replica took over:
+    /// the old and the new primary's ports.
+    async fn kill_and_promote(&mut self) -> (u16, u16) {
+        let old = self.victim().port;
+        // The cluster's replica of the victim, asked before it dies.
+        let replica = match self {
+            Servers::Cluster(_) => {
+                let info = node_info(old, "replication").await.unwrap_or_default();
+                info_field(&info, "slave0")
+                    .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("port=")))
+                    .and_then(|p| p.parse::<u16>().ok())
+            }
+            _ => None,
+        };
+        self.victim().kill();
+        let new = match self {
+            Servers::Sentinel(group) => group.wait_promoted(old, Duration::from_secs(30)).await,
+            Servers::Endpoint(pair, endpoint) => {
+                // Detection takes a moment on ElastiCache too.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                pair.promote_replica().await;
+                endpoint.point_to(pair.replica.port);
+                pair.replica.port
+            }
+            Servers::Cluster(_) => {
+                let port = replica.expect("the cluster master has a replica");
+                wait_until(
+                    &format!("the cluster to promote :{port}"),
+                    Duration::from_secs(30),
+                    || async move { role(port).await.as_deref() == Some("master") },
+                )
+                .await;
+                port
+            }
+        };
+        (old, new)
+    }
+
+    /// The killed node returns (empty) as a replica of the new primary,
+    /// so that durable writes can be confirmed again.
+    async fn rejoin(&mut self, old: u16, new: u16) {
+        self.victim().restart().await;
+        // A cluster node learns its new role from the cluster itself.
+        if !matches!(self, Servers::Cluster(_)) {
+            replica_of(old, Some(new)).await;
+        }
+        wait_replica_linked(old, Duration::from_secs(20)).await;
+    }
 }
 
 fn sku(browser: usize, n: usize) -> String {
@@ -75,41 +179,18 @@ struct Outcome {
 async fn failover(route: Route, durable: bool) -> Outcome {
     let started = Instant::now();
     let wait = if durable { "1" } else { "0" };
-    let (mut group, mut own_pair, endpoint) = match route {
-        Route::Endpoint => {
-            let pair = RedisPair::start(RedisConfig::new()).await;
-            let endpoint = Endpoint::start(pair.primary.port).await;
-            (None, Some(pair), Some(endpoint))
-        }
-        Route::Sentinel => {
-            let group = SentinelGroup::start(RedisConfig::new()).await;
-            (Some(group), None, None)
-        }
-    };
-    let url = endpoint
-        .as_ref()
-        .map(Endpoint::redis_url)
-        .unwrap_or_default();
-    let sentinels = group
-        .as_ref()
-        .map(|g| g.urls().join(","))
-        .unwrap_or_default();
-    let fleet = Fleet::start(
-        2,
-        &[
-            ("SESSION_STORE", "redis"),
-            ("REDIS_URL", url.as_str()),
-            ("REDIS_SENTINEL_URLS", sentinels.as_str()),
-            ("REDIS_SENTINEL_MASTER", MASTER_NAME),
-            ("REDIS_CLUSTER_URLS", ""),
-            ("REDIS_WAIT_REPLICAS", wait),
-            ("REDIS_WAIT_TIMEOUT_MS", "300"),
-            ("SESSION_STORE_TIMEOUT_MS", "1500"),
-            ("COOKIE_SECURE", "false"),
-        ],
-        Balance::RoundRobin,
-    )
-    .await;
+    let mut servers = Servers::start(route).await;
+    let mut env: Vec<(&str, &str)> = vec![
+        ("SESSION_STORE", "redis"),
+        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+        ("REDIS_WAIT_REPLICAS", wait),
+        ("REDIS_WAIT_TIMEOUT_MS", "300"),
+        ("SESSION_STORE_TIMEOUT_MS", "1500"),
+        ("COOKIE_SECURE", "false"),
+    ];
+    let reach = servers.env();
+    env.extend(reach.iter().map(|(k, v)| (*k, v.as_str())));
+    let fleet = Fleet::start(2, &env, Balance::RoundRobin).await;
     let clients: Vec<ShopClient> = (0..BROWSERS)
         .map(|_| ShopClient::new(fleet.url()))
         .collect();
@@ -127,37 +208,10 @@ async fn failover(route: Route, durable: bool) -> Outcome {
 
     // The fault, and the promotion.
     let killed = Instant::now();
-    let (old, new) = match (&mut group, &mut own_pair) {
-        (Some(group), _) => {
-            let old = group.pair.primary.port;
-            group.pair.primary.kill();
-            (old, group.wait_promoted(old, Duration::from_secs(30)).await)
-        }
-        (None, Some(pair)) => {
-            pair.primary.kill();
-            // Detection takes a moment on ElastiCache too.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            pair.promote_replica().await;
-            if let Some(e) = &endpoint {
-                e.point_to(pair.replica.port);
-            }
-            (pair.primary.port, pair.replica.port)
-        }
-        (None, None) => unreachable!("one route is set up"),
-    };
+    let (old, new) = servers.kill_and_promote().await;
     let promoted = Instant::now();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-
-    // The killed node returns (empty) as a replica of the new primary, so
-    // that durable writes can be confirmed again.
-    let pair = match (&mut group, &mut own_pair) {
-        (Some(group), _) => &mut group.pair,
-        (None, Some(pair)) => pair,
-        (None, None) => unreachable!("one route is set up"),
-    };
-    pair.primary.restart().await;
-    replica_of(old, Some(new)).await;
-    wait_replica_linked(old, Duration::from_secs(15)).await;
+    servers.rejoin(old, new).await;
     let rejoined = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -256,4 +310,9 @@ async fn primary_killed_behind_its_endpoint_durable_writes_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_killed_under_sentinel_durable_writes_lose_nothing() {
     compare(Route::Sentinel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_killed_in_a_cluster_with_replicas_durable_writes_lose_nothing() {
+    compare(Route::Cluster).await;
 }

@@ -41,12 +41,17 @@ impl MariaDbServer {
     async fn start(port: u16, id: u32, primary: bool) -> MariaDbServer {
         let dir = TempDir::new("test-support-mariadb");
         let data = dir.join("data");
+        // Temporary tables of its own: servers bootstrapping at once in a
+        // shared /tmp trip over each other's files.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
         let out = tokio::process::Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg("--user=root")
             .arg(format!("--datadir={}", data.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .stdin(Stdio::null())
             .output()
             .await
@@ -64,6 +69,7 @@ impl MariaDbServer {
             "--bind-address=127.0.0.1".to_owned(),
             format!("--socket={}", dir.join("sock").display()),
             format!("--pid-file={}", dir.join("pid").display()),
+            format!("--tmpdir={}", tmp.display()),
             format!("--server-id={id}"),
             "--skip-name-resolve".to_owned(),
         ];
@@ -80,14 +86,22 @@ impl MariaDbServer {
             process,
             _dir: dir,
         };
-        let s = &server;
+        server.wait_ready().await;
+        server
+    }
+
+    /// Waits until it answers `SELECT 1`.
+    ///
+    /// # Panics
+    ///
+    /// After 30 s.
+    async fn wait_ready(&self) {
         wait_until(
-            &format!("mariadbd on :{port}"),
+            &format!("mariadbd on :{}", self.port),
             Duration::from_secs(30),
-            || async move { s.sql("SELECT 1").await.is_ok() },
+            || async move { self.sql("SELECT 1").await.is_ok() },
         )
         .await;
-        server
     }
 
     /// `mysql://root@127.0.0.1:<port>/app`.
@@ -134,6 +148,18 @@ impl MariaDbServer {
     /// Kills it (SIGKILL), like a crash.
     pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// Starts it again (after [`kill`](Self::kill)) on the same port and
+    /// data directory, and waits until it answers. A replica resumes
+    /// replicating from where it stopped.
+    ///
+    /// # Panics
+    ///
+    /// If it does not answer within 30 s.
+    pub async fn restart(&mut self) {
+        self.process.start();
+        self.wait_ready().await;
     }
 }
 

@@ -1,11 +1,13 @@
 //! Redis Sentinel for tests: a private primary, its replica and three
 //! Sentinels (`redis-server --sentinel`) watching them, all on free
 //! loopback ports, so that a test can kill the primary or ask for a
-//! failover and watch a client follow.
+//! failover and watch a client follow; and the settings of the shared
+//! group `scripts/services.sh` runs, for tests that only connect through
+//! Sentinel (they must not fail it over).
 
 use std::time::Duration;
 
-use crate::env::START_HINT;
+use crate::env::{START_HINT, service_env};
 use crate::ports::free_port;
 use crate::process::Process;
 use crate::redis::{RedisConfig, info_field, node_info};
@@ -13,8 +15,26 @@ use crate::redis_pair::RedisPair;
 use crate::tempdir::TempDir;
 use crate::wait::wait_until;
 
-/// The name the Sentinels know the primary by.
+/// The name the Sentinels of a private [`SentinelGroup`] know the primary
+/// by.
 pub const MASTER_NAME: &str = "sessions";
+
+/// The shared group's Sentinels (`REDIS_SENTINEL_URLS`, by default the
+/// ports `SENTINEL_PORTS` of `services.env`).
+pub fn shared_urls() -> Vec<String> {
+    service_env("REDIS_SENTINEL_URLS")
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The name the shared group's Sentinels know its primary by
+/// (`REDIS_SENTINEL_MASTER`).
+pub fn shared_master() -> String {
+    service_env("REDIS_SENTINEL_MASTER")
+}
 
 /// One `redis-server --sentinel` with its configuration file.
 #[derive(Debug)]

@@ -145,6 +145,12 @@ pub fn default_env(var: &str) -> Option<String> {
         "AWS_ACCESS_KEY_ID" => setting("AWS_TEST_ACCESS_KEY_ID").to_owned(),
         "AWS_SECRET_ACCESS_KEY" => setting("AWS_TEST_SECRET_ACCESS_KEY").to_owned(),
         "AWS_REGION" => setting("AWS_TEST_REGION").to_owned(),
+        "REDIS_SENTINEL_URLS" => setting("SENTINEL_PORTS")
+            .split_whitespace()
+            .map(|p| format!("redis://{host}:{p}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        "REDIS_SENTINEL_MASTER" => setting("SENTINEL_MASTER_NAME").to_owned(),
         "MEMCACHED_URLS" => setting("MEMCACHED_PORTS")
             .split_whitespace()
             .map(|p| format!("{host}:{p}"))
@@ -172,6 +178,14 @@ mod tests {
             Some("postgres://postgres@127.0.0.1:5434/stateful")
         );
         assert_eq!(default_env("PG_BIN"), None);
+        assert_eq!(
+            default_env("REDIS_SENTINEL_URLS").as_deref(),
+            Some("redis://127.0.0.1:26379,redis://127.0.0.1:26380,redis://127.0.0.1:26381")
+        );
+        assert_eq!(
+            default_env("REDIS_SENTINEL_MASTER").as_deref(),
+            Some("mymaster")
+        );
         assert_eq!(
             default_env("MEMCACHED_URLS").as_deref(),
             Some("127.0.0.1:11211,127.0.0.1:11212")
