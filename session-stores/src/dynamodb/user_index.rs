@@ -57,7 +57,9 @@ impl DynamoDbStore {
             return Err(malformed("user index item has no binary data"));
         };
         let expires_at = expires_ms
-            .map(|ms| from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range")))
+            .map(|ms| {
+                from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range"))
+            })
             .transpose()?;
         Ok(Some(UserIndex::new(
             version,
@@ -77,7 +79,10 @@ impl DynamoDbStore {
         let mut item = HashMap::from([
             (k, v),
             (VERSION.into(), AttributeValue::N(index.version.to_string())),
-            (DATA.into(), AttributeValue::B(Blob::new(index.bytes.clone()))),
+            (
+                DATA.into(),
+                AttributeValue::B(Blob::new(index.bytes.clone())),
+            ),
         ]);
         if let Some(at) = index.expires_at {
             item.insert(
