@@ -414,7 +414,7 @@ impl Session {
                 user.clone(),
                 handle.clone(),
                 device.clone(),
-                record.created_at.max(now()),
+                now(),
             ));
             let expected = st.base.as_ref().map(|b| b.version);
             // Indexed first, so the bound record is findable once written.
