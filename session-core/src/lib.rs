@@ -24,8 +24,19 @@
 //!   gives the handler an [`Error`] and the client a `503`, never a panic or
 //!   a hang.
 //!
+//! - **A user's sessions.** [`Session::bind_user`] at log-in ties the
+//!   session to a user; [`Session::user_sessions`] lists the user's
+//!   sessions ([`SessionInfo`], named by a [`SessionHandle`] that is not
+//!   the session ID), and [`Session::revoke_session`],
+//!   [`Session::revoke_other_sessions`] and [`Session::revoke_all_sessions`]
+//!   end them at once on every instance; [`UserSessions`] does the same
+//!   outside a request. A log-in acknowledged before a revoke-all began is
+//!   always ended by it; see [`UserSessions`] and the
+//!   [`SessionStore`] trait for how, without cross-key transactions.
+//!
 //! Stores live in the `session-stores` crate (memory, encrypted cookie,
-//! Redis, DynamoDB); any type implementing [`SessionStore`] works. Writing
+//! Redis, DynamoDB, Memcached); any type implementing [`SessionStore`]
+//! works. Writing
 //! a store? Everything it needs (the traits, the versioned [`store::Record`]
 //! and its encoding, the clock) is in the [`store`] module, and the
 //! [`test_suite`] checks a store against the whole contract.
@@ -95,6 +106,7 @@ pub mod store;
 #[cfg(feature = "test-suite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]
 pub mod test_suite;
+mod users;
 
 pub use config::SameSite;
 pub use error::{BoxError, Error, Result};
@@ -108,6 +120,7 @@ pub use session::Session;
 /// The store contracts, re-exported from [`store`] for naming a store in an
 /// app's wiring.
 pub use store::{ClientStore, SessionStore};
+pub use users::{Device, ParseHandleError, SessionHandle, SessionInfo, UserSessions};
 
 /// Re-exported so stores and handlers name the same `async_trait`.
 pub use async_trait::async_trait;
