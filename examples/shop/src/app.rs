@@ -2,6 +2,7 @@
 
 use axum::Router;
 use db_router::{DbRouter, RouterLayer, SessionCarrier};
+use session_core::SessionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::admin::{self, Status, StatusSource};
@@ -53,9 +54,9 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
         &config.data_dir,
     );
     let (routes, database) = match database.await? {
-        Routers::Sqlite(router) => with_database(router, &tiers),
-        Routers::Postgres(router) => with_database(router, &tiers),
-        Routers::MySql(router) => with_database(router, &tiers),
+        Routers::Sqlite(router) => with_database(router, &tiers, &sessions),
+        Routers::Postgres(router) => with_database(router, &tiers, &sessions),
+        Routers::MySql(router) => with_database(router, &tiers, &sessions),
     };
     let routes = match Footer::of(config) {
         Some(footer) => routes.layer(axum::middleware::from_fn(move |request, next| {
@@ -84,8 +85,12 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
 /// The routes over `router`'s database, each request given its handle
 /// (the causal token of its writes kept in the session), and what
 /// `/status` reports about the database and the caches.
-fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, StatusSource) {
-    let shop = Shop::new(&router, tiers);
+fn with_database<DB: Repo>(
+    router: DbRouter<DB>,
+    tiers: &Tiers,
+    sessions: &SessionLayer,
+) -> (Router, StatusSource) {
+    let shop = Shop::new(&router, tiers, sessions);
     let (products, listing) = (shop.clone(), shop.clone());
     let status = admin::database(
         &router,

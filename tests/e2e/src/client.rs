@@ -29,13 +29,43 @@ impl ShopClient {
     pub fn new(base: impl Into<String>) -> Self {
         let jar = Arc::new(Jar::default());
         ShopClient {
-            http: reqwest::Client::builder()
-                .cookie_provider(Arc::clone(&jar))
-                .timeout(Duration::from_secs(180))
-                .build()
-                .expect("http client"),
+            http: http_client(&jar, |b| b),
             jar,
             base: base.into(),
+        }
+    }
+
+    /// The same browser (cookie jar) sending `User-Agent: agent`.
+    ///
+    /// # Panics
+    ///
+    /// If the HTTP client cannot be built.
+    #[must_use]
+    pub fn with_user_agent(mut self, agent: &str) -> Self {
+        let agent = agent.to_owned();
+        self.http = http_client(&self.jar, |b| b.user_agent(agent));
+        self
+    }
+
+    /// The same browser (cookie jar), not following redirects, to look at
+    /// them.
+    ///
+    /// # Panics
+    ///
+    /// If the HTTP client cannot be built.
+    #[must_use]
+    pub fn without_redirects(mut self) -> Self {
+        self.http = http_client(&self.jar, |b| b.redirect(reqwest::redirect::Policy::none()));
+        self
+    }
+
+    /// The same browser (cookie jar and all) talking to `base` instead:
+    /// another instance, or the load balancer.
+    #[must_use]
+    pub fn at(&self, base: impl Into<String>) -> Self {
+        ShopClient {
+            base: base.into(),
+            ..self.clone()
         }
     }
 
@@ -158,6 +188,29 @@ impl ShopClient {
             .and_then(|v| v.to_str().ok().map(str::to_owned))
             .unwrap_or_default()
     }
+}
+
+fn http_client(
+    jar: &Arc<Jar>,
+    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
+    configure(
+        reqwest::Client::builder()
+            .cookie_provider(Arc::clone(jar))
+            .timeout(Duration::from_secs(180)),
+    )
+    .build()
+    .expect("http client")
+}
+
+/// The CSRF token in the forms of an HTML page.
+///
+/// # Panics
+///
+/// If the page has no CSRF field.
+pub fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 32].to_owned()
 }
 
 /// `GET url` with `http`: the body as text, whatever the status.
