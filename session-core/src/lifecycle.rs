@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::cookie_header;
 use crate::persistence::{Client, Persistence, Server};
 use crate::store::{ClientStore, SessionStore};
+use crate::users::UserSessions;
 use crate::{Result, Session};
 
 /// Where sessions are kept and the settings they follow: what a front end
@@ -56,6 +57,11 @@ impl Sessions {
     /// them).
     pub(crate) fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
+    }
+
+    /// The per-user index with this store and these settings.
+    pub(crate) fn user_sessions(&self) -> UserSessions {
+        self.persistence.user_sessions(&self.config)
     }
 
     /// Request start: the session of a request whose `Cookie` headers

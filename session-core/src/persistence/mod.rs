@@ -10,16 +10,18 @@ mod client;
 mod server;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::store::{Data, Record};
+use crate::users::UserSessions;
 use crate::{Id, Result};
 
 pub(crate) use client::Client;
-pub(crate) use server::Server;
+pub(crate) use server::{Server, call};
 
 /// The session cookie a request came with, as its backend recognised it;
 /// not yet checked against the store or opened.
@@ -119,13 +121,15 @@ pub(crate) trait Persistence: fmt::Debug + Send + Sync + 'static {
     /// with a size limit.
     fn check_fits(&self, config: &Config, next: &dyn Fn() -> Record) -> Result<()>;
 
-    /// Keeps `new`, the session under a new ID, and retires `old`.
+    /// Keeps `new`, the session under a new ID, and retires `old`;
+    /// `None` when `old` turned out to be gone (revoked meanwhile), in
+    /// which case `new` is not kept either.
     async fn replace(
         &self,
         config: &Config,
         old: &Record,
         new: &mut Record,
-    ) -> Result<CookieChange>;
+    ) -> Result<Option<CookieChange>>;
 
     /// Forgets the session `id` (log-out).
     async fn delete(&self, config: &Config, id: &Id) -> Result<()>;
@@ -138,6 +142,9 @@ pub(crate) trait Persistence: fmt::Debug + Send + Sync + 'static {
         id: &Id,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<Option<CookieChange>>;
+
+    /// The per-user session index over this backend.
+    fn user_sessions(&self, config: &Arc<Config>) -> UserSessions;
 
     /// The cookie value of `record` holding `data`.
     fn cookie_value(&self, config: &Config, record: &Record, data: &Data) -> Result<String>;
