@@ -18,6 +18,14 @@ pub struct ShopClient {
     pub jar: Arc<Jar>,
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub base: String,
+    options: Options,
+}
+
+/// How [`ShopClient::http`] was built.
+#[derive(Debug, Clone)]
+struct Options {
+    user_agent: Option<String>,
+    follow_redirects: bool,
 }
 
 impl ShopClient {
@@ -28,10 +36,15 @@ impl ShopClient {
     /// If the HTTP client cannot be built.
     pub fn new(base: impl Into<String>) -> Self {
         let jar = Arc::new(Jar::default());
+        let options = Options {
+            user_agent: None,
+            follow_redirects: true,
+        };
         ShopClient {
-            http: http_client(&jar, |b| b),
+            http: http_client(&jar, &options),
             jar,
             base: base.into(),
+            options,
         }
     }
 
@@ -42,8 +55,8 @@ impl ShopClient {
     /// If the HTTP client cannot be built.
     #[must_use]
     pub fn with_user_agent(mut self, agent: &str) -> Self {
-        let agent = agent.to_owned();
-        self.http = http_client(&self.jar, |b| b.user_agent(agent));
+        self.options.user_agent = Some(agent.to_owned());
+        self.http = http_client(&self.jar, &self.options);
         self
     }
 
@@ -55,7 +68,8 @@ impl ShopClient {
     /// If the HTTP client cannot be built.
     #[must_use]
     pub fn without_redirects(mut self) -> Self {
-        self.http = http_client(&self.jar, |b| b.redirect(reqwest::redirect::Policy::none()));
+        self.options.follow_redirects = false;
+        self.http = http_client(&self.jar, &self.options);
         self
     }
 
@@ -190,17 +204,17 @@ impl ShopClient {
     }
 }
 
-fn http_client(
-    jar: &Arc<Jar>,
-    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
-) -> reqwest::Client {
-    configure(
-        reqwest::Client::builder()
-            .cookie_provider(Arc::clone(jar))
-            .timeout(Duration::from_secs(180)),
-    )
-    .build()
-    .expect("http client")
+fn http_client(jar: &Arc<Jar>, options: &Options) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(jar))
+        .timeout(Duration::from_secs(180));
+    if let Some(agent) = &options.user_agent {
+        builder = builder.user_agent(agent.as_str());
+    }
+    if !options.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    builder.build().expect("http client")
 }
 
 /// The CSRF token in the forms of an HTML page.
