@@ -33,7 +33,7 @@ pub(crate) async fn list<DB: Repo>(
     require_index(shop)?;
     require_user(session).await?;
     let mut sessions = session.user_sessions().await?;
-    sessions.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
     Ok(sessions)
 }
 
