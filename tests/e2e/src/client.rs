@@ -110,22 +110,35 @@ impl ShopClient {
         get_text(&self.http, &self.url(path)).await
     }
 
+    /// `method path`, with a JSON body when there is one: the status and
+    /// the JSON answer (`null` when the answer is not JSON).
+    ///
+    /// # Panics
+    ///
+    /// On a failed request.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let res = request.send().await.expect(path);
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// `POST path` with a JSON body: the status and the JSON answer.
     ///
     /// # Panics
     ///
     /// On a failed request.
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect(path);
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     /// `POST path` with a JSON body, asserting success.

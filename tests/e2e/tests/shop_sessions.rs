@@ -14,7 +14,7 @@
 //! of a user's sessions) are checked on one shop served in process.
 
 use e2e::client::{ShopClient, csrf_of};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shop::{Config, LOGIN_FAILURES_PER_ACCOUNT, StoreKind, app};
 use test_support::dynalite::Dynalite;
@@ -109,6 +109,31 @@ async fn new_account(base: &str, email: &str) {
     setup.ok("/api/logout", &json!({})).await;
 }
 
+/// `method path` without a body: the status.
+async fn status(client: &ShopClient, method: Method, path: &str) -> StatusCode {
+    client.call(method, path, None).await.0
+}
+
+/// `POST /api/password`: the status and the answer.
+async fn change_password(client: &ShopClient, current: &str, new: &str) -> (StatusCode, Value) {
+    let body = json!({ "current": current, "new": new });
+    client.post_json("/api/password", &body).await
+}
+
+/// `POST /api/login`: the status and the answer.
+async fn log_in(client: &ShopClient, email: &str, password: &str) -> (StatusCode, Value) {
+    let body = json!({ "email": email, "password": password });
+    client.post_json("/api/login", &body).await
+}
+
+/// `POST /api/sessions/revoke-others`: the status.
+async fn revoke_others(client: &ShopClient) -> StatusCode {
+    let answer = client
+        .post_json("/api/sessions/revoke-others", &json!({}))
+        .await;
+    answer.0
+}
+
 /// Three browsers signed in; one signs out the others, first all at once,
 /// then one by handle.
 async fn signing_out_reaches_every_instance(fleet: &Fleet, instances: &[String]) {
@@ -153,19 +178,13 @@ async fn signing_out_reaches_every_instance(fleet: &Fleet, instances: &[String])
     let one = browsers[1].cookie_header("/");
     let path = format!("/api/sessions/{}", handles[1]);
     let via = browsers[0].at(instances[1].as_str());
-    let res = via.http.delete(via.url(&path)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(status(&via, Method::DELETE, &path).await, StatusCode::OK);
     signed_out_everywhere(instances, &one, "browser-1").await;
     listed_everywhere(instances, &browsers[0], "browser-0", 2).await;
     listed_everywhere(instances, &browsers[2], "browser-2", 2).await;
     // Gone is gone: the same handle again is not found.
-    let res = browsers[0]
-        .http
-        .delete(browsers[0].url(&path))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let again = status(&browsers[0], Method::DELETE, &path).await;
+    assert_eq!(again, StatusCode::NOT_FOUND);
 }
 
 /// Three browsers signed in; one changes the password.
@@ -178,9 +197,12 @@ async fn password_change_signs_out_the_others(fleet: &Fleet, instances: &[String
     }
     let before: Vec<String> = browsers.iter().map(|b| b.cookie_header("/")).collect();
     let changer = browsers[0].at(instances[1].as_str());
-    let change = json!({ "current": PASSWORD, "new": NEW_PASSWORD });
-    let answer = changer.ok("/api/password", &change).await;
-    assert_eq!(answer["revoked"], 2, "{answer}");
+    let (code, answer) = change_password(&changer, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(
+        (code, &answer["revoked"]),
+        (StatusCode::OK, &json!(2)),
+        "{answer}"
+    );
     let after = browsers[0].cookie_header("/");
     assert_ne!(after, before[0], "the session ID changes with the password");
     for (i, cookie) in before.iter().enumerate() {
@@ -189,13 +211,8 @@ async fn password_change_signs_out_the_others(fleet: &Fleet, instances: &[String
     listed_everywhere(instances, &browsers[0], "browser-0", 1).await;
     // The old password is refused, the new one accepted.
     let fresh = ShopClient::new(fleet.url());
-    let (status, _) = fresh
-        .post_json(
-            "/api/login",
-            &json!({ "email": email, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (code, _) = log_in(&fresh, &email, PASSWORD).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
     fresh.login(&email, NEW_PASSWORD).await;
 }
 
@@ -288,21 +305,33 @@ async fn post_form(
     (status, to)
 }
 
+/// The handle of `client`'s own session.
+async fn own_handle(client: &ShopClient) -> String {
+    let list = client.get_json("/api/sessions").await;
+    let current = list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["current"] == true);
+    current
+        .and_then(|s| s["handle"].as_str())
+        .expect("the current session")
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sessions_page_lists_devices_and_signs_them_out_with_csrf_forms() {
     let base = shop(StoreKind::Memory).await;
     let email = new_email("page");
     new_account(&base, &email).await;
-    let this = ShopClient::new(&base)
-        .with_user_agent("this browser")
-        .without_redirects();
-    let other = ShopClient::new(&base).with_user_agent("other browser");
-    let third = ShopClient::new(&base).with_user_agent("third browser");
+    let agents = ["this browser", "other browser", "third browser"];
+    let [this, other, third] = agents.map(|agent| ShopClient::new(&base).with_user_agent(agent));
+    let this = this.without_redirects();
     for b in [&this, &other, &third] {
         b.login(&email, PASSWORD).await;
     }
     let page = this.page("/sessions").await;
-    for agent in ["this browser", "other browser", "third browser"] {
+    for agent in agents {
         assert!(page.contains(agent), "{agent} missing:\n{page}");
     }
     assert_eq!(page.matches("id=\"this-device\"").count(), 1, "{page}");
@@ -310,37 +339,38 @@ async fn the_sessions_page_lists_devices_and_signs_them_out_with_csrf_forms() {
     assert!(this.page("/profile").await.contains("href=\"/sessions\""));
 
     // Sign out one device: a form without the token is refused.
-    let handle = other.get_json("/api/sessions").await["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == true)
-        .map(|s| s["handle"].as_str().unwrap().to_owned())
-        .unwrap();
-    let (status, _) = post_form(&this, "/sessions/revoke", &[("handle", &handle)], Some("")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    other.get_json("/api/sessions").await;
-    let (status, to) = post_form(&this, "/sessions/revoke", &[("handle", &handle)], None).await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/sessions"));
-    let (status, _) = other
-        .post_json("/api/sessions/revoke-others", &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
-
-    // Sign out all others: from another session's form, refused.
-    let forged = csrf_of(&third.page("/").await);
-    let (status, _) = post_form(&this, "/sessions/revoke-others", &[], Some(&forged)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    third.get_json("/api/sessions").await;
-    let (status, to) = post_form(&this, "/sessions/revoke-others", &[], None).await;
+    let handle = own_handle(&other).await;
+    let one = [("handle", handle.as_str())];
+    let (code, _) = post_form(&this, "/sessions/revoke", &one, Some("")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let code = status(&other, Method::GET, "/api/sessions").await;
+    assert_eq!(code, StatusCode::OK, "still signed in");
+    let done = post_form(&this, "/sessions/revoke", &one, None).await;
+    assert_eq!(done, (StatusCode::SEE_OTHER, "/sessions".to_owned()));
     assert_eq!(
-        (status, to.as_str()),
-        (StatusCode::SEE_OTHER, "/sessions?signed_out=1")
+        revoke_others(&other).await,
+        StatusCode::UNAUTHORIZED,
+        "signed out"
     );
-    let (status, _) = third
-        .post_json("/api/sessions/revoke-others", &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
+
+    // Sign out all others: a token of another session is refused.
+    let forged = csrf_of(&third.page("/").await);
+    let (code, _) = post_form(&this, "/sessions/revoke-others", &[], Some(&forged)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(&third, Method::GET, "/api/sessions").await,
+        StatusCode::OK
+    );
+    let done = post_form(&this, "/sessions/revoke-others", &[], None).await;
+    assert_eq!(
+        done,
+        (StatusCode::SEE_OTHER, "/sessions?signed_out=1".to_owned())
+    );
+    assert_eq!(
+        revoke_others(&third).await,
+        StatusCode::UNAUTHORIZED,
+        "signed out"
+    );
     let page = this.page("/sessions?signed_out=1").await;
     assert!(
         page.contains("id=\"signed-out\"") && !page.contains("id=\"revoke-others\""),
@@ -363,30 +393,25 @@ async fn the_password_form_changes_it_with_csrf_and_log_in_limits() {
         "{page}"
     );
     let fields = [("current", PASSWORD), ("new", NEW_PASSWORD)];
-    let (status, _) = post_form(&this, "/password", &fields, Some("")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
-    let (status, _) = post_form(
-        &this,
-        "/password",
-        &[("current", PASSWORD), ("new", "short")],
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (code, _) = post_form(&this, "/password", &fields, Some("")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "no CSRF token");
+    let short = [("current", PASSWORD), ("new", "short")];
+    let (code, _) = post_form(&this, "/password", &short, None).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     let before = this.cookie_header("/");
-    let (status, to) = post_form(&this, "/password", &fields, None).await;
+    let done = post_form(&this, "/password", &fields, None).await;
     assert_eq!(
-        (status, to.as_str()),
-        (StatusCode::SEE_OTHER, "/sessions?password=changed")
+        done,
+        (
+            StatusCode::SEE_OTHER,
+            "/sessions?password=changed".to_owned()
+        )
     );
     assert_ne!(this.cookie_header("/"), before, "a new session ID");
-    let (status, _) = other
-        .post_json("/api/sessions/revoke-others", &json!({}))
-        .await;
     assert_eq!(
-        status,
+        revoke_others(&other).await,
         StatusCode::UNAUTHORIZED,
-        "the other browser is signed out"
+        "signed out"
     );
     assert!(
         this.page("/sessions?password=changed")
@@ -395,41 +420,33 @@ async fn the_password_form_changes_it_with_csrf_and_log_in_limits() {
     );
 
     // Wrong current passwords count like failed log-ins: then even the
-    // right one is refused for a while, on the API as in the form.
+    // right one is refused for a while, on the API as in the form, and
+    // so is the log-in.
     for _ in 0..LOGIN_FAILURES_PER_ACCOUNT {
-        let (status, body) = this
-            .post_json(
-                "/api/password",
-                &json!({ "current": "a wrong guess", "new": "whatever else" }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let (code, body) = change_password(&this, "a wrong guess", "whatever else").await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     }
+    let third = "a third password";
     let res = this
         .http
         .post(this.url("/api/password"))
-        .json(&json!({ "current": NEW_PASSWORD, "new": "a third password" }))
+        .json(&json!({ "current": NEW_PASSWORD, "new": third }))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
-    let (status, _) = post_form(
+    let (code, _) = post_form(
         &this,
         "/password",
-        &[("current", NEW_PASSWORD), ("new", "a third password")],
+        &[("current", NEW_PASSWORD), ("new", third)],
         None,
     )
     .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let (status, _) = ShopClient::new(&base)
-        .post_json(
-            "/api/login",
-            &json!({ "email": email, "password": NEW_PASSWORD }),
-        )
-        .await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    let (code, _) = log_in(&ShopClient::new(&base), &email, NEW_PASSWORD).await;
     assert_eq!(
-        status,
+        code,
         StatusCode::TOO_MANY_REQUESTS,
         "the log-in shares the limit"
     );
@@ -439,24 +456,13 @@ async fn the_password_form_changes_it_with_csrf_and_log_in_limits() {
 async fn bad_session_requests_get_client_errors() {
     let base = shop(StoreKind::Memory).await;
     let anonymous = ShopClient::new(&base);
-    let res = anonymous
-        .http
-        .get(anonymous.url("/api/sessions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let (status, _) = anonymous
-        .post_json("/api/sessions/revoke-others", &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = anonymous
-        .post_json(
-            "/api/password",
-            &json!({ "current": PASSWORD, "new": NEW_PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&anonymous, Method::GET, "/api/sessions").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(revoke_others(&anonymous).await, StatusCode::UNAUTHORIZED);
+    let (code, _) = change_password(&anonymous, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
 
     let email = new_email("bad");
     new_account(&base, &email).await;
@@ -470,53 +476,24 @@ async fn bad_session_requests_get_client_errors() {
         long.as_str(),
         "..%2F..%2Fetc",
     ] {
-        let res = client
-            .http
-            .delete(client.url(&format!("/api/sessions/{handle}")))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            res.status().is_client_error(),
-            "{handle:.40}: {}",
-            res.status()
-        );
+        let code = status(&client, Method::DELETE, &format!("/api/sessions/{handle}")).await;
+        assert!(code.is_client_error(), "{handle:.40}: {code}");
     }
-    let res = client
-        .http
-        .delete(client.url("/api/sessions/not-a-handle"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let code = status(&client, Method::DELETE, "/api/sessions/not-a-handle").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
     // A handle that was real, once its session is gone: not found.
     let gone = ShopClient::new(&base);
     gone.login(&email, PASSWORD).await;
-    let list = client.get_json("/api/sessions").await;
-    let handle = list["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == false)
-        .unwrap()["handle"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let path = format!("/api/sessions/{}", own_handle(&gone).await);
     gone.ok("/api/logout", &json!({})).await;
-    let res = client
-        .http
-        .delete(client.url(&format!("/api/sessions/{handle}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = anonymous
-        .http
-        .delete(anonymous.url(&format!("/api/sessions/{handle}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&client, Method::DELETE, &path).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(&anonymous, Method::DELETE, &path).await,
+        StatusCode::UNAUTHORIZED
+    );
     // JSON bodies only, like every API write.
     let res = client
         .http
@@ -532,24 +509,14 @@ async fn bad_session_requests_get_client_errors() {
         json!({ "current": 1, "new": 2 }),
         json!([]),
     ] {
-        let (status, _) = client.post_json("/api/password", &body).await;
-        assert!(status.is_client_error(), "{body}: {status}");
+        let (code, _) = client.post_json("/api/password", &body).await;
+        assert!(code.is_client_error(), "{body}: {code}");
     }
-    let (status, _) = client
-        .post_json(
-            "/api/password",
-            &json!({ "current": PASSWORD, "new": long }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (code, _) = change_password(&client, PASSWORD, &long).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     // Still signed in after all of it.
-    assert_eq!(
-        client.get_json("/api/sessions").await["sessions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let list = client.get_json("/api/sessions").await;
+    assert_eq!(list["sessions"].as_array().map(Vec::len), Some(1), "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,34 +525,18 @@ async fn the_cookie_store_says_sessions_cannot_be_listed_or_signed_out() {
     let client = ShopClient::new(&base);
     // Log-in works; it ties nothing to the account.
     client.signup(&new_email("cookie"), PASSWORD).await;
-    let res = client
-        .http
-        .get(client.url("/api/sessions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED);
-    let body: Value = res.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("cookie"), "{body}");
-    let (status, _) = client
-        .post_json("/api/sessions/revoke-others", &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    let res = client
-        .http
-        .delete(client.url("/api/sessions/whatever"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_IMPLEMENTED);
-    let (status, _) = client
-        .post_json(
-            "/api/password",
-            &json!({ "current": PASSWORD, "new": NEW_PASSWORD }),
-        )
-        .await;
+    let (code, body) = client.call(Method::GET, "/api/sessions", None).await;
+    assert_eq!(code, StatusCode::NOT_IMPLEMENTED);
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("cookie")),
+        "{body}"
+    );
+    assert_eq!(revoke_others(&client).await, StatusCode::NOT_IMPLEMENTED);
+    let code = status(&client, Method::DELETE, "/api/sessions/whatever").await;
+    assert_eq!(code, StatusCode::NOT_IMPLEMENTED);
+    let (code, _) = change_password(&client, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(
-        status,
+        code,
         StatusCode::NOT_IMPLEMENTED,
         "other sessions could not be signed out"
     );
@@ -599,11 +550,8 @@ async fn the_cookie_store_says_sessions_cannot_be_listed_or_signed_out() {
         );
     }
     // Still signed in.
-    let res = client
-        .http
-        .get(client.url("/api/profile"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        status(&client, Method::GET, "/api/profile").await,
+        StatusCode::OK
+    );
 }
