@@ -325,7 +325,10 @@ impl Session {
     }
 
     /// Deletes the session from the store and removes the cookie (log-out).
-    /// Data set afterwards in the same request starts a new session.
+    /// Data set afterwards in the same request starts a new session. A
+    /// session bound to a user ([`bind_user`](Session::bind_user)) leaves
+    /// the user's listings too; with a store that keeps user indexes, the
+    /// session is loaded first if the request has not read it yet.
     ///
     /// # Errors
     ///
@@ -333,6 +336,11 @@ impl Session {
     pub async fn destroy(&self) -> Result<()> {
         let inner = &self.inner;
         let mut st = inner.state.lock().await;
+        if inner.persistence.user_sessions(&inner.config).supported() {
+            // Whether the session is bound to a user, so that its entry
+            // leaves the user's index with it.
+            inner.ensure_loaded(&mut st).await?;
+        }
         let id = st
             .base
             .as_ref()

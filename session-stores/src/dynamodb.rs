@@ -62,6 +62,19 @@
 //! | `save`    | 1 `PutItem` with a condition on the version |
 //! | `touch`   | 1 `UpdateItem` of the two expiry attributes only, with `attribute_exists` |
 //! | `delete`  | 1 `DeleteItem` |
+//! | user index: load, save, delete | 1 `GetItem` (strongly consistent), 1 conditional `PutItem`, 1 conditional `DeleteItem` |
+//!
+//! # Users' session indexes
+//!
+//! The store keeps the per-user session index (listing and revoking a
+//! user's sessions, [`Session::bind_user`](session_core::Session::bind_user))
+//! in the same table: one item per user, key `user#<user key>`
+//! ([`user_key`](session_core::store::user_key)), with the attributes of a
+//! session item, updated only by conditional writes on its version and
+//! read strongly consistently. It is an item rather than a global
+//! secondary index because a GSI is only eventually consistent: a
+//! revoke-all reading it could miss a log-in acknowledged just before,
+//! whose session would then survive.
 //!
 //! # Retries and throttling
 //!
@@ -124,11 +137,13 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use session_core::store::{Record, now, unix_millis};
+use session_core::store::{Record, UserIndex, now, unix_millis};
 use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
 use crate::stored::{decode_unexpired, malformed};
+
+mod user_index;
 
 /// DynamoDB's limit on the size of one item: 400 KB.
 pub const MAX_ITEM_SIZE: usize = 400 * 1024;
@@ -677,6 +692,30 @@ impl SessionStore for DynamoDbStore {
             }
             Err(e) => Err(request_error("UpdateItem", e)),
         }
+    }
+
+    fn supports_user_index(&self) -> bool {
+        true
+    }
+
+    #[tracing::instrument(name = "dynamodb_load_user_index", level = "debug", skip_all)]
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.load_index(user).await
+    }
+
+    #[tracing::instrument(name = "dynamodb_save_user_index", level = "debug", skip_all)]
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        self.save_index(user, index, expected_version).await
+    }
+
+    #[tracing::instrument(name = "dynamodb_delete_user_index", level = "debug", skip_all)]
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        self.delete_index(user, expected_version).await
     }
 }
 

@@ -29,8 +29,8 @@ use crate::store::{Binding, Record, SessionStore, UserIndex, now};
 use crate::{Error, Id, Result};
 
 /// How many passes a revocation makes at most while each pass still finds
-/// sessions to revoke (sessions logging in or rotating their ID meanwhile).
-const MAX_REVOKE_PASSES: usize = 8;
+/// sessions to revoke (sessions rotating their ID meanwhile).
+const MAX_REVOKE_PASSES: usize = 16;
 
 /// Lists and revokes the sessions of any user, outside of a request: for
 /// admin tools, or a password reset confirmed by e-mail. Get one from
@@ -229,21 +229,30 @@ impl UserSessions {
     }
 
     /// Deletes the live sessions of `user` that `pick` selects, record
-    /// first, then index entry, in passes until one finds none; returns
-    /// how many were deleted.
+    /// first, then index entry; returns how many were deleted.
+    ///
+    /// The first pass takes every session `pick` selects. Passes repeat
+    /// while one still finds sessions created before the revocation
+    /// began: a session whose ID was being rotated during a pass shows up
+    /// under its new ID (which keeps its creation time) in the next.
+    /// Sessions logging in after the revocation began end the passes, so
+    /// a steady stream of log-ins cannot keep it going.
     pub(crate) async fn revoke_where(
         &self,
         user: &str,
         operation: &'static str,
         pick: impl Fn(&Binding) -> bool,
     ) -> Result<usize> {
+        let began = now();
         let mut revoked = 0;
-        for _ in 0..MAX_REVOKE_PASSES {
+        for pass in 0..MAX_REVOKE_PASSES {
             let victims: Vec<Live> = self
                 .live(user, operation)
                 .await?
                 .into_iter()
-                .filter(|live| pick(live.binding()))
+                .filter(|live| {
+                    pick(live.binding()) && (pass == 0 || live.record.created_at <= began)
+                })
                 .collect();
             if victims.is_empty() {
                 break;

@@ -110,6 +110,11 @@ pub(super) fn delete(key: &str) -> Vec<u8> {
     format!("md {key}\r\n").into_bytes()
 }
 
+/// `md <key> C<cas>`: deletes only if the item's CAS value is `cas`.
+pub(super) fn delete_cas(key: &str, cas: u64) -> Vec<u8> {
+    format!("md {key} C{cas}\r\n").into_bytes()
+}
+
 /// `mn`: answers `MN`, to check that a server is there.
 pub(super) fn no_op() -> Vec<u8> {
     b"mn\r\n".to_vec()

@@ -68,10 +68,29 @@
 //! | `save`    | 1 (`ms` with the CAS value this instance read); 2 when this instance has not read the session (`mg` first) |
 //! | `touch`   | 2 (`mg` with `T`, then the note) |
 //! | `delete`  | 1 (`md`) |
+//! | user index: load; save or delete | 1 (`mg`); 2 (`mg`, then `ms` or `md` with the CAS value read) |
 //!
 //! Through the [`SessionLayer`](session_core::SessionLayer), a request that
 //! only reads its session costs one command, a request that changes it two
 //! (load and save).
+//!
+//! # Users' session indexes
+//!
+//! The store keeps the per-user session index (listing and revoking a
+//! user's sessions, [`Session::bind_user`](session_core::Session::bind_user))
+//! as one item per user, `<prefix>user:<user key>`
+//! ([`user_key`](session_core::store::user_key)), changed only with the
+//! CAS value just read, so concurrent log-ins and revocations of one user
+//! never lose each other's entries.
+//!
+//! **A weaker guarantee than the other stores:** Memcached may evict any
+//! item when it runs short of memory, or lose it with its node. An
+//! evicted or lost index hides the sessions it named from listings and
+//! from revocation (a revoke-all cannot end a session it cannot find)
+//! until they expire; sessions bound later are indexed again. Size the
+//! servers so that they do not evict (watch `evictions` in `stats`), set
+//! an absolute lifetime so that such sessions end by themselves, or use
+//! Redis or DynamoDB where revocation must reach every session.
 //!
 //! # Connections
 //!
@@ -109,6 +128,7 @@ mod error;
 mod pool;
 mod ring;
 mod store;
+mod user_index;
 
 pub use builder::{DEFAULT_MAX_ITEM_SIZE, MemcachedStoreBuilder};
 pub use store::MemcachedStore;

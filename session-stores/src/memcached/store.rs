@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use session_core::store::{Record, now, unix_millis};
+use session_core::store::{Record, UserIndex, now, unix_millis};
 use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
@@ -100,11 +100,12 @@ impl MemcachedStore {
     }
 
     fn node(&self, id: &Id) -> &Node {
-        let i = self
-            .inner
-            .ring
-            .node_for(id.as_str().as_bytes())
-            .unwrap_or(0);
+        self.node_by(id.as_str().as_bytes())
+    }
+
+    /// The node rendezvous hashing picks for `name`.
+    fn node_by(&self, name: &[u8]) -> &Node {
+        let i = self.inner.ring.node_for(name).unwrap_or(0);
         &self.inner.nodes[i]
     }
 
@@ -113,6 +114,22 @@ impl MemcachedStore {
             .call(op, request)
             .await
             .map_err(|e| self.error(op, e))
+    }
+
+    /// A command on the item `key` that names no session (placed by the
+    /// whole key).
+    pub(super) async fn call_key(&self, key: &str, op: &'static str, request: &[u8]) -> Result<Reply> {
+        self.node_by(key.as_bytes())
+            .call(op, request)
+            .await
+            .map_err(|e| self.error(op, e))
+    }
+
+    pub(super) fn unexpected_key(&self, key: &str, op: &'static str, reply: &Reply) -> Error {
+        Error::backend(MemcachedStoreError::Protocol {
+            node: self.node_by(key.as_bytes()).addr().to_owned(),
+            message: format!("{op} got the unexpected reply {:?}", reply.status),
+        })
     }
 
     fn error(&self, _op: &'static str, err: CallError) -> Error {
@@ -385,5 +402,29 @@ impl SessionStore for MemcachedStore {
             Status::Done => Ok(true),
             _ => Err(self.unexpected(id, "touch note", &reply)),
         }
+    }
+
+    fn supports_user_index(&self) -> bool {
+        true
+    }
+
+    #[tracing::instrument(name = "memcached_load_user_index", level = "debug", skip_all)]
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.load_index(user).await
+    }
+
+    #[tracing::instrument(name = "memcached_save_user_index", level = "debug", skip_all)]
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        self.save_index(user, index, expected_version).await
+    }
+
+    #[tracing::instrument(name = "memcached_delete_user_index", level = "debug", skip_all)]
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        self.delete_index(user, expected_version).await
     }
 }

@@ -50,7 +50,7 @@ pub(super) fn decode(id: &Id, fields: Fields, now: OffsetDateTime) -> Result<Opt
     )
 }
 
-fn number(name: &str, raw: &[u8]) -> Result<i64> {
+pub(super) fn number(name: &str, raw: &[u8]) -> Result<i64> {
     std::str::from_utf8(raw)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

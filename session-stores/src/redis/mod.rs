@@ -214,6 +214,7 @@ mod near_cache;
 mod scripts;
 mod store;
 mod tls;
+mod user_index;
 
 pub use builder::RedisStoreBuilder;
 pub use store::RedisStore;

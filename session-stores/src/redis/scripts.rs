@@ -74,7 +74,7 @@ impl Lua {
     }
 }
 
-/// The store's three scripts; see their sources for arguments and replies.
+/// The store's scripts; see their sources for arguments and replies.
 pub(super) struct Scripts {
     /// `lua/create.lua`: inserts unless a live record holds the key.
     pub(super) create: Lua,
@@ -82,6 +82,10 @@ pub(super) struct Scripts {
     pub(super) save: Lua,
     /// `lua/touch.lua`: sets the expiry of a live record.
     pub(super) touch: Lua,
+    /// `lua/index_save.lua`: compare-and-set on a user's index.
+    pub(super) index_save: Lua,
+    /// `lua/index_delete.lua`: deletes a user's index of a given version.
+    pub(super) index_delete: Lua,
 }
 
 impl Scripts {
@@ -108,6 +112,8 @@ impl Scripts {
                     include_str!("lua/touch.lua")
                 ),
             ),
+            index_save: Lua::new("index_save", include_str!("lua/index_save.lua")),
+            index_delete: Lua::new("index_delete", include_str!("lua/index_delete.lua")),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::RedisError;
-use session_core::store::{Record, now, unix_millis};
+use session_core::store::{Record, UserIndex, now, unix_millis};
 use session_core::{Error, Id, Result, SessionStore};
 use time::OffsetDateTime;
 
@@ -17,6 +17,7 @@ use super::error::RedisStoreError;
 use super::hash;
 use super::near_cache::NearCache;
 use super::scripts::{Scripts, expiry_arg, reply_to_bool};
+use super::user_index;
 use crate::stored::malformed;
 
 /// Sessions in Redis: a single node (over an auto-reconnecting connection)
@@ -127,6 +128,31 @@ impl RedisStore {
         }
     }
 
+    /// The record `id` stored under `key`, read with `HMGET` (served by
+    /// the near cache when `cached`).
+    async fn read(&self, id: &Id, key: &str, cached: bool) -> Result<Option<Record>> {
+        let fields: Vec<Option<Vec<u8>>> = self
+            .inner
+            .conn
+            .query(&hash::read(key, cached))
+            .await
+            .map_err(|e| self.error("load", e))?;
+        let fields: hash::Fields = fields.try_into().map_err(|_| {
+            Error::backend(RedisStoreError::UnexpectedReply {
+                op: "HMGET",
+                reply: -1,
+            })
+        })?;
+        hash::decode(id, fields, now())
+    }
+
+    /// The Redis key of `user`'s session index:
+    /// `<prefix>user:{<user key>}`, the user key being
+    /// [`session_core::store::user_key`].
+    pub fn user_index_key(&self, user: &str) -> String {
+        user_index::key(&self.inner.prefix, user)
+    }
+
     fn error(&self, op: &'static str, err: RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             return malformed(format!(
@@ -188,20 +214,16 @@ impl SessionStore for RedisStore {
             .near
             .as_ref()
             .is_some_and(|near| !near.wrote_recently(&key));
-        let fields: Vec<Option<Vec<u8>>> = self
-            .inner
-            .conn
-            .query(&hash::read(&key, cached))
-            .await
-            .map_err(|e| self.error("load", e))?;
+        let record = self.read(id, &key, cached).await;
         self.count_near_cache(cached);
-        let fields: hash::Fields = fields.try_into().map_err(|_| {
-            Error::backend(RedisStoreError::UnexpectedReply {
-                op: "HMGET",
-                reply: -1,
-            })
-        })?;
-        hash::decode(id, fields, now())
+        let record = record?;
+        if cached && record.as_ref().is_some_and(|r| r.binding.is_some()) {
+            // A session bound to a user may be revoked from any instance:
+            // it is read from Redis, never from a near-cache entry that an
+            // invalidation could have overtaken.
+            return self.read(id, &key, false).await;
+        }
+        Ok(record)
     }
 
     #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?record.id, expected_version))]
@@ -281,5 +303,73 @@ impl SessionStore for RedisStore {
             .await;
         self.wrote(&key);
         self.written("touch", reply)
+    }
+
+    fn supports_user_index(&self) -> bool {
+        true
+    }
+
+    #[tracing::instrument(name = "redis_load_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client"))]
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        let fields: Vec<Option<Vec<u8>>> = self
+            .inner
+            .conn
+            .query(&user_index::read(&self.user_index_key(user)))
+            .await
+            .map_err(|e| self.error("load_user_index", e))?;
+        let fields: [Option<Vec<u8>>; 3] = fields.try_into().map_err(|_| {
+            Error::backend(RedisStoreError::UnexpectedReply {
+                op: "HMGET",
+                reply: -1,
+            })
+        })?;
+        user_index::decode(fields, now())
+    }
+
+    #[tracing::instrument(name = "redis_save_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client"))]
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        let expected = expected_version.map(|v| v.to_string()).unwrap_or_default();
+        let reply = self
+            .inner
+            .scripts
+            .index_save
+            .run(
+                &self.inner.conn,
+                &self.user_index_key(user),
+                &[
+                    expected.as_bytes(),
+                    index.version.to_string().as_bytes(),
+                    expiry_arg(index.expires_at).as_bytes(),
+                    &index.bytes,
+                    unix_millis(now()).to_string().as_bytes(),
+                ],
+                self.inner.wait,
+            )
+            .await;
+        self.written("save_user_index", reply)
+    }
+
+    #[tracing::instrument(name = "redis_delete_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client"))]
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        let reply = self
+            .inner
+            .scripts
+            .index_delete
+            .run(
+                &self.inner.conn,
+                &self.user_index_key(user),
+                &[
+                    expected_version.to_string().as_bytes(),
+                    unix_millis(now()).to_string().as_bytes(),
+                ],
+                self.inner.wait,
+            )
+            .await;
+        self.written("delete_user_index", reply)
     }
 }
