@@ -10,7 +10,7 @@ use session_core::Session;
 
 use crate::cart::{CART_KEY, Cart, MAX_QTY};
 use crate::catalog::{MAX_SKU_LEN, Product};
-use crate::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
+use crate::db::{Order, OrderLine, Profile, Repo, UserRow, is_unique_violation};
 use crate::error::AppError;
 use crate::footer;
 use crate::security::{self, CSRF_KEY, ClientDevice};
@@ -169,32 +169,38 @@ async fn new_csrf_token(session: &Session) -> Result<(), AppError> {
     Ok(session.insert(CSRF_KEY, security::random_token()).await?)
 }
 
+/// The account with this e-mail. In a write request the reader is the
+/// primary, which has every account.
+async fn account<DB: Repo>(db: &DbHandle<DB>, email: &str) -> Result<Option<UserRow>, AppError> {
+    let (mut conn, source) = db.reader_with_source().await?;
+    footer::read_from(source);
+    Ok(DB::user_by_email(&mut *conn, email).await?)
+}
+
 /// A password check under the log-in limits, shared by log-in and
 /// password change: refused while the account `email` or the address `ip`
-/// has used up its failed attempts; otherwise the record that `lookup`
-/// finds (with its password hash) when `password` matches it, else
-/// `wrong`, counted as a failure.
-async fn check_password_limited<DB: Repo, T>(
+/// has used up its failed attempts; otherwise the account that `lookup`
+/// finds when `password` matches its hash, else `wrong`, counted as a
+/// failure.
+async fn check_password_limited<DB: Repo>(
     shop: &Shop<DB>,
     email: &str,
     ip: Option<IpAddr>,
     password: &str,
-    lookup: impl Future<Output = Result<Option<(T, String)>, AppError>>,
+    lookup: impl Future<Output = Result<Option<UserRow>, AppError>>,
     wrong: AppError,
-) -> Result<T, AppError> {
+) -> Result<UserRow, AppError> {
     shop.limiter
         .check(email, ip)
         .map_err(AppError::RateLimited)?;
-    let (record, hash) = match lookup.await? {
-        Some((record, hash)) => (Some(record), Some(hash)),
-        None => (None, None),
-    };
+    let user = lookup.await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     if password.len() > 1024 || !security::verify_password(password.to_owned(), hash).await {
         shop.limiter.failed(email, ip);
         return Err(wrong);
     }
     shop.limiter.succeeded(email);
-    record.ok_or(wrong)
+    user.ok_or(wrong)
 }
 
 pub(crate) async fn signup<DB: Repo>(
@@ -229,19 +235,9 @@ pub(crate) async fn login<DB: Repo>(
     password: &str,
 ) -> Result<SessionUser, AppError> {
     let email = clean_email(email).map_err(|_| AppError::BadCredentials)?;
-    let lookup = async {
-        // A write request: the reader is the primary, which has every account.
-        let (mut conn, source) = db.reader_with_source().await?;
-        footer::read_from(source);
-        let user = DB::user_by_email(&mut *conn, &email).await?;
-        Ok(user.map(|u| {
-            let hash = u.password_hash.clone();
-            (u, hash)
-        }))
-    };
-    let ip = client.ip.0;
-    let user = check_password_limited(shop, &email, ip, password, lookup, AppError::BadCredentials)
-        .await?;
+    let lookup = account(db, &email);
+    let wrong = AppError::BadCredentials;
+    let user = check_password_limited(shop, &email, client.ip.0, password, lookup, wrong).await?;
     start_session(
         shop,
         session,
@@ -271,23 +267,11 @@ pub(crate) async fn change_password<DB: Repo>(
     let user = require_user(session).await?;
     check_password(new)?;
     let lookup = async {
-        let (mut conn, source) = db.reader_with_source().await?;
-        footer::read_from(source);
-        let row = DB::user_by_email(&mut *conn, &user.email).await?;
-        Ok(row
-            .filter(|row| row.id == user.id)
-            .map(|row| ((), row.password_hash)))
+        let found = account(db, &user.email).await?;
+        Ok(found.filter(|row| row.id == user.id))
     };
-    let email = user.email.as_str();
-    check_password_limited(
-        shop,
-        email,
-        client.ip.0,
-        current,
-        lookup,
-        AppError::WrongPassword,
-    )
-    .await?;
+    let (email, wrong) = (user.email.as_str(), AppError::WrongPassword);
+    check_password_limited(shop, email, client.ip.0, current, lookup, wrong).await?;
     let hash = security::hash_password(new.to_owned()).await?;
     let mut tx = db.begin().await?;
     DB::set_password_hash(&mut *tx, user.id, &hash).await?;

@@ -6,9 +6,9 @@
 //! Redis with the near cache, DynamoDB): the same user logs in from three
 //! browsers through different instances, one browser signs the others out,
 //! and the next request of each signed-out browser is anonymous on every
-//! instance while the one that signed them out stays signed in. The Redis
-//! tests need `REDIS_URL` from `scripts/services.sh` and fail when it cannot
-//! be reached; the DynamoDB test runs its own emulator.
+//! instance while the one that signed them out stays signed in. Each fleet
+//! has a store of its own (a private `redis-server`, a private DynamoDB
+//! emulator), as its account IDs start at 1.
 //!
 //! The pages, the bad requests and the cookie store (which keeps no index
 //! of a user's sessions) are checked on one shop served in process.
@@ -18,10 +18,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shop::{Config, LOGIN_FAILURES_PER_ACCOUNT, StoreKind, app};
 use test_support::dynalite::Dynalite;
-use test_support::env::require_server;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
-use test_support::{redis, service_env, unique};
+use test_support::redis::{RedisConfig, RedisServer};
+use test_support::{service_env, unique};
 
 const INSECURE: (&str, &str) = ("COOKIE_SECURE", "false");
 const PASSWORD: &str = "the first password";
@@ -228,24 +228,29 @@ async fn fleet_scenarios(env: &[(&str, &str)]) {
     password_change_signs_out_the_others(&fleet, &instances).await;
 }
 
+/// A fleet on its own `redis-server`, with `near_cache` sessions kept in
+/// each shop: the shops' account IDs start at 1 in each fleet's database,
+/// so fleets sharing one store would list each other's sessions.
+async fn redis_fleet_scenarios(near_cache: &str) {
+    let redis = RedisServer::start(RedisConfig::new()).await;
+    let url = redis.url();
+    fleet_scenarios(&[
+        ("SESSION_STORE", "redis"),
+        ("REDIS_URL", &url),
+        ("REDIS_NEAR_CACHE", near_cache),
+        INSECURE,
+    ])
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_fleet_signs_devices_out_on_every_instance() {
-    let url = redis::shared_url();
-    require_server("REDIS_URL", &url).await;
-    fleet_scenarios(&[("SESSION_STORE", "redis"), ("REDIS_URL", &url), INSECURE]).await;
+    redis_fleet_scenarios("0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_fleet_with_near_cache_signs_devices_out_on_every_instance() {
-    let url = redis::shared_url();
-    require_server("REDIS_URL", &url).await;
-    fleet_scenarios(&[
-        ("SESSION_STORE", "redis"),
-        ("REDIS_URL", &url),
-        ("REDIS_NEAR_CACHE", "10000"),
-        INSECURE,
-    ])
-    .await;
+    redis_fleet_scenarios("10000").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
