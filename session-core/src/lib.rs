@@ -24,8 +24,19 @@
 //!   gives the handler an [`Error`] and the client a `503`, never a panic or
 //!   a hang.
 //!
+//! - **A user's sessions.** [`Session::bind_user`] at log-in ties the
+//!   session to a user; [`Session::user_sessions`] lists the user's
+//!   sessions ([`SessionInfo`], named by a [`SessionHandle`] that is not
+//!   the session ID), and [`Session::revoke_session`],
+//!   [`Session::revoke_other_sessions`] and [`Session::revoke_all_sessions`]
+//!   end them at once on every instance; [`UserSessions`] does the same
+//!   outside a request. A log-in acknowledged before a revoke-all began is
+//!   always ended by it; see [`UserSessions`] and the
+//!   [`SessionStore`] trait for how, without cross-key transactions.
+//!
 //! Stores live in the `session-stores` crate (memory, encrypted cookie,
-//! Redis, DynamoDB); any type implementing [`SessionStore`] works. Writing
+//! Redis, DynamoDB, Memcached); any type implementing [`SessionStore`]
+//! works. Writing
 //! a store? Everything it needs (the traits, the versioned [`store::Record`]
 //! and its encoding, the clock) is in the [`store`] module, and the
 //! [`test_suite`] checks a store against the whole contract.

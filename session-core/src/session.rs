@@ -406,6 +406,7 @@ impl Session {
         };
         let max = inner.config.max_attempts.max(1);
         let mut bound = None;
+        let mut entries = 0;
         for attempt in 1..=max {
             let started = std::time::Instant::now();
             let mut record = inner.next_record(&st);
@@ -413,12 +414,12 @@ impl Session {
                 user.clone(),
                 handle.clone(),
                 device.clone(),
-                record.created_at.max(now()),
+                now(),
             ));
             let expected = st.base.as_ref().map(|b| b.version);
             // Indexed first, so the bound record is findable once written.
             let indexed = record.id.clone();
-            users.add(&user, users.entry(&record, &handle)).await?;
+            entries = users.add(&user, users.entry(&record, &handle)).await?;
             let written = inner
                 .persistence
                 .write(&inner.config, &mut record, expected)
@@ -429,7 +430,7 @@ impl Session {
                     if record.id != indexed {
                         // A create that found the ID taken picked another
                         // (a 128-bit collision; never seen in practice).
-                        users.add(&user, users.entry(&record, &handle)).await?;
+                        entries = users.add(&user, users.entry(&record, &handle)).await?;
                         users.forget(&user, &[indexed]).await;
                     }
                     st.apply(change, inner.config.cookie.persistent);
@@ -459,7 +460,7 @@ impl Session {
         if let Some(old) = previous.filter(|b| b.user != user) {
             users.forget(&old.user, &[id.clone()]).await;
         }
-        users.enforce_cap(&user, &id).await
+        users.enforce_cap(&user, &id, entries).await
     }
 
     /// The user this session is bound to ([`bind_user`](Session::bind_user)),

@@ -50,6 +50,15 @@
 //!   one item. Use a server-side store where that matters.
 //! - Log-out removes the cookie but cannot revoke a copy an attacker kept:
 //!   keep idle timeouts short, or use a server-side store.
+//! - **No list of a user's sessions, no revocation.** Nothing on the
+//!   server knows which cookies exist, so
+//!   [`Session::bind_user`](session_core::Session::bind_user), the
+//!   listing and the `revoke_*` calls fail with
+//!   [`session_core::Error::Unsupported`] (`501 Not Implemented` if a
+//!   handler returns it), and
+//!   [`SessionLayer::supports_user_sessions`](session_core::SessionLayer::supports_user_sessions)
+//!   says `false` so an app can hide such pages. "Sign out everywhere"
+//!   needs a server-side store.
 
 use std::fmt;
 use std::sync::Arc;

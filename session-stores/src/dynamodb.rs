@@ -462,6 +462,19 @@ fn ttl_seconds(at: OffsetDateTime) -> i64 {
     unix_millis(at).div_euclid(1000) + i64::from(unix_millis(at).rem_euclid(1000) != 0)
 }
 
+/// The outcome of a conditional write: `Ok(false)` when its condition
+/// failed.
+fn conditional<T, E>(op: &'static str, result: Result<T, SdkError<E>>) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(request_error(op, e)),
+    }
+}
+
 fn request_error<E>(op: &'static str, err: SdkError<E>) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -682,16 +695,7 @@ impl SessionStore for DynamoDbStore {
                 ),
             None => update.update_expression("REMOVE #e, #ems"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error("UpdateItem", e)),
-        }
+        conditional("UpdateItem", update.send().await)
     }
 
     fn supports_user_index(&self) -> bool {

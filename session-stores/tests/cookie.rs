@@ -211,3 +211,42 @@ async fn oversized_change_is_refused_and_the_old_cookie_stays_valid() {
         format!("small{log}")
     );
 }
+
+#[tokio::test]
+async fn sessions_in_cookies_cannot_be_listed_or_revoked() {
+    let layer = layer(&[&Key::generate()]);
+    assert!(!layer.supports_user_sessions());
+    let app = session_core::test_suite::TestApp::new(layer.clone(), |s, _| async move {
+        let unsupported = |r: Result<(), session_core::Error>| {
+            matches!(r, Err(session_core::Error::Unsupported { .. }))
+        };
+        let handle = "AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+        let all = [
+            unsupported(s.bind_user("alice", session_core::Device::new()).await),
+            unsupported(s.user_sessions().await.map(drop)),
+            unsupported(s.revoke_session(&handle).await.map(drop)),
+            unsupported(s.revoke_other_sessions().await.map(drop)),
+            unsupported(s.revoke_all_sessions().await.map(drop)),
+        ];
+        // The user is known to be nobody.
+        assert_eq!(s.user().await?, None);
+        Ok(format!("{all:?}"))
+    });
+    assert_eq!(app.send(None).await.body, "[true, true, true, true, true]");
+    // Through a handler's `?`: 501 Not Implemented, a configuration
+    // error, never a 500 or a 503.
+    let failing = session_core::test_suite::TestApp::new(layer.clone(), |s, _| async move {
+        s.bind_user("alice", session_core::Device::new()).await?;
+        Ok(String::new())
+    });
+    assert_eq!(failing.send(None).await.status, StatusCode::NOT_IMPLEMENTED);
+    let users = layer.user_sessions();
+    assert!(matches!(
+        users.list("alice").await,
+        Err(session_core::Error::Unsupported { .. })
+    ));
+    assert!(matches!(
+        users.revoke_all("alice").await,
+        Err(session_core::Error::Unsupported { .. })
+    ));
+}

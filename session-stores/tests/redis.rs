@@ -593,12 +593,10 @@ async fn command_counts_per_request() {
     drop(server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
-    let server = RedisServer::start(RedisConfig::new()).await;
+/// Two instances on `server`: one with a near cache whose entries live a
+/// minute, one without.
+async fn near_cached_and_plain(server: &RedisServer) -> (RedisStore, RedisStore) {
     let url = server.url();
-    // A TTL far above the 2 s the test waits: only Redis's invalidation
-    // can make another instance's write visible in time.
     let cached = RedisStore::builder()
         .with_near_cache(100)
         .with_near_cache_ttl(Duration::from_secs(60))
@@ -606,6 +604,15 @@ async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
         .await
         .expect("private redis");
     let other = RedisStore::connect(&url).await.expect("private redis");
+    (cached, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
+    let server = RedisServer::start(RedisConfig::new()).await;
+    // A TTL far above the 2 s the test waits: only Redis's invalidation
+    // can make another instance's write visible in time.
+    let (cached, other) = near_cached_and_plain(&server).await;
     let mut meter = Meter::new(server.port).await;
 
     let counter = |store: &RedisStore| {
@@ -669,6 +676,61 @@ async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
         assert_eq!(reader.send(Some(&cookie)).await.body, expected.to_string());
     }
 
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn near_cache_never_serves_a_revoked_session() {
+    let server = RedisServer::start(RedisConfig::new()).await;
+    // A TTL far above the test: a stale entry would outlive it.
+    let (cached, other) = near_cached_and_plain(&server).await;
+    let mut meter = Meter::new(server.port).await;
+    let log_in = TestApp::new(SessionLayer::new(other.clone()), |s, _| async move {
+        s.cycle_id().await?;
+        s.bind_user("alice", session_core::Device::new()).await?;
+        Ok(String::new())
+    });
+    let whoami = TestApp::new(
+        SessionLayer::new(cached.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move { Ok(s.user().await?.unwrap_or_default()) },
+    );
+    let anonymous = TestApp::new(
+        SessionLayer::new(cached.clone()).with_touch_after(Duration::from_secs(3600)),
+        |s, _| async move { Ok(s.get::<u64>("n").await?.unwrap_or(0).to_string()) },
+    );
+    let bound = log_in.send(None).await.cookie.expect("cookie");
+    for _ in 0..3 {
+        assert_eq!(whoami.send(Some(&bound)).await.body, "alice");
+    }
+    // Every read of a bound session goes to Redis ...
+    let (res, read) = meter.measure(whoami.send(Some(&bound))).await;
+    assert_eq!(res.body, "alice");
+    assert!(
+        read.sent.iter().any(|c| c == "HMGET"),
+        "a bound session was served from the near cache: {:?}",
+        read.sent
+    );
+    // ... while sessions bound to nobody still use the near cache.
+    let free = TestApp::new(SessionLayer::new(other.clone()), |s, _| async move {
+        s.insert("n", 1).await?;
+        Ok(String::new())
+    })
+    .send(None)
+    .await
+    .cookie
+    .expect("cookie");
+    anonymous.send(Some(&free)).await;
+    let (res, read) = meter.measure(anonymous.send(Some(&free))).await;
+    assert_eq!(res.body, "1");
+    assert!(read.sent.is_empty(), "{:?}", read.sent);
+
+    let users = SessionLayer::new(other.clone()).user_sessions();
+    assert_eq!(users.revoke_all("alice").await.expect("revoke_all"), 1);
+    assert_eq!(
+        whoami.send(Some(&bound)).await.body,
+        "",
+        "a revoked session was still signed in on an instance with a near cache"
+    );
     drop(server);
 }
 

@@ -3,13 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Random bytes in a handle (128 bits).
-const HANDLE_BYTES: usize = 16;
-/// Length of the text form: 16 bytes in unpadded URL-safe base64.
-const HANDLE_LEN: usize = 22;
+use crate::Id;
 
 /// A stable, opaque handle naming one of a user's sessions in listings.
 ///
@@ -30,31 +24,30 @@ const HANDLE_LEN: usize = 22;
 /// assert!("not a handle".parse::<SessionHandle>().is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionHandle(Box<str>);
+pub struct SessionHandle(Id);
 
 impl SessionHandle {
-    /// A fresh random handle.
+    /// A fresh random handle: 128 bits from the OS CSPRNG, drawn apart
+    /// from the session ID (the same form, nothing else in common).
     pub(crate) fn random() -> Self {
-        let mut bytes = [0u8; HANDLE_BYTES];
-        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-        SessionHandle(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str())
+        SessionHandle(Id::random())
     }
 
     /// The text form.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionHandle({})", self.0)
+        write!(f, "SessionHandle({})", self.as_str())
     }
 }
 
@@ -70,15 +63,7 @@ impl FromStr for SessionHandle {
     /// Accepts exactly 22 URL-safe base64 characters that decode to 16
     /// bytes.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let url_safe = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        if s.len() != HANDLE_LEN || !s.bytes().all(url_safe) {
-            return Err(ParseHandleError);
-        }
-        let mut out = [0u8; HANDLE_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(s, &mut out) {
-            Ok(HANDLE_BYTES) => Ok(SessionHandle(s.into())),
-            _ => Err(ParseHandleError),
-        }
+        Id::parse(s).map(SessionHandle).ok_or(ParseHandleError)
     }
 }
 

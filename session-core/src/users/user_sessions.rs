@@ -55,6 +55,43 @@ const MAX_REVOKE_PASSES: usize = 16;
 /// assert_eq!(users.revoke_all("alice").await?, 0);
 /// # Ok(()) }
 /// ```
+///
+/// # Guarantees
+///
+/// Each user has an index in the store naming the sessions bound to them.
+/// No store is asked for atomic writes across keys; the order of writes
+/// carries the guarantees instead:
+///
+/// - a session enters its user's index **before** its record is written
+///   bound to the user, and a bound session's new ID from
+///   [`Session::cycle_id`](crate::Session::cycle_id) before it is written;
+/// - revoking deletes the session's record **first**, then its entry;
+///   listing loads every indexed session and drops the entries of those
+///   that have ended (expired, destroyed, revoked or bound to someone
+///   else).
+///
+/// So a session whose log-in was acknowledged before a revocation began is
+/// in the index that revocation reads, and is ended: its next request, on
+/// any instance, is anonymous. A rotation of its ID racing the revocation
+/// is caught too (the rotation gives up when the old record vanished
+/// meanwhile, and the revocation repeats its pass while it finds sessions
+/// created before it began). On Redis Cluster this means an index and its
+/// sessions need not share a hash slot, and need no multi-key script: each
+/// key changes atomically on its own.
+///
+/// # Bounds
+///
+/// - Entries are trimmed whenever the index is written, once past the
+///   session's absolute lifetime
+///   ([`with_absolute_lifetime`](crate::SessionLayer::with_absolute_lifetime)).
+///   Idle expiry never trims an entry: any request can extend it, and a
+///   live session missing from the index would escape revocation. With an
+///   absolute lifetime, an index also expires by itself once all its
+///   sessions have; without one, listings and log-ins drop ended entries.
+/// - Each user has at most
+///   [`with_max_sessions_per_user`](crate::SessionLayer::with_max_sessions_per_user)
+///   live sessions (100 by default): a log-in beyond that revokes the
+///   user's oldest sessions (by creation time), never the one logging in.
 #[derive(Clone)]
 pub struct UserSessions {
     store: Option<Arc<dyn SessionStore>>,
@@ -194,13 +231,13 @@ impl UserSessions {
         Ok(live)
     }
 
-    /// Adds `entry` to the index of `user`.
-    pub(crate) async fn add(&self, user: &str, entry: Entry) -> Result<()> {
+    /// Adds `entry` to the index of `user`; returns how many entries the
+    /// index holds now.
+    pub(crate) async fn add(&self, user: &str, entry: Entry) -> Result<usize> {
         self.modify(user, "bind a session to a user", |entries| {
             entries.upsert(entry.clone())
         })
         .await
-        .map(drop)
     }
 
     /// Drops the entries of `ids` from the index of `user`.
@@ -263,16 +300,10 @@ impl UserSessions {
     }
 
     /// Revokes the oldest sessions of `user` beyond the layer's cap, never
-    /// `keep`.
-    pub(crate) async fn enforce_cap(&self, user: &str, keep: &Id) -> Result<()> {
+    /// `keep`, if `entries` (the size of the user's index) exceeds it.
+    pub(crate) async fn enforce_cap(&self, user: &str, keep: &Id, entries: usize) -> Result<()> {
         let cap = self.config.max_sessions_per_user;
-        let store = self.store("bind a session to a user")?;
-        let Some(index) =
-            call(&self.config, "load_user_index", store.load_user_index(user)).await?
-        else {
-            return Ok(());
-        };
-        if Entries::decode(&index)?.0.len() <= cap {
+        if entries <= cap {
             return Ok(());
         }
         let live = self.live(user, "bind a session to a user").await?;

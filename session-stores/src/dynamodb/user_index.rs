@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use session_core::Result;
 use session_core::store::{UserIndex, from_unix_millis, now, unix_millis};
 
-use super::{DATA, DynamoDbStore, VERSION, number, request_error, ttl_seconds};
+use super::{DATA, DynamoDbStore, VERSION, conditional, number, request_error, ttl_seconds};
 use crate::stored::malformed;
 
 /// Condition of a write over a live index of the expected version.
@@ -57,7 +57,9 @@ impl DynamoDbStore {
             return Err(malformed("user index item has no binary data"));
         };
         let expires_at = expires_ms
-            .map(|ms| from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range")))
+            .map(|ms| {
+                from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range"))
+            })
             .transpose()?;
         Ok(Some(UserIndex::new(
             version,
@@ -77,7 +79,10 @@ impl DynamoDbStore {
         let mut item = HashMap::from([
             (k, v),
             (VERSION.into(), AttributeValue::N(index.version.to_string())),
-            (DATA.into(), AttributeValue::B(Blob::new(index.bytes.clone()))),
+            (
+                DATA.into(),
+                AttributeValue::B(Blob::new(index.bytes.clone())),
+            ),
         ]);
         if let Some(at) = index.expires_at {
             item.insert(
@@ -105,18 +110,9 @@ impl DynamoDbStore {
                 .expression_attribute_names("#v", VERSION)
                 .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            // A retried write whose first attempt landed is refused too;
-            // session-core then redoes its change on fresh data.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error("PutItem", e)),
-        }
+        // A retried write whose first attempt landed is refused too;
+        // session-core then redoes its change on fresh data.
+        conditional("PutItem", put.send().await)
     }
 
     pub(super) async fn delete_index(&self, user: &str, expected_version: u64) -> Result<bool> {
@@ -136,15 +132,6 @@ impl DynamoDbStore {
             .expression_attribute_values(":now", AttributeValue::N(unix_millis(now()).to_string()))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(request_error("DeleteItem", e)),
-        }
+        conditional("DeleteItem", deleted)
     }
 }

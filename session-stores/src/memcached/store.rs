@@ -118,7 +118,12 @@ impl MemcachedStore {
 
     /// A command on the item `key` that names no session (placed by the
     /// whole key).
-    pub(super) async fn call_key(&self, key: &str, op: &'static str, request: &[u8]) -> Result<Reply> {
+    pub(super) async fn call_key(
+        &self,
+        key: &str,
+        op: &'static str,
+        request: &[u8],
+    ) -> Result<Reply> {
         self.node_by(key.as_bytes())
             .call(op, request)
             .await

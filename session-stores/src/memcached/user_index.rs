@@ -8,8 +8,8 @@
 //! (8 bytes, big-endian; `i64::MIN` for none), then the index as
 //! session-core encodes it.
 
-use session_core::store::{UserIndex, from_unix_millis, now, unix_millis};
 use session_core::Result;
+use session_core::store::{UserIndex, from_unix_millis, now, unix_millis};
 
 use super::client::{self, SetMode, Status};
 use super::codec;
@@ -59,7 +59,9 @@ impl MemcachedStore {
     /// CAS value of an expired item Memcached still holds (its lifetime is
     /// rounded up to the second).
     async fn read_index(&self, key: &str) -> Result<(Option<UserIndex>, Option<u64>)> {
-        let mut reply = self.call_key(key, "load_user_index", &client::get(key)).await?;
+        let mut reply = self
+            .call_key(key, "load_user_index", &client::get(key))
+            .await?;
         let (value, cas) = match (reply.status, reply.value.take(), reply.meta.cas) {
             (Status::Miss, ..) => return Ok((None, None)),
             (Status::Value, Some(value), Some(cas)) => (value, cas),

@@ -183,6 +183,12 @@ impl RedisStoreBuilder {
     ///   fills the entry, or when the connection dies without closing. The
     ///   TTL is the bound on staleness; raise it only where reads of a
     ///   session that lag other instances' writes by that much are fine.
+    /// - Sessions bound to a user
+    ///   ([`Session::bind_user`](session_core::Session::bind_user)) are
+    ///   always read from Redis, so revoking one (or deleting it) takes
+    ///   effect on every instance at once, whatever happened to the
+    ///   invalidation; a read of a bound session costs what it costs
+    ///   without a near cache.
     /// - A Redis user restricted by ACL needs `HELLO`, `CLIENT TRACKING`,
     ///   `CLIENT CACHING` and `PTTL` as well (see the project's
     ///   `SECURITY.md`).

@@ -93,6 +93,16 @@
 //! | `d`   | the record as written by [`Record::encode`](session_core::store::Record::encode) |
 //! | `w`   | a random token naming the last write, so that a write the client retries after a lost reply is recognised as already done |
 //!
+//! A user's session index (listing and revoking a user's sessions,
+//! [`Session::bind_user`](session_core::Session::bind_user)) lives under
+//! `<prefix>user:{<user key>}` ([`RedisStore::user_index_key`], the user
+//! key being [`user_key`](session_core::store::user_key)): a hash with
+//! `v`, `e` and `d` as above, changed only by compare-and-set scripts on
+//! `v`. It need not share a Cluster slot with its sessions: session-core
+//! orders its writes so that no command ever spans two keys (the index
+//! entry before the bound record, the record's deletion before the
+//! entry's), which also spreads one user's sessions over the cluster.
+//!
 //! The expiry is also the key's TTL (`PEXPIREAT`, to the millisecond), so
 //! Redis evicts expired sessions by itself; a session without expiry has
 //! no TTL. Reads filter on `e` as well, so a record past its expiry is never
@@ -105,6 +115,7 @@
 //! | `load`    | 1 (`HMGET`); none when served by the [near cache](#near-cache), `HMGET` + `PTTL` in one round trip when it fills it |
 //! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover); with [durable writes](#durable-writes) `WAIT` in the same round trip |
 //! | `delete`  | 1 (`DEL`); with durable writes `WAIT` in the same round trip |
+//! | user index: load, save, delete | 1 (`HMGET`), 1 (`EVALSHA`), 1 (`EVALSHA`) |
 //!
 //! Through the [`SessionLayer`](session_core::SessionLayer) a request that
 //! only reads its session costs one command, a request that changes it two
@@ -120,7 +131,10 @@
 //! stay compare-and-set in Redis, so no update is lost. The price is that
 //! a read may miss another instance's write for up to the near-cache TTL
 //! (default 2 s, usually far less); the builder method documents the exact
-//! guarantees.
+//! guarantees. Sessions bound to a user are the exception: they are always
+//! read from Redis (a cached read of one is followed by a read from
+//! Redis), so a session revoked on any instance is anonymous on its next
+//! request everywhere, even if an invalidation was overtaken or lost.
 //!
 //! ```no_run
 //! # async fn run() -> session_core::Result<()> {

@@ -41,8 +41,8 @@ pub(super) fn decode(
     if expires_ms.is_some_and(|ms| ms <= unix_millis(now)) {
         return Ok(None);
     }
-    let version = u64::try_from(number("v", &v)?)
-        .map_err(|_| malformed("user index version is negative"))?;
+    let version =
+        u64::try_from(number("v", &v)?).map_err(|_| malformed("user index version is negative"))?;
     let expires_at = expires_ms
         .map(|ms| from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range")))
         .transpose()?;

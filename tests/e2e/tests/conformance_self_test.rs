@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use session_core::store::Record;
+use session_core::store::{Record, UserIndex};
 use session_core::test_suite::{self, LastWriterWins};
 use session_core::{Id, Result, SessionStore};
 use session_stores::MemoryStore;
@@ -32,6 +32,43 @@ impl SessionStore for OverwritingCreate {
     }
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         self.0.touch(id, expires_at).await
+    }
+}
+
+/// Keeps users' session indexes, but saves them whatever the stored
+/// version (last writer wins).
+#[derive(Debug, Clone)]
+struct UnversionedIndex(MemoryStore);
+
+#[async_trait]
+impl SessionStore for UnversionedIndex {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        self.0.create(record).await
+    }
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.0.load(id).await
+    }
+    async fn save(&self, record: &Record, expected: u64) -> Result<bool> {
+        self.0.save(record, expected).await
+    }
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.0.delete(id).await
+    }
+    async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.0.touch(id, expires_at).await
+    }
+    fn supports_user_index(&self) -> bool {
+        true
+    }
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.0.load_user_index(user).await
+    }
+    async fn save_user_index(&self, user: &str, index: &UserIndex, _: Option<u64>) -> Result<bool> {
+        let current = self.0.load_user_index(user).await?.map(|i| i.version);
+        self.0.save_user_index(user, index, current).await
+    }
+    async fn delete_user_index(&self, user: &str, expected: u64) -> Result<bool> {
+        self.0.delete_user_index(user, expected).await
     }
 }
 
@@ -70,6 +107,17 @@ async fn suite_fails_a_store_whose_save_ignores_versions() {
 async fn suite_fails_a_store_whose_create_overwrites() {
     let report = run_on(OverwritingCreate(MemoryStore::default())).await;
     assert!(report.has_failed("create_never_overwrites"), "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_fails_a_store_whose_user_index_ignores_versions() {
+    let report = run_on(UnversionedIndex(MemoryStore::default())).await;
+    assert!(report.has_failed("user_index_primitives"), "{report:#?}");
+    // Sessions are listed and revoked all the same without concurrency.
+    assert!(
+        report.passed.contains(&"revoke_one_others_and_all"),
+        "{report:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
