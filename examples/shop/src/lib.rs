@@ -31,7 +31,7 @@
 //! | `user_sessions.rs` | the user's signed-in devices: listing, signing out |
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
-//! | `admin/` | the admin listener: `/metrics` (Prometheus) and `/status` |
+//! | `admin/` | the admin listener: `/metrics` (Prometheus), `/status`, price changes |
 //! | `request_metrics.rs` | HTTP request metrics by route and status |
 //! | `error.rs` | the errors of start-up and of requests |
 //! | `footer.rs` | the footer: instance, session store, source of the data |
