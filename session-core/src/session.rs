@@ -351,7 +351,7 @@ impl Session {
             metrics::destroyed();
             if let Some(binding) = st.base.as_ref().and_then(|r| r.binding.as_ref()) {
                 let users = inner.persistence.user_sessions(&inner.config);
-                users.forget(&binding.user, &[id.clone()]).await;
+                users.forget(&binding.user, std::slice::from_ref(id)).await;
             }
         }
         inner.reset(&mut st);
@@ -458,7 +458,7 @@ impl Session {
             return Err(Error::Conflict { attempts: max });
         };
         if let Some(old) = previous.filter(|b| b.user != user) {
-            users.forget(&old.user, &[id.clone()]).await;
+            users.forget(&old.user, std::slice::from_ref(&id)).await;
         }
         users.enforce_cap(&user, &id, entries).await
     }

@@ -14,6 +14,9 @@ use crate::store::{UserIndex, now};
 use crate::users::entries::Entries;
 use crate::{Device, Error, Id, Session, SessionInfo, SessionLayer};
 
+/// When a log-in's reply arrived, and every cookie its session had.
+type LoggedIn = (Instant, Vec<String>);
+
 /// A user name no other check uses.
 fn fresh_user() -> String {
     format!("user {} <x@example.com>", Id::random())
@@ -642,7 +645,7 @@ impl Ctx {
         // must be signed out, under any cookie it had.
         const N: usize = 30;
         let user = fresh_user();
-        let done: Arc<Mutex<Vec<(Instant, Vec<String>)>>> = Arc::default();
+        let done: Arc<Mutex<Vec<LoggedIn>>> = Arc::default();
         let ctx = Arc::new(Ctx {
             stores: self.stores.clone(),
             front_end: self.front_end,

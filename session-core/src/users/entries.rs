@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(entries.expires_at(), c.until);
         entries.upsert(entry(4, None));
         assert_eq!(entries.expires_at(), None);
-        entries.remove(&[a.id.clone()]);
+        entries.remove(std::slice::from_ref(&a.id));
         assert_eq!(entries.0.len(), 2);
     }
 
