@@ -69,7 +69,7 @@ pub async fn connect(config: &Config) -> Result<Connected, StartError> {
         router: DbRouter<DB>,
         tiers: &shop::Tiers,
     ) -> Parts<DB> {
-        let shop = Shop::new(&router, tiers);
+        let shop = Shop::new(&router, tiers, &sessions);
         Parts {
             sessions,
             router,

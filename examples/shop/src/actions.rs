@@ -1,16 +1,19 @@
 //! What the pages and the JSON API both do: cart changes, accounts,
 //! profiles and orders.
 
+use std::future::Future;
+use std::net::IpAddr;
+
 use db_router::DbHandle;
 use serde::{Deserialize, Serialize};
 use session_core::Session;
 
 use crate::cart::{CART_KEY, Cart, MAX_QTY};
 use crate::catalog::{MAX_SKU_LEN, Product};
-use crate::db::{Order, OrderLine, Profile, Repo, is_unique_violation};
+use crate::db::{Order, OrderLine, Profile, Repo, UserRow, is_unique_violation};
 use crate::error::AppError;
 use crate::footer;
-use crate::security::{self, CSRF_KEY, ClientIp};
+use crate::security::{self, CSRF_KEY, ClientDevice};
 use crate::state::Shop;
 
 /// Session key of the logged-in user.
@@ -140,18 +143,71 @@ fn check_password(password: &str) -> Result<(), AppError> {
 }
 
 /// Makes `user` the session's user: a new session ID (so an ID seen or
-/// planted before log-in is worthless) and a new CSRF token, keeping the
-/// cart.
-async fn start_session(session: &Session, user: SessionUser) -> Result<SessionUser, AppError> {
+/// planted before log-in is worthless), the session tied to the account
+/// with the client's device (where the store keeps a per-user index) and
+/// a new CSRF token, keeping the cart.
+async fn start_session<DB: Repo>(
+    shop: &Shop<DB>,
+    session: &Session,
+    client: &ClientDevice,
+    user: SessionUser,
+) -> Result<SessionUser, AppError> {
     session.cycle_id().await?;
+    if shop.user_sessions {
+        session
+            .bind_user(user.id.to_string(), client.device())
+            .await?;
+    }
     session.insert(USER_KEY, &user).await?;
-    session.insert(CSRF_KEY, security::random_token()).await?;
+    new_csrf_token(session).await?;
     Ok(user)
 }
 
+/// A new CSRF token for a session whose ID changed: forms of the old ID
+/// no longer post.
+async fn new_csrf_token(session: &Session) -> Result<(), AppError> {
+    Ok(session.insert(CSRF_KEY, security::random_token()).await?)
+}
+
+/// The account with this e-mail. In a write request the reader is the
+/// primary, which has every account.
+async fn account<DB: Repo>(db: &DbHandle<DB>, email: &str) -> Result<Option<UserRow>, AppError> {
+    let (mut conn, source) = db.reader_with_source().await?;
+    footer::read_from(source);
+    Ok(DB::user_by_email(&mut *conn, email).await?)
+}
+
+/// A password check under the log-in limits, shared by log-in and
+/// password change: refused while the account `email` or the address `ip`
+/// has used up its failed attempts; otherwise the account that `lookup`
+/// finds when `password` matches its hash, else `wrong`, counted as a
+/// failure.
+async fn check_password_limited<DB: Repo>(
+    shop: &Shop<DB>,
+    email: &str,
+    ip: Option<IpAddr>,
+    password: &str,
+    lookup: impl Future<Output = Result<Option<UserRow>, AppError>>,
+    wrong: AppError,
+) -> Result<UserRow, AppError> {
+    shop.limiter
+        .check(email, ip)
+        .map_err(AppError::RateLimited)?;
+    let user = lookup.await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if password.len() > 1024 || !security::verify_password(password.to_owned(), hash).await {
+        shop.limiter.failed(email, ip);
+        return Err(wrong);
+    }
+    shop.limiter.succeeded(email);
+    user.ok_or(wrong)
+}
+
 pub(crate) async fn signup<DB: Repo>(
+    shop: &Shop<DB>,
     db: &DbHandle<DB>,
     session: &Session,
+    client: &ClientDevice,
     email: &str,
     name: &str,
     password: &str,
@@ -167,42 +223,64 @@ pub(crate) async fn signup<DB: Repo>(
         Err(e) => return Err(e.into()),
     };
     tx.commit().await?;
-    start_session(session, SessionUser { id, email }).await
+    start_session(shop, session, client, SessionUser { id, email }).await
 }
 
 pub(crate) async fn login<DB: Repo>(
     shop: &Shop<DB>,
     db: &DbHandle<DB>,
     session: &Session,
-    ClientIp(ip): ClientIp,
+    client: &ClientDevice,
     email: &str,
     password: &str,
 ) -> Result<SessionUser, AppError> {
     let email = clean_email(email).map_err(|_| AppError::BadCredentials)?;
-    shop.limiter
-        .check(&email, ip)
-        .map_err(AppError::RateLimited)?;
-    // A write request: the reader is the primary, which has every account.
-    let user = {
-        let (mut conn, source) = db.reader_with_source().await?;
-        footer::read_from(source);
-        DB::user_by_email(&mut *conn, &email).await?
-    };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if password.len() > 1024 || !security::verify_password(password.to_owned(), hash).await {
-        shop.limiter.failed(&email, ip);
-        return Err(AppError::BadCredentials);
-    }
-    shop.limiter.succeeded(&email);
-    let user = user.ok_or(AppError::BadCredentials)?;
+    let lookup = account(db, &email);
+    let wrong = AppError::BadCredentials;
+    let user = check_password_limited(shop, &email, client.ip.0, password, lookup, wrong).await?;
     start_session(
+        shop,
         session,
+        client,
         SessionUser {
             id: user.id,
             email: user.email,
         },
     )
     .await
+}
+
+/// Changes the password of the session's user, who gives the current one
+/// (checked under the log-in limits): stores the new hash, signs out every
+/// other session of the user and gives this one a new ID (and CSRF
+/// token). Returns how many sessions were signed out.
+pub(crate) async fn change_password<DB: Repo>(
+    shop: &Shop<DB>,
+    db: &DbHandle<DB>,
+    session: &Session,
+    client: &ClientDevice,
+    current: &str,
+    new: &str,
+) -> Result<usize, AppError> {
+    // Without a per-user index the other sessions would stay signed in.
+    crate::user_sessions::require_index(shop)?;
+    let user = require_user(session).await?;
+    check_password(new)?;
+    let lookup = async {
+        let found = account(db, &user.email).await?;
+        Ok(found.filter(|row| row.id == user.id))
+    };
+    let (email, wrong) = (user.email.as_str(), AppError::WrongPassword);
+    check_password_limited(shop, email, client.ip.0, current, lookup, wrong).await?;
+    let hash = security::hash_password(new.to_owned()).await?;
+    let mut tx = db.begin().await?;
+    DB::set_password_hash(&mut *tx, user.id, &hash).await?;
+    tx.commit().await?;
+    let revoked = session.revoke_other_sessions().await?;
+    session.cycle_id().await?;
+    new_csrf_token(session).await?;
+    tracing::info!(user = user.id, revoked, "password changed");
+    Ok(revoked)
 }
 
 pub(crate) async fn logout(session: &Session) -> Result<(), AppError> {

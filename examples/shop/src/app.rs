@@ -2,6 +2,7 @@
 
 use axum::Router;
 use db_router::{DbRouter, RouterLayer, SessionCarrier};
+use session_core::SessionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::admin::{self, Status, StatusSource};
@@ -55,9 +56,9 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
         &config.data_dir,
     );
     let (routes, database, prices) = match database.await? {
-        Routers::Sqlite(router) => with_database(router, &tiers),
-        Routers::Postgres(router) => with_database(router, &tiers),
-        Routers::MySql(router) => with_database(router, &tiers),
+        Routers::Sqlite(router) => with_database(router, &tiers, &sessions),
+        Routers::Postgres(router) => with_database(router, &tiers, &sessions),
+        Routers::MySql(router) => with_database(router, &tiers, &sessions),
     };
     let routes = match Footer::of(config) {
         Some(footer) => routes.layer(axum::middleware::from_fn(move |request, next| {
@@ -87,8 +88,12 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
 /// (the causal token of its writes kept in the session), what `/status`
 /// reports about the database and the caches, and the admin route that
 /// changes prices.
-fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, StatusSource, Router) {
-    let shop = Shop::new(&router, tiers);
+fn with_database<DB: Repo>(
+    router: DbRouter<DB>,
+    tiers: &Tiers,
+    sessions: &SessionLayer,
+) -> (Router, StatusSource, Router) {
+    let shop = Shop::new(&router, tiers, sessions);
     let (products, listing) = (shop.clone(), shop.clone());
     let status = admin::database(
         &router,

@@ -55,6 +55,19 @@ pub enum AppError {
     /// Wrong e-mail or password.
     #[error("wrong e-mail or password")]
     BadCredentials,
+    /// A password change with a wrong current password.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// Listing or signing out a user's sessions with a session store that
+    /// cannot (the cookie store).
+    #[error(
+        "signed-in devices cannot be listed or signed out with this session store (cookie); \
+         a server-side store can"
+    )]
+    NoUserSessions,
+    /// A session handle that is not one.
+    #[error("not a session handle")]
+    BadHandle,
     /// Too many failed log-ins; try again after this many seconds.
     #[error("too many failed log-ins, try again in {0} s")]
     RateLimited(u64),
@@ -124,7 +137,9 @@ impl AppError {
             AppError::Unauthorized | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::EmailTaken => StatusCode::CONFLICT,
-            AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Csrf | AppError::WrongPassword => StatusCode::FORBIDDEN,
+            AppError::BadHandle => StatusCode::BAD_REQUEST,
+            AppError::NoUserSessions => StatusCode::NOT_IMPLEMENTED,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +149,7 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             AppError::Session(e) => e.public_message().to_owned(),
+            e @ AppError::NoUserSessions => e.to_string(),
             e if e.status().is_server_error() => {
                 "the shop cannot answer right now, try again shortly".to_owned()
             }
@@ -160,9 +176,10 @@ impl AppError {
         }
     }
 
-    /// Logs a server-side failure; client errors are not logged.
+    /// Logs a server-side failure; client errors (and features the
+    /// session store lacks) are not logged.
     pub fn log(&self) {
-        if self.status().is_server_error() {
+        if self.status().is_server_error() && !matches!(self, AppError::NoUserSessions) {
             tracing::error!(error = %self, "request failed");
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! | concern | crate | here |
 //! |---------|-------|------|
-//! | cart, log-in, CSRF token | `session-core` + `session-stores` | `SESSION_STORE`: memory, cookie, Redis, DynamoDB, Memcached |
+//! | cart, log-in, CSRF token, a user's devices | `session-core` + `session-stores` | `SESSION_STORE`: memory, cookie, Redis, DynamoDB, Memcached |
 //! | products, users, orders | `db-router` over sqlx | `DATABASE_URL` (SQLite, PostgreSQL, MariaDB) + `DATABASE_REPLICA_URLS` |
 //! | read-your-writes | `db-router`'s `SessionCarrier` | the causal token of a write travels in the session |
 //! | product reads | `cache-aside` | `CACHE`: none, local (moka), redis |
@@ -28,6 +28,7 @@
 //! | `cart.rs` | the cart kept in the session |
 //! | `state.rs` | what the handlers share |
 //! | `actions.rs` | what the pages and the API both do |
+//! | `user_sessions.rs` | the user's signed-in devices: listing, signing out |
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
 //! | `admin/` | the admin listener: `/metrics` (Prometheus), `/status`, price changes |
@@ -52,6 +53,7 @@ mod security;
 mod server;
 mod sessions;
 mod state;
+mod user_sessions;
 
 pub use actions::{add_to_cart, load_cart, product, remove_from_cart};
 pub use admin::install_recorder;

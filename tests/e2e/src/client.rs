@@ -18,6 +18,14 @@ pub struct ShopClient {
     pub jar: Arc<Jar>,
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub base: String,
+    options: Options,
+}
+
+/// How [`ShopClient::http`] was built.
+#[derive(Debug, Clone)]
+struct Options {
+    user_agent: Option<String>,
+    follow_redirects: bool,
 }
 
 impl ShopClient {
@@ -28,14 +36,50 @@ impl ShopClient {
     /// If the HTTP client cannot be built.
     pub fn new(base: impl Into<String>) -> Self {
         let jar = Arc::new(Jar::default());
+        let options = Options {
+            user_agent: None,
+            follow_redirects: true,
+        };
         ShopClient {
-            http: reqwest::Client::builder()
-                .cookie_provider(Arc::clone(&jar))
-                .timeout(Duration::from_secs(180))
-                .build()
-                .expect("http client"),
+            http: http_client(&jar, &options),
             jar,
             base: base.into(),
+            options,
+        }
+    }
+
+    /// The same browser (cookie jar) sending `User-Agent: agent`.
+    ///
+    /// # Panics
+    ///
+    /// If the HTTP client cannot be built.
+    #[must_use]
+    pub fn with_user_agent(mut self, agent: &str) -> Self {
+        self.options.user_agent = Some(agent.to_owned());
+        self.http = http_client(&self.jar, &self.options);
+        self
+    }
+
+    /// The same browser (cookie jar), not following redirects, to look at
+    /// them.
+    ///
+    /// # Panics
+    ///
+    /// If the HTTP client cannot be built.
+    #[must_use]
+    pub fn without_redirects(mut self) -> Self {
+        self.options.follow_redirects = false;
+        self.http = http_client(&self.jar, &self.options);
+        self
+    }
+
+    /// The same browser (cookie jar and all) talking to `base` instead:
+    /// another instance, or the load balancer.
+    #[must_use]
+    pub fn at(&self, base: impl Into<String>) -> Self {
+        ShopClient {
+            base: base.into(),
+            ..self.clone()
         }
     }
 
@@ -66,22 +110,35 @@ impl ShopClient {
         get_text(&self.http, &self.url(path)).await
     }
 
+    /// `method path`, with a JSON body when there is one: the status and
+    /// the JSON answer (`null` when the answer is not JSON).
+    ///
+    /// # Panics
+    ///
+    /// On a failed request.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let res = request.send().await.expect(path);
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// `POST path` with a JSON body: the status and the JSON answer.
     ///
     /// # Panics
     ///
     /// On a failed request.
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect(path);
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     /// `POST path` with a JSON body, asserting success.
@@ -158,6 +215,29 @@ impl ShopClient {
             .and_then(|v| v.to_str().ok().map(str::to_owned))
             .unwrap_or_default()
     }
+}
+
+fn http_client(jar: &Arc<Jar>, options: &Options) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .cookie_provider(Arc::clone(jar))
+        .timeout(Duration::from_secs(180));
+    if let Some(agent) = &options.user_agent {
+        builder = builder.user_agent(agent.as_str());
+    }
+    if !options.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    builder.build().expect("http client")
+}
+
+/// The CSRF token in the forms of an HTML page.
+///
+/// # Panics
+///
+/// If the page has no CSRF field.
+pub fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 32].to_owned()
 }
 
 /// `GET url` with `http`: the body as text, whatever the status.

@@ -2,9 +2,8 @@
 //! forms, JSON-only API writes, log-in rate limiting, session ID rotation
 //! at log-in and removal at log-out, and 4xx (never 5xx) for bad input.
 
-use e2e::client::ShopClient;
+use e2e::client::{ShopClient, csrf_of};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use serde_json::json;
 use shop::{CONTENT_SECURITY_POLICY, Config, LOGIN_FAILURES_PER_ACCOUNT, app};
 use test_support::unique;
@@ -18,18 +17,7 @@ async fn shop() -> String {
 
 /// A browser that does not follow redirects, to look at them.
 fn no_redirects(base: &str) -> ShopClient {
-    let mut client = ShopClient::new(base);
-    client.http = reqwest::Client::builder()
-        .cookie_provider(client.jar.clone())
-        .redirect(Policy::none())
-        .build()
-        .unwrap();
-    client
-}
-
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..at + 32].to_owned()
+    ShopClient::new(base).without_redirects()
 }
 
 async fn text(client: &ShopClient, path: &str) -> String {

@@ -68,6 +68,13 @@ pub trait Repo: RoutedDatabase {
         email: &str,
     ) -> impl Future<Output = sqlx::Result<Option<UserRow>>> + Send;
 
+    /// Replaces a user's password hash.
+    fn set_password_hash(
+        conn: &mut Self::Connection,
+        user_id: i64,
+        password_hash: &str,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
+
     /// A user's profile.
     fn profile(
         conn: &mut Self::Connection,
@@ -112,6 +119,7 @@ const POSITION: &str = "SELECT COUNT(*) FROM products WHERE sku < $1";
 const CREATE_USER: &str =
     "INSERT INTO users (email, password_hash, name) VALUES ($1, $2, $3) RETURNING id";
 const USER_BY_EMAIL: &str = "SELECT id, email, name, password_hash FROM users WHERE email = $1";
+const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
 const USER: &str = "SELECT email, name FROM users WHERE id = $1";
 const ADDRESSES: &str = "SELECT line FROM addresses WHERE user_id = $1 ORDER BY pos";
 const SET_NAME: &str = "UPDATE users SET name = $1 WHERE id = $2";
@@ -260,6 +268,19 @@ macro_rules! repo {
                     name,
                     password_hash,
                 }))
+            }
+
+            async fn set_password_hash(
+                conn: &mut <$db as Database>::Connection,
+                user_id: i64,
+                password_hash: &str,
+            ) -> sqlx::Result<()> {
+                sqlx::query::<$db>($sql(SET_PASSWORD_HASH))
+                    .bind(password_hash)
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
             }
 
             async fn profile(

@@ -16,8 +16,9 @@ use crate::cart::Cart;
 use crate::catalog::Product;
 use crate::db::{Order, Profile, Repo};
 use crate::error::AppError;
-use crate::security::ClientIp;
+use crate::security::ClientDevice;
 use crate::state::AppState;
+use crate::user_sessions;
 
 /// The API's routes, under `/api`.
 pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
@@ -33,6 +34,10 @@ pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
         .route("/api/profile", get(profile::<DB>).post(save_profile::<DB>))
         .route("/api/checkout", post(checkout::<DB>))
         .route("/api/orders/{id}", get(order::<DB>))
+        .route("/api/sessions", get(sessions::<DB>))
+        .route("/api/sessions/revoke-others", post(revoke_others::<DB>))
+        .route("/api/sessions/{handle}", delete(revoke_session::<DB>))
+        .route("/api/password", post(change_password::<DB>))
 }
 
 type ApiResult<T = Value> = Result<Json<T>, AppError>;
@@ -116,11 +121,14 @@ pub(crate) struct Signup {
 /// `POST /api/signup` `{"email", "password", "name"}`: creates the account
 /// and logs in.
 pub(crate) async fn signup<DB: Repo>(
+    State(shop): State<AppState<DB>>,
     db: DbHandle<DB>,
     session: Session,
+    client: ClientDevice,
     Json(body): Json<Signup>,
 ) -> ApiResult {
-    let user = actions::signup(&db, &session, &body.email, &body.name, &body.password).await?;
+    let (email, name, password) = (&body.email, &body.name, &body.password);
+    let user = actions::signup(&shop, &db, &session, &client, email, name, password).await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -135,10 +143,10 @@ pub(crate) async fn login<DB: Repo>(
     State(shop): State<AppState<DB>>,
     db: DbHandle<DB>,
     session: Session,
-    ip: ClientIp,
+    client: ClientDevice,
     Json(body): Json<Login>,
 ) -> ApiResult {
-    let user = actions::login(&shop, &db, &session, ip, &body.email, &body.password).await?;
+    let user = actions::login(&shop, &db, &session, &client, &body.email, &body.password).await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -191,4 +199,58 @@ pub(crate) async fn order<DB: Repo>(
 ) -> ApiResult<Order> {
     let user = actions::require_user(&session).await?;
     Ok(Json(actions::order(&db, &user, id).await?))
+}
+
+/// `GET /api/sessions`: the user's signed-in devices, `{"sessions": [{"handle",
+/// "created_at_ms", "last_seen_ms", "user_agent", "ip", "current"}]}`.
+pub(crate) async fn sessions<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    session: Session,
+) -> ApiResult {
+    let sessions = user_sessions::list(&shop, &session).await?;
+    let sessions: Vec<Value> = sessions.iter().map(user_sessions::to_json).collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /api/sessions/{handle}`: signs that session out (`404` when the
+/// user has no live session with this handle, `400` for a malformed one).
+pub(crate) async fn revoke_session<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    session: Session,
+    Path(handle): Path<String>,
+) -> ApiResult {
+    user_sessions::revoke(&shop, &session, &handle).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// `POST /api/sessions/revoke-others` `{}`: signs out every other session
+/// of the user, `{"revoked": N}`.
+pub(crate) async fn revoke_others<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    session: Session,
+    Json(_): Json<Value>,
+) -> ApiResult {
+    let revoked = user_sessions::revoke_others(&shop, &session).await?;
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChangePassword {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/password` `{"current", "new"}`: the new password is stored,
+/// this session gets a new ID and every other session of the user is
+/// signed out, `{"revoked": N}`. Limited like log-in.
+pub(crate) async fn change_password<DB: Repo>(
+    State(shop): State<AppState<DB>>,
+    db: DbHandle<DB>,
+    session: Session,
+    client: ClientDevice,
+    Json(body): Json<ChangePassword>,
+) -> ApiResult {
+    let revoked =
+        actions::change_password(&shop, &db, &session, &client, &body.current, &body.new).await?;
+    Ok(Json(json!({ "revoked": revoked })))
 }

@@ -1,5 +1,5 @@
 //! Passwords, CSRF tokens, the log-in rate limiter, security headers, the
-//! body limit and the client's address, one module each.
+//! body limit, the client's address and its device, one module each.
 //!
 //! * **Passwords** are hashed with Argon2id (memory-hard; the `argon2`
 //!   crate's defaults: 19 MiB, 2 passes) on the blocking thread pool. Log-ins
@@ -10,7 +10,8 @@
 //!   (which a cross-site form cannot send and a cross-site script cannot
 //!   send without a CORS preflight the shop never answers), and the session
 //!   cookie is `SameSite=Lax`.
-//! * **Rate limit**: failed log-ins are counted per account and per client
+//! * **Rate limit**: failed log-ins (and failed password changes, which
+//!   check the current password the same way) are counted per account and per client
 //!   address in fixed 15-minute windows, in this process. Behind a load
 //!   balancer each instance counts on its own, so the fleet allows up to
 //!   N times the limit; a shared counter (Redis `INCR` with `EXPIRE`) would
@@ -18,6 +19,7 @@
 //! * **Bodies** over [`MAX_BODY`] get `413`; see [`refuse_oversized`].
 
 mod body_limit;
+mod client_device;
 mod client_ip;
 mod csrf;
 mod headers;
@@ -26,6 +28,7 @@ mod passwords;
 
 pub use body_limit::MAX_BODY;
 pub(crate) use body_limit::refuse_oversized;
+pub(crate) use client_device::ClientDevice;
 pub(crate) use client_ip::ClientIp;
 pub(crate) use csrf::{CSRF_KEY, check_csrf, csrf_token, random_token};
 pub use headers::CONTENT_SECURITY_POLICY;

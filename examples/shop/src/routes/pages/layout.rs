@@ -2,7 +2,7 @@
 //! user, prices, the CSRF field, the stylesheet.
 
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use session_core::Session;
@@ -110,6 +110,14 @@ pub(super) async fn stylesheet() -> impl IntoResponse {
 /// The message of a form's last error, if any.
 pub(super) fn error_line(error: Option<&AppError>) -> Markup {
     html! { @if let Some(e) = error { p class="error" id="error" { (e.public_message()) } } }
+}
+
+/// The page `title` saying that what it offers is not available (`error`
+/// says why), with the error's status.
+pub(super) fn unavailable(title: &str, chrome: &Chrome, error: &AppError) -> Response {
+    let body =
+        html! { p id="unavailable" class="error" { "Not available: " (error.public_message()) } };
+    (error.status(), page(title, chrome, body)).into_response()
 }
 
 /// A form with only the CSRF token.

@@ -9,6 +9,7 @@ mod error;
 mod layout;
 mod orders;
 mod profile;
+mod sessions;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -35,6 +36,16 @@ pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
             get(account::login_form).post(account::login::<DB>),
         )
         .route("/logout", post(account::logout))
+        .route(
+            "/password",
+            get(account::password_form::<DB>).post(account::change_password::<DB>),
+        )
+        .route("/sessions", get(sessions::sessions::<DB>))
+        .route("/sessions/revoke", post(sessions::revoke::<DB>))
+        .route(
+            "/sessions/revoke-others",
+            post(sessions::revoke_others::<DB>),
+        )
         .route(
             "/profile",
             get(profile::profile::<DB>).post(profile::save_profile::<DB>),

@@ -55,6 +55,7 @@ pub(super) async fn profile<DB: Repo>(
                 }
                 button type="submit" { "Save" }
             }
+            p id="account-links" { a href="/sessions" id="sessions-link" { "Your sessions" } " · " a href="/password" id="password-link" { "Change the password" } }
             h2 { "Orders" }
             @if orders.is_empty() {
                 p { "No orders yet." }
