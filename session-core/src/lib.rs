@@ -86,6 +86,7 @@ mod id;
 mod layer;
 mod lifecycle;
 mod metrics;
+pub mod migration;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod missing_layer;
 mod persistence;
@@ -100,6 +101,7 @@ pub use config::SameSite;
 pub use error::{BoxError, Error, Result};
 pub use id::{Id, ParseIdError};
 pub use layer::SessionLayer;
+pub use migration::{Migration, MigrationPhase};
 #[cfg(any(feature = "axum", feature = "actix"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
 pub use missing_layer::MissingSessionLayer;
