@@ -163,7 +163,7 @@ impl Migrating {
 
     /// A session opened from a sealed cookie, or its copy in the new store
     /// (which the cookie's session moved to in phase 2).
-    async fn from_cookie(&self, config: &Config, opened: Loaded) -> Result<Option<Loaded>> {
+    async fn opened_cookie(&self, config: &Config, opened: Loaded) -> Result<Option<Loaded>> {
         let in_new = |record| Loaded {
             record,
             // The response carries the ID cookie instead of the sealed one.
@@ -212,7 +212,7 @@ impl Persistence for Migrating {
             }),
             (Incoming::Sealed(_), Old::Cookie(client)) => {
                 match client.load(config, incoming).await? {
-                    Some(opened) => return self.from_cookie(config, opened).await,
+                    Some(opened) => return self.opened_cookie(config, opened).await,
                     // The cookie store counted why it did not open.
                     None => return Ok(None),
                 }

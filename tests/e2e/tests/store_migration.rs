@@ -205,6 +205,7 @@ async fn migrate(
 
     let mut out = Vec::new();
     for (i, (browser, ledger)) in browsers.into_iter().zip(&ledgers).enumerate() {
+        let cart = quantities(&browser.get_json("/api/cart").await);
         let ledger = ledger.lock().unwrap();
         assert!(
             ledger.violations.is_empty(),
@@ -214,7 +215,6 @@ async fn migrate(
         );
         let acked: u32 = ledger.acked.values().sum();
         assert!(acked >= 13, "{name}: browser {i}: only {acked} adds landed");
-        let cart = quantities(&browser.get_json("/api/cart").await);
         if let Some(breach) = within(&cart, &ledger.acked, &ledger.tried) {
             panic!("{name}: browser {i}'s final cart: {breach}");
         }
