@@ -141,6 +141,15 @@ fn session_cookie(browser: &ShopClient) -> String {
         .to_owned()
 }
 
+/// The shop's sessions in the Redis at `url`, to look at the records.
+async fn shop_redis(url: &str) -> RedisStore {
+    RedisStore::builder()
+        .with_key_prefix("shop:session:")
+        .connect(url)
+        .await
+        .expect("the shared Redis")
+}
+
 /// The cart a stored record holds.
 fn stored_cart(record: &Record) -> Counts {
     let cart: Cart = record
@@ -244,11 +253,7 @@ async fn a_cookie_store_fleet_moves_to_redis_by_rolling_restart() {
     let moving = [("SESSION_MIGRATION_PHASE", "move")];
     let browsers = migrate("cookie → redis", &before, &read_both, &moving, 1).await;
 
-    let store = RedisStore::builder()
-        .with_key_prefix("shop:session:")
-        .connect(&redis_url)
-        .await
-        .expect("the shared Redis");
+    let store = shop_redis(&redis_url).await;
     for (i, (browser, cart)) in browsers.iter().enumerate() {
         // The browser now holds an ID cookie naming the moved session.
         let cookie = session_cookie(browser);
@@ -299,11 +304,7 @@ async fn a_redis_fleet_moves_to_dynamodb_by_rolling_restart() {
     let moving = [("SESSION_MIGRATION_PHASE", "move")];
     let browsers = migrate("redis → dynamodb", &before, &read_both, &moving, 2).await;
 
-    let old = RedisStore::builder()
-        .with_key_prefix("shop:session:")
-        .connect(&redis_url)
-        .await
-        .expect("the shared Redis");
+    let old = shop_redis(&redis_url).await;
     let new = shop::dynamodb_store(Some(&endpoint), &table, false)
         .await
         .expect("the shop's DynamoDB table");
