@@ -23,6 +23,10 @@
 //!   session. Store calls are bounded by a timeout; a store that is down
 //!   gives the handler an [`Error`] and the client a `503`, never a panic or
 //!   a hang.
+//! - **Store migration.** [`SessionLayer::with_migration`] moves sessions
+//!   from another store, or from sealed cookies, into the layer's store
+//!   with no log-out, in two phases safe during a rolling restart (see
+//!   [`migration`]).
 //!
 //! Stores live in the `session-stores` crate (memory, encrypted cookie,
 //! Redis, DynamoDB); any type implementing [`SessionStore`] works. Writing
