@@ -5,6 +5,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`services`] | the shared servers' settings, read from `tests/support/services.env` (which `scripts/services.sh` sources too) |
+//! | [`burst`] | many tasks released at once |
 //! | [`corpus`] | changing the entries of a fuzz corpus in property tests |
 //! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
@@ -33,6 +34,7 @@
 //! `scripts/services.sh up`, which installs and starts everything.
 #![forbid(unsafe_code)]
 
+pub mod burst;
 pub mod corpus;
 pub mod dynalite;
 pub mod endpoint;
