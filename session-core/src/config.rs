@@ -41,7 +41,11 @@ pub(crate) struct Config {
     pub(crate) touch_after: Option<Duration>,
     pub(crate) store_timeout: Duration,
     pub(crate) max_attempts: u32,
+    pub(crate) max_sessions_per_user: usize,
 }
+
+/// The default cap on a user's sessions.
+pub(crate) const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Browsers keep a cookie at most about 400 days.
 const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -63,6 +67,7 @@ impl Default for Config {
             touch_after: None,
             store_timeout: Duration::from_secs(3),
             max_attempts: 32,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }

@@ -51,6 +51,18 @@ pub enum Error {
     /// A record could not be encoded.
     #[error(transparent)]
     Encode(#[from] crate::store::EncodeError),
+
+    /// The store cannot do this: the per-user session index (listing and
+    /// revoking a user's sessions) with a client-side store, whose sessions
+    /// live only in their cookies, or with a server-side store that does
+    /// not implement it. A configuration error: `501 Not Implemented`.
+    /// [`SessionLayer::supports_user_sessions`](crate::SessionLayer::supports_user_sessions)
+    /// tells beforehand.
+    #[error("the session store does not support {operation}")]
+    Unsupported {
+        /// The operation asked for.
+        operation: &'static str,
+    },
 }
 
 impl Error {
@@ -61,13 +73,15 @@ impl Error {
 
     /// The HTTP status that best describes this error to a client:
     /// `503` when the store is down or slow, `409` for an unresolved
-    /// conflict, `413` for an oversized session, `500` otherwise.
+    /// conflict, `413` for an oversized session, `501` for an operation the
+    /// store does not support, `500` otherwise.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
             Error::Backend(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             Error::Serde(_) | Error::Decode(_) | Error::Encode(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -87,6 +101,7 @@ impl Error {
             Error::Backend(_) | Error::Timeout(_) => "session store unavailable, try again shortly",
             Error::Conflict { .. } => "session changed concurrently, try again",
             Error::TooLarge { .. } => "session data too large",
+            Error::Unsupported { .. } => "not supported by the session store",
             Error::Serde(_) | Error::Decode(_) | Error::Encode(_) => "session data error",
         }
     }

@@ -12,6 +12,7 @@ use crate::lifecycle::Sessions;
 use crate::migration::Migration;
 use crate::service::SessionService;
 use crate::store::{ClientStore, SessionStore};
+use crate::users::UserSessions;
 
 /// Adds a [`Session`](crate::Session) to every request, backed by a [`SessionStore`].
 ///
@@ -169,6 +170,32 @@ impl SessionLayer {
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.config().max_attempts = attempts.max(1);
         self
+    }
+
+    /// The most sessions one user may have at once (default 100). When a
+    /// log-in ([`Session::bind_user`](crate::Session::bind_user)) makes a
+    /// user's live sessions exceed it, the oldest of them (by creation
+    /// time, never the one logging in) are revoked. `0` is taken as `1`.
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.config().max_sessions_per_user = max.max(1);
+        self
+    }
+
+    /// Whether this layer's store can list and revoke a user's sessions
+    /// (the per-user session index). `false` with a client-side store,
+    /// whose sessions live only in their cookies, and with a store that
+    /// does not implement the index; the calls then fail with
+    /// [`Error::Unsupported`](crate::Error::Unsupported). Apps use it to
+    /// hide a "your sessions" page.
+    pub fn supports_user_sessions(&self) -> bool {
+        self.sessions.user_sessions().supported()
+    }
+
+    /// Lists and revokes any user's sessions outside a request (admin
+    /// tools, password resets confirmed by e-mail), with this layer's
+    /// store and settings.
+    pub fn user_sessions(&self) -> UserSessions {
+        self.sessions.user_sessions()
     }
 }
 

@@ -100,6 +100,7 @@ pub mod store;
 #[cfg(feature = "test-suite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]
 pub mod test_suite;
+mod users;
 
 pub use config::SameSite;
 pub use error::{BoxError, Error, Result};
@@ -114,6 +115,7 @@ pub use session::Session;
 /// The store contracts, re-exported from [`store`] for naming a store in an
 /// app's wiring.
 pub use store::{ClientStore, SessionStore};
+pub use users::{Device, ParseHandleError, SessionHandle, SessionInfo, UserSessions};
 
 /// Re-exported so stores and handlers name the same `async_trait`.
 pub use async_trait::async_trait;

@@ -24,6 +24,7 @@ use crate::cookie_header;
 use crate::migration::Migration;
 use crate::persistence::{Client, Migrating, Persistence, Server};
 use crate::store::{ClientStore, SessionStore};
+use crate::users::UserSessions;
 use crate::{Result, Session};
 
 /// Where sessions are kept and the settings they follow: what a front end
@@ -72,6 +73,11 @@ impl Sessions {
     /// them).
     pub(crate) fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
+    }
+
+    /// The per-user index with this store and these settings.
+    pub(crate) fn user_sessions(&self) -> UserSessions {
+        self.persistence.user_sessions(&self.config)
     }
 
     /// Request start: the session of a request whose `Cookie` headers

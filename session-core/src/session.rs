@@ -295,11 +295,31 @@ impl Session {
             old.created_at,
             inner.config.deadline(now, old.created_at),
         );
+        record.binding = old.binding.clone();
+        let users = inner.persistence.user_sessions(&inner.config);
         let mut origin = st.origin;
-        let change = inner
+        if let Some(binding) = &old.binding {
+            // The new ID is findable before it exists.
+            users
+                .add(&binding.user, users.entry(&record, &binding.handle))
+                .await?;
+        }
+        let replaced = inner
             .persistence
             .replace(&inner.config, &old, &mut record, &mut origin)
-            .await?;
+            .await;
+        if let Some(binding) = &old.binding {
+            let gone = match &replaced {
+                Ok(Some(_)) => vec![old.id.clone()],
+                _ => vec![record.id.clone()],
+            };
+            users.forget(&binding.user, &gone).await;
+        }
+        let Some(change) = replaced? else {
+            // Revoked meanwhile: the session ended.
+            inner.reset(&mut st);
+            return Ok(());
+        };
         record.data = Data::new();
         st.base = Some(record);
         st.origin = origin;
@@ -310,7 +330,10 @@ impl Session {
     }
 
     /// Deletes the session from the store and removes the cookie (log-out).
-    /// Data set afterwards in the same request starts a new session.
+    /// Data set afterwards in the same request starts a new session. A
+    /// session bound to a user ([`bind_user`](Session::bind_user)) leaves
+    /// the user's listings too; with a store that keeps user indexes, the
+    /// session is loaded first if the request has not read it yet.
     ///
     /// # Errors
     ///
@@ -318,7 +341,11 @@ impl Session {
     pub async fn destroy(&self) -> Result<()> {
         let inner = &self.inner;
         let mut st = inner.state.lock().await;
-        let had_cookie = st.incoming.is_some();
+        if inner.persistence.user_sessions(&inner.config).supported() {
+            // Whether the session is bound to a user, so that its entry
+            // leaves the user's index with it.
+            inner.ensure_loaded(&mut st).await?;
+        }
         let id = st
             .base
             .as_ref()
@@ -327,13 +354,236 @@ impl Session {
         if let Some(id) = id {
             inner.persistence.delete(&inner.config, id).await?;
             metrics::destroyed();
+            if let Some(binding) = st.base.as_ref().and_then(|r| r.binding.as_ref()) {
+                let users = inner.persistence.user_sessions(&inner.config);
+                users.forget(&binding.user, &[id.clone()]).await;
+            }
         }
-        *st = State {
-            loaded: true,
-            remove_cookie: had_cookie || st.send_cookie,
-            ..State::default()
-        };
+        inner.reset(&mut st);
         Ok(())
+    }
+
+    /// Ties this session to `user` (a string the app chooses, such as an
+    /// account ID) and records `device`, so that it appears in the user's
+    /// listings ([`user_sessions`](Session::user_sessions),
+    /// [`UserSessions::list`](crate::UserSessions::list)) and can be
+    /// revoked from any of the user's sessions. Call it at log-in, right
+    /// after [`cycle_id`](Session::cycle_id):
+    ///
+    /// ```
+    /// # async fn log_in(session: session_core::Session) -> session_core::Result<()> {
+    /// use session_core::Device;
+    ///
+    /// session.cycle_id().await?;
+    /// session
+    ///     .bind_user("account-42", Device::new().with_user_agent("Mozilla/5.0"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The session is saved at once, and is findable in the user's index
+    /// before it is: a [`revoke_all_sessions`](Session::revoke_all_sessions)
+    /// that starts after this call returns ends it. Binding again to the
+    /// same user keeps the session's [`SessionHandle`](crate::SessionHandle)
+    /// and records the new device; binding to another user moves it. When
+    /// the user now has more live sessions than
+    /// [`with_max_sessions_per_user`](crate::SessionLayer::with_max_sessions_per_user)
+    /// allows, the oldest others are revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] with a store that cannot list sessions (the
+    /// cookie store); a store failure, or [`Error::Conflict`].
+    pub async fn bind_user(&self, user: impl Into<String>, device: crate::Device) -> Result<()> {
+        let user = user.into();
+        let inner = &self.inner;
+        let users = inner.persistence.user_sessions(&inner.config);
+        if !users.supported() {
+            return Err(Error::Unsupported {
+                operation: "bind a session to a user",
+            });
+        }
+        let mut st = self.loaded().await?;
+        let previous = st.base.as_ref().and_then(|r| r.binding.clone());
+        let handle = match &previous {
+            Some(b) if b.user == user => b.handle.clone(),
+            _ => crate::SessionHandle::random(),
+        };
+        let max = inner.config.max_attempts.max(1);
+        let mut bound = None;
+        for attempt in 1..=max {
+            let started = std::time::Instant::now();
+            let mut record = inner.next_record(&st);
+            record.binding = Some(crate::store::Binding::new(
+                user.clone(),
+                handle.clone(),
+                device.clone(),
+                record.created_at.max(now()),
+            ));
+            let expected = st.base.as_ref().map(|b| b.version);
+            // Indexed first, so the bound record is findable once written.
+            let indexed = record.id.clone();
+            users.add(&user, users.entry(&record, &handle)).await?;
+            let mut origin = st.origin;
+            let written = inner
+                .persistence
+                .write(&inner.config, &mut record, expected, &mut origin)
+                .await;
+            st.store_failed |= unavailable(&written);
+            match written? {
+                Write::Saved(change) => {
+                    if record.id != indexed {
+                        // A create that found the ID taken picked another
+                        // (a 128-bit collision; never seen in practice).
+                        users.add(&user, users.entry(&record, &handle)).await?;
+                        users.forget(&user, &[indexed]).await;
+                    }
+                    st.apply(change, inner.config.cookie.persistent);
+                    st.remove_cookie = false;
+                    record.data = Data::new();
+                    st.changes.clear();
+                    bound = Some(record.id.clone());
+                    st.base = Some(record);
+                    st.origin = origin;
+                    break;
+                }
+                Write::Conflict => {
+                    metrics::conflict();
+                    if expected.is_none() {
+                        users.forget(&user, &[indexed]).await;
+                    }
+                }
+            }
+            if attempt < max {
+                backoff(attempt, started.elapsed()).await;
+            }
+            inner.rebase(&mut st).await?;
+        }
+        let Some(id) = bound else {
+            metrics::retries_exhausted();
+            return Err(Error::Conflict { attempts: max });
+        };
+        if let Some(old) = previous.filter(|b| b.user != user) {
+            users.forget(&old.user, &[id.clone()]).await;
+        }
+        users.enforce_cap(&user, &id).await
+    }
+
+    /// The user this session is bound to ([`bind_user`](Session::bind_user)),
+    /// if any.
+    ///
+    /// # Errors
+    ///
+    /// A store failure while loading.
+    pub async fn user(&self) -> Result<Option<String>> {
+        let st = self.loaded().await?;
+        Ok(st
+            .base
+            .as_ref()
+            .and_then(|r| r.binding.as_ref())
+            .map(|b| b.user.clone()))
+    }
+
+    /// The live sessions of the user this session is bound to, oldest
+    /// first, this one flagged [`current`](crate::SessionInfo::current);
+    /// empty when the session is bound to nobody.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] with a store that cannot list sessions (the
+    /// cookie store); a store failure.
+    pub async fn user_sessions(&self) -> Result<Vec<crate::SessionInfo>> {
+        let users = self.users("list user sessions")?;
+        let st = self.loaded().await?;
+        let Some((user, own)) = bound(&st) else {
+            return Ok(Vec::new());
+        };
+        Ok(users
+            .live(&user, "list user sessions")
+            .await?
+            .iter()
+            .map(|live| live.info(&self.inner.config, live.entry.handle == own))
+            .collect())
+    }
+
+    /// Ends one session of the bound user, named by its handle; its next
+    /// request, on any instance, is anonymous. `Ok(false)` if no live
+    /// session of this user has that handle (or this session is bound to
+    /// nobody). Revoking the current session acts like
+    /// [`destroy`](Session::destroy).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] with a store that cannot list sessions (the
+    /// cookie store); a store failure.
+    pub async fn revoke_session(&self, handle: &crate::SessionHandle) -> Result<bool> {
+        let users = self.users("revoke a session")?;
+        let (user, own) = {
+            let st = self.loaded().await?;
+            match bound(&st) {
+                Some(b) => b,
+                None => return Ok(false),
+            }
+        };
+        if &own == handle {
+            self.destroy().await?;
+            return Ok(true);
+        }
+        users.revoke(&user, handle).await
+    }
+
+    /// Ends every other session of the bound user (after a password
+    /// change, say); returns how many were ended. `0` when this session is
+    /// bound to nobody.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] with a store that cannot list sessions (the
+    /// cookie store); a store failure.
+    pub async fn revoke_other_sessions(&self) -> Result<usize> {
+        let users = self.users("revoke other sessions")?;
+        let st = self.loaded().await?;
+        let Some((user, own)) = bound(&st) else {
+            return Ok(0);
+        };
+        users
+            .revoke_where(&user, "revoke other sessions", |b| b.handle != own)
+            .await
+    }
+
+    /// Ends every session of the bound user, this one included (which
+    /// acts like [`destroy`](Session::destroy)); returns how many were
+    /// ended. `0` when this session is bound to nobody.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] with a store that cannot list sessions (the
+    /// cookie store); a store failure.
+    pub async fn revoke_all_sessions(&self) -> Result<usize> {
+        let users = self.users("revoke all sessions")?;
+        let (user, own) = {
+            let st = self.loaded().await?;
+            match bound(&st) {
+                Some(b) => b,
+                None => return Ok(0),
+            }
+        };
+        // Others first: ending this one forgets who the user is.
+        let others = users
+            .revoke_where(&user, "revoke all sessions", |b| b.handle != own)
+            .await?;
+        self.destroy().await?;
+        Ok(others + 1)
+    }
+
+    /// The per-user index, or [`Error::Unsupported`] naming `operation`.
+    fn users(&self, operation: &'static str) -> Result<crate::UserSessions> {
+        let users = self.inner.persistence.user_sessions(&self.inner.config);
+        if users.supported() {
+            Ok(users)
+        } else {
+            Err(Error::Unsupported { operation })
+        }
     }
 
     /// Runs when the response is ready: saves what changed, extends idle
@@ -388,7 +638,24 @@ impl Session {
     }
 }
 
+/// The user and handle of the session in `st`, if it is bound.
+fn bound(st: &State) -> Option<(String, crate::SessionHandle)> {
+    let binding = st.base.as_ref()?.binding.as_ref()?;
+    Some((binding.user.clone(), binding.handle.clone()))
+}
+
 impl Inner {
+    /// Forgets the session in `st`: its cookie goes, and data set
+    /// afterwards start a new session.
+    fn reset(&self, st: &mut State) {
+        let had_cookie = st.incoming.is_some();
+        *st = State {
+            loaded: true,
+            remove_cookie: had_cookie || st.send_cookie,
+            ..State::default()
+        };
+    }
+
     async fn ensure_loaded(&self, st: &mut State) -> Result<()> {
         if st.loaded {
             return Ok(());
@@ -472,6 +739,11 @@ impl Inner {
                 created_at: base.created_at,
                 expires_at: self.config.deadline(now, base.created_at),
                 data: st.data.clone(),
+                binding: base.binding.as_ref().map(|b| {
+                    let mut b = b.clone();
+                    b.last_seen = now;
+                    b
+                }),
             },
         }
     }
@@ -598,7 +870,7 @@ fn restore(st: &mut State, key: &str, previous: Option<Value>, change: Option<Op
 /// failed save took (at least 1 ms), capped at 2 s. Writers that collided
 /// spread out in proportion to how slow the store is, so a slow backend
 /// does not suffer a herd of retries.
-async fn backoff(attempt: u32, latency: Duration) {
+pub(crate) async fn backoff(attempt: u32, latency: Duration) {
     let unit = latency.max(Duration::from_millis(1));
     let cap = unit
         .saturating_mul(1 << attempt.min(12))

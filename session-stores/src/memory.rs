@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use session_core::store::{Record, now};
+use session_core::store::{Record, UserIndex, now};
 use session_core::{Id, Result, SessionStore};
 use time::OffsetDateTime;
 
@@ -19,9 +19,14 @@ use time::OffsetDateTime;
 /// single instance, development and tests.
 ///
 /// Clones share the same sessions.
+///
+/// It keeps the per-user session index too (listing and revoking a user's
+/// sessions), one entry per user beside the sessions, with the same
+/// per-key atomicity.
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
     cache: Cache<Id, Arc<Record>>,
+    indexes: Cache<String, Arc<UserIndex>>,
 }
 
 impl Default for MemoryStore {
@@ -72,37 +77,59 @@ impl MemoryStoreBuilder {
                 .max_capacity(self.max_sessions)
                 .expire_after(ExpireAtRecordTime)
                 .build(),
+            // Never evicted for room: a lost index would hide live
+            // sessions from revocation. Each index ends with its
+            // sessions, and there are at most as many as sessions.
+            indexes: Cache::builder().expire_after(ExpireAtRecordTime).build(),
         }
     }
 }
 
-/// Each entry lives until its record's `expires_at`.
+/// Each entry lives until its record's (or index's) `expires_at`.
 struct ExpireAtRecordTime;
 
-fn remaining(record: &Record) -> Option<Duration> {
-    record
-        .expires_at
+/// What expires: a record or a user index.
+trait ExpiresAt {
+    fn expires_at(&self) -> Option<OffsetDateTime>;
+}
+
+impl ExpiresAt for Record {
+    fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+}
+
+impl ExpiresAt for UserIndex {
+    fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+}
+
+fn remaining(entry: &impl ExpiresAt) -> Option<Duration> {
+    entry
+        .expires_at()
         .map(|at| Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or_default())
 }
 
-impl moka::Expiry<Id, Arc<Record>> for ExpireAtRecordTime {
-    fn expire_after_create(&self, _: &Id, record: &Arc<Record>, _: Instant) -> Option<Duration> {
-        remaining(record)
+impl<K, V: ExpiresAt> moka::Expiry<K, Arc<V>> for ExpireAtRecordTime {
+    fn expire_after_create(&self, _: &K, entry: &Arc<V>, _: Instant) -> Option<Duration> {
+        remaining(&**entry)
     }
 
     fn expire_after_update(
         &self,
-        _: &Id,
-        record: &Arc<Record>,
+        _: &K,
+        entry: &Arc<V>,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        remaining(record)
+        remaining(&**entry)
     }
 }
 
-fn live(record: Option<&Arc<Record>>) -> Option<&Arc<Record>> {
-    record.filter(|r| !r.is_expired(now()))
+fn live<V: ExpiresAt>(entry: Option<&Arc<V>>) -> Option<&Arc<V>> {
+    let now = now();
+    entry.filter(|e| e.expires_at().is_none_or(|at| at > now))
 }
 
 #[async_trait]
@@ -181,5 +208,56 @@ impl SessionStore for MemoryStore {
             result,
             moka::ops::compute::CompResult::ReplacedWith(_)
         ))
+    }
+
+    fn supports_user_index(&self) -> bool {
+        true
+    }
+
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        let index = self.indexes.get(user).await;
+        Ok(live(index.as_ref()).map(|i| UserIndex::clone(i)))
+    }
+
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        let candidate = Arc::new(index.clone());
+        let result = self
+            .indexes
+            .entry(user.to_owned())
+            .and_compute_with(|existing| {
+                let current = live(existing.as_ref().map(|e| e.value())).map(|i| i.version);
+                std::future::ready(if current == expected_version {
+                    Op::Put(candidate)
+                } else {
+                    Op::Nop
+                })
+            })
+            .await;
+        Ok(matches!(
+            result,
+            moka::ops::compute::CompResult::Inserted(_)
+                | moka::ops::compute::CompResult::ReplacedWith(_)
+        ))
+    }
+
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        let result = self
+            .indexes
+            .entry(user.to_owned())
+            .and_compute_with(|existing| {
+                let current = live(existing.as_ref().map(|e| e.value())).map(|i| i.version);
+                std::future::ready(if current == Some(expected_version) {
+                    Op::Remove
+                } else {
+                    Op::Nop
+                })
+            })
+            .await;
+        Ok(matches!(result, moka::ops::compute::CompResult::Removed(_)))
     }
 }

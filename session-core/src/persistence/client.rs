@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::{CookieChange, Incoming, Loaded, Origin, Persistence, Write};
 use crate::config::Config;
 use crate::store::{ClientStore, Data, Record};
+use crate::users::UserSessions;
 use crate::{Id, Result};
 
 /// Longest sealed cookie value looked at; browsers keep about 4 KB.
@@ -87,10 +88,10 @@ impl Persistence for Client {
         old: &Record,
         new: &mut Record,
         _origin: &mut Origin,
-    ) -> Result<CookieChange> {
+    ) -> Result<Option<CookieChange>> {
         new.version = old.version + 1;
         let sealed = self.seal(config, new)?;
-        Ok(CookieChange::changed(Some(sealed)))
+        Ok(Some(CookieChange::changed(Some(sealed))))
     }
 
     async fn delete(&self, _config: &Config, _id: &Id) -> Result<()> {
@@ -108,6 +109,11 @@ impl Persistence for Client {
         // The expiry is inside the cookie: extending it means sealing the
         // session again and sending the cookie.
         Ok(Some(CookieChange::changed(None)))
+    }
+
+    fn user_sessions(&self, config: &Arc<Config>) -> UserSessions {
+        // Nothing is kept on the server: nothing to list or revoke.
+        UserSessions::new(None, config.clone())
     }
 
     fn cookie_value(

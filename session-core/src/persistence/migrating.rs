@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::migration::{Migration, MigrationPhase, Source};
 use crate::store::{Data, Record, SessionStore, Value};
+use crate::users::UserSessions;
 use crate::{Error, Id, Result};
 
 /// The data key that makes a record in the old store a *moved* marker.
@@ -290,7 +291,7 @@ impl Persistence for Migrating {
         old: &Record,
         new: &mut Record,
         origin: &mut Origin,
-    ) -> Result<CookieChange> {
+    ) -> Result<Option<CookieChange>> {
         // Phase 1 keeps the session in the store it is in; phase 2 puts it
         // in the new one.
         let target = match self.phase {
@@ -298,22 +299,38 @@ impl Persistence for Migrating {
             MigrationPhase::Move => Origin::Current,
         };
         let mut ignored = target;
-        let change = match (target, &self.old) {
-            (Origin::Current, _) => {
+        let change = match (target, *origin, &self.old) {
+            (Origin::Current, Origin::Current, old_store) => {
+                // The new store's own rotation (which also checks that a
+                // bound session was not revoked meanwhile); then the
+                // marker the old ID may have left in the old store.
+                let change = self.new.replace(config, old, new, &mut ignored).await?;
+                if let Old::Store(store) = old_store {
+                    store.remove(config, &old.id).await?;
+                }
+                return Ok(change);
+            }
+            (Origin::Current, _, _) => {
                 self.new.create(config, new).await?;
-                CookieChange::changed(None)
+                Some(CookieChange::changed(None))
             }
-            (Origin::Previous, Old::Store(store)) => {
+            (Origin::Previous, _, Old::Store(store)) => {
                 store.create(config, new).await?;
-                CookieChange::changed(None)
+                Some(CookieChange::changed(None))
             }
-            (Origin::Previous, Old::Cookie(client)) => {
+            (Origin::Previous, _, Old::Cookie(client)) => {
                 client.replace(config, old, new, &mut ignored).await?
             }
         };
         self.delete(config, &old.id).await?;
         *origin = target;
         Ok(change)
+    }
+
+    fn user_sessions(&self, config: &Arc<Config>) -> UserSessions {
+        // Sessions are indexed where they are written from phase 2 on:
+        // the new store.
+        self.new.user_sessions(config)
     }
 
     async fn delete(&self, config: &Config, id: &Id) -> Result<()> {

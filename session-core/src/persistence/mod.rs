@@ -12,17 +12,19 @@ mod migrating;
 mod server;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::store::{Data, Record};
+use crate::users::UserSessions;
 use crate::{Id, Result};
 
 pub(crate) use client::Client;
 pub(crate) use migrating::{Migrating, is_marker};
-pub(crate) use server::Server;
+pub(crate) use server::{Server, call};
 
 /// Which store holds a session. Outside a migration there is one store
 /// and every session is [`Origin::Current`]; during a migration a
@@ -149,13 +151,15 @@ pub(crate) trait Persistence: fmt::Debug + Send + Sync + 'static {
 
     /// Keeps `new`, the session under a new ID, and retires `old`, which
     /// `origin` holds; `origin` then names the store that holds `new`.
+    /// `None` when `old` turned out to be gone (revoked meanwhile), in
+    /// which case `new` is not kept either.
     async fn replace(
         &self,
         config: &Config,
         old: &Record,
         new: &mut Record,
         origin: &mut Origin,
-    ) -> Result<CookieChange>;
+    ) -> Result<Option<CookieChange>>;
 
     /// Forgets the session `id` (log-out).
     async fn delete(&self, config: &Config, id: &Id) -> Result<()>;
@@ -169,6 +173,9 @@ pub(crate) trait Persistence: fmt::Debug + Send + Sync + 'static {
         expires_at: Option<OffsetDateTime>,
         origin: Origin,
     ) -> Result<Option<CookieChange>>;
+
+    /// The per-user session index over this backend.
+    fn user_sessions(&self, config: &Arc<Config>) -> UserSessions;
 
     /// The cookie value of `record`, kept in `origin`, holding `data`.
     fn cookie_value(

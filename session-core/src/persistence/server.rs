@@ -12,6 +12,7 @@ use super::{CookieChange, Incoming, Loaded, Origin, Persistence, Write};
 use crate::config::Config;
 use crate::metrics;
 use crate::store::{Data, Record, SessionStore};
+use crate::users::UserSessions;
 use crate::{Error, Id, Result};
 
 /// A [`SessionStore`] as the session logic uses it: every call bounded by
@@ -20,7 +21,7 @@ use crate::{Error, Id, Result};
 pub(crate) struct Server(pub(crate) Arc<dyn SessionStore>);
 
 /// Runs one store call under the configured timeout, in a span.
-async fn call<T>(
+pub(crate) async fn call<T>(
     config: &Config,
     op: &'static str,
     fut: impl Future<Output = Result<T>>,
@@ -147,10 +148,21 @@ impl Persistence for Server {
         old: &Record,
         new: &mut Record,
         _origin: &mut Origin,
-    ) -> Result<CookieChange> {
-        self.create(config, new).await?;
-        self.remove(config, &old.id).await?;
-        Ok(CookieChange::changed(None))
+    ) -> Result<Option<CookieChange>> {
+        call(config, "create", self.0.create(new)).await?;
+        // A bound session revoked while its new ID was being written must
+        // not live on under it: the old record still existing after the
+        // new one is written means a revocation deleting it comes later
+        // and finds the new ID in the index (indexed before it was
+        // written).
+        if old.binding.is_some()
+            && !call(config, "touch", self.0.touch(&old.id, old.expires_at)).await?
+        {
+            call(config, "delete", self.0.delete(&new.id)).await?;
+            return Ok(None);
+        }
+        call(config, "delete", self.0.delete(&old.id)).await?;
+        Ok(Some(CookieChange::changed(None)))
     }
 
     async fn delete(&self, config: &Config, id: &Id) -> Result<()> {
@@ -166,6 +178,10 @@ impl Persistence for Server {
     ) -> Result<Option<CookieChange>> {
         let touched = call(config, "touch", self.0.touch(id, expires_at)).await?;
         Ok(touched.then_some(CookieChange::SAME))
+    }
+
+    fn user_sessions(&self, config: &Arc<Config>) -> UserSessions {
+        UserSessions::new(Some(self.0.clone()), config.clone())
     }
 
     fn cookie_value(

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::binding::Binding;
 use super::clock::{from_unix_millis, truncate_millis, unix_millis};
 use super::value::{Data, MAX_DEPTH, Value};
-use crate::Id;
+use crate::{Device, Id, SessionHandle};
 
 /// One stored session: its data plus the metadata stores need for
 /// compare-and-set saves and expiry.
@@ -30,7 +31,15 @@ pub struct Record {
     pub expires_at: Option<OffsetDateTime>,
     /// The session's data.
     pub data: Data,
+    /// The user the session is bound to, if any
+    /// ([`Session::bind_user`](crate::Session::bind_user)).
+    pub binding: Option<Binding>,
 }
+
+/// A binding as encoded: user, handle, user agent, IP, last seen (ms).
+type EncodedBinding<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, i64);
+/// A binding as decoded.
+type DecodedBinding = (String, String, Option<String>, Option<String>, i64);
 
 impl Record {
     /// A new record at version 1.
@@ -46,6 +55,7 @@ impl Record {
             created_at: truncate_millis(created_at),
             expires_at: expires_at.map(truncate_millis),
             data,
+            binding: None,
         }
     }
 
@@ -61,11 +71,15 @@ impl Record {
     /// each value as binary holding its own encoding, so that loading a
     /// record decodes no value.
     ///
-    /// This writes format 2, which versions before it cannot read: when a
-    /// fleet moves to it from one that wrote format 1, records the new
-    /// instances write are unreadable to the old ones (a failed request on
-    /// a server-side store, a fresh session with the cookie store) until
-    /// the last old instance is gone.
+    /// This writes format 2 for a record bound to no user, and format 3
+    /// (format 2 plus the [`Binding`]) for a bound one. Versions before a
+    /// format cannot read it: when a fleet moves to it from one that wrote
+    /// format 1, records the new instances write are unreadable to the old
+    /// ones (a failed request on a server-side store, a fresh session with
+    /// the cookie store) until the last old instance is gone. Sessions
+    /// bound to a user are the only ones written in format 3, so a fleet
+    /// that moves to it keeps serving every other session from old and
+    /// new instances alike.
     ///
     /// # Errors
     ///
@@ -84,8 +98,24 @@ impl Record {
             .map(|(k, v)| k.len() + v.as_bytes().len() + 10)
             .sum();
         let mut out = Vec::with_capacity(32 + size);
-        out.push(FORMAT_V2);
-        rmp_serde::encode::write(&mut out, &body).map_err(|e| EncodeError(e.to_string()))?;
+        let written = match &self.binding {
+            None => {
+                out.push(FORMAT_V2);
+                rmp_serde::encode::write(&mut out, &body)
+            }
+            Some(b) => {
+                out.push(FORMAT_V3);
+                let binding: EncodedBinding<'_> = (
+                    &b.user,
+                    b.handle.as_str(),
+                    b.device.user_agent.as_deref(),
+                    b.device.ip.as_deref(),
+                    unix_millis(b.last_seen),
+                );
+                rmp_serde::encode::write(&mut out, &(body.0, body.1, body.2, body.3, binding))
+            }
+        };
+        written.map_err(|e| EncodeError(e.to_string()))?;
         Ok(out)
     }
 
@@ -104,7 +134,19 @@ impl Record {
         let mut de = rmp_serde::Deserializer::from_read_ref(body);
         de.set_max_depth(MAX_DEPTH);
         let malformed = |e: rmp_serde::decode::Error| DecodeError::Malformed(e.to_string());
+        let mut binding = None;
         let (version, created, expires, data) = match format {
+            FORMAT_V3 => {
+                let (version, created, expires, data, bound): (
+                    u64,
+                    i64,
+                    Option<i64>,
+                    Data,
+                    DecodedBinding,
+                ) = Deserialize::deserialize(&mut de).map_err(malformed)?;
+                binding = Some(decode_binding(bound)?);
+                (version, created, expires, data)
+            }
             FORMAT_V2 => {
                 let body: (u64, i64, Option<i64>, Data) =
                     Deserialize::deserialize(&mut de).map_err(malformed)?;
@@ -131,6 +173,7 @@ impl Record {
                 None => None,
             },
             data,
+            binding,
         })
     }
 
@@ -169,11 +212,32 @@ impl Record {
 const FORMAT_V1: u8 = 1;
 /// Values as binary holding each value's own MessagePack.
 const FORMAT_V2: u8 = 2;
+/// Format 2 followed by the user the session is bound to.
+const FORMAT_V3: u8 = 3;
+
+fn decode_binding(
+    (user, handle, user_agent, ip, last_seen): DecodedBinding,
+) -> Result<Binding, DecodeError> {
+    let handle: SessionHandle = handle
+        .parse()
+        .map_err(|_| DecodeError::Malformed("malformed session handle".into()))?;
+    let mut device = Device::new();
+    device.user_agent = user_agent;
+    device.ip = ip;
+    let last_seen = from_unix_millis(last_seen).ok_or(DecodeError::TimeOutOfRange)?;
+    Ok(Binding::new(user, handle, device, last_seen))
+}
 
 /// Error from [`Record::encode`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot encode session record: {0}")]
 pub struct EncodeError(String);
+
+impl EncodeError {
+    pub(crate) fn new(why: String) -> Self {
+        EncodeError(why)
+    }
+}
 
 /// Error from [`Record::decode`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,6 +292,25 @@ mod tests {
         no_expiry.expires_at = None;
         let bytes = no_expiry.encode().unwrap();
         assert_eq!(Record::decode(r.id.clone(), &bytes).unwrap(), no_expiry);
+    }
+
+    #[test]
+    fn bound_records_round_trip_in_format_3() {
+        let mut r = sample();
+        r.binding = Some(Binding::new(
+            "alice",
+            SessionHandle::random(),
+            Device::new().with_user_agent("UA/1").with_ip("192.0.2.1"),
+            now(),
+        ));
+        let bytes = r.encode().unwrap();
+        assert_eq!(bytes[0], FORMAT_V3);
+        assert_eq!(Record::decode(r.id.clone(), &bytes).unwrap(), r);
+        for cut in 1..bytes.len() {
+            assert!(Record::decode(r.id.clone(), &bytes[..cut]).is_err());
+        }
+        // Unbound records stay in format 2, readable by older versions.
+        assert_eq!(sample().encode().unwrap()[0], FORMAT_V2);
     }
 
     #[test]

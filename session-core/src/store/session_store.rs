@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::record::Record;
-use crate::{Id, Result};
+use super::user_index::UserIndex;
+use crate::{Error, Id, Result};
 
 /// A backend that keeps versioned session records.
 ///
@@ -26,6 +27,20 @@ use crate::{Id, Result};
 ///   does it), and report it as done rather than as a conflict: otherwise
 ///   [`Session::update`](crate::Session::update) would apply its change
 ///   twice.
+///
+/// # The per-user session index
+///
+/// [`Session::bind_user`](crate::Session::bind_user) and the listing and
+/// revocation built on it need one more thing from a store: a small,
+/// versioned [`UserIndex`] per user, kept under
+/// [`user_key`](super::user_key)`(user)`. session-core owns its content
+/// and every rule about it (order of writes, trimming, the cap per user);
+/// a store only loads it, saves it with compare-and-set on its version
+/// and deletes it, through the three `*_user_index` methods. Their
+/// default implementations fail with [`Error::Unsupported`] and
+/// [`supports_user_index`](SessionStore::supports_user_index) says
+/// `false`, so a store written before the index existed still compiles
+/// and works for everything else.
 ///
 /// The [`test_suite`](crate::test_suite) (feature `test-suite`) checks all
 /// of this against a real backend.
@@ -56,6 +71,61 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// changing its version. Returns `Ok(false)` if the record does not
     /// exist.
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool>;
+
+    /// Whether this store keeps per-user session indexes (the three
+    /// `*_user_index` methods). Default: `false`.
+    fn supports_user_index(&self) -> bool {
+        false
+    }
+
+    /// Loads the index of `user` (stored under
+    /// [`user_key`](super::user_key)`(user)` or a key made from it), or
+    /// `None` if there is none or it has expired.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] unless the store implements it (the default).
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        let _ = user;
+        Err(Error::Unsupported {
+            operation: "load_user_index",
+        })
+    }
+
+    /// Writes the index of `user`: with `expected_version` `None`, only if
+    /// there is no live index yet; with `Some(v)`, only if the stored
+    /// version is `v` (compare-and-set; `index.version` is then the new
+    /// version). Returns `Ok(false)`, writing nothing, otherwise. The
+    /// stored index expires at `index.expires_at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] unless the store implements it (the default).
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        let _ = (user, index, expected_version);
+        Err(Error::Unsupported {
+            operation: "save_user_index",
+        })
+    }
+
+    /// Deletes the index of `user` if its stored version is
+    /// `expected_version`; `Ok(false)` otherwise (including when there is
+    /// none).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] unless the store implements it (the default).
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        let _ = (user, expected_version);
+        Err(Error::Unsupported {
+            operation: "delete_user_index",
+        })
+    }
 }
 
 #[async_trait]
@@ -74,5 +144,24 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
     }
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         (**self).touch(id, expires_at).await
+    }
+    fn supports_user_index(&self) -> bool {
+        (**self).supports_user_index()
+    }
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        (**self).load_user_index(user).await
+    }
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        (**self)
+            .save_user_index(user, index, expected_version)
+            .await
+    }
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        (**self).delete_user_index(user, expected_version).await
     }
 }

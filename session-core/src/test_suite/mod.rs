@@ -6,7 +6,9 @@
 //! expiry, touch, delete, large values) and the session semantics through a
 //! real [`SessionLayer`] (laziness, cookies, merging of concurrent requests,
 //! 50 concurrent [`Session::update`](crate::Session::update)s over three store instances, expiry
-//! rules, ID rotation, log-out, and a store that fails or hangs).
+//! rules, ID rotation, log-out, the per-user session index (listing,
+//! revoking, expiry, the cap, no orphans, log-ins racing a revoke-all),
+//! and a store that fails or hangs).
 //!
 //! `make_store` is called once per instance needed; every instance it
 //! returns must share the same backend (for an in-process store, return
@@ -63,6 +65,7 @@ mod checks_faults;
 mod checks_lifetime;
 mod checks_requests;
 mod checks_store;
+mod checks_users;
 mod front_end;
 mod last_writer_wins;
 mod probe;
@@ -115,6 +118,14 @@ const TABLE: &[(&str, CheckFn)] = &[
     check!(persistent_cookie_follows_expiry),
     check!(cycle_id_keeps_data_retires_old_id),
     check!(destroy_deletes_and_expires_cookie),
+    // The per-user session index (checks_users.rs).
+    check!(user_index_primitives),
+    check!(bound_sessions_are_listed),
+    check!(revoke_one_others_and_all),
+    check!(ended_sessions_drop_out),
+    check!(sessions_per_user_are_capped),
+    check!(user_index_leaves_no_orphans),
+    check!(log_ins_racing_revoke_all),
     // A store that fails or hangs (checks_faults.rs).
     check!(store_down_gives_503_then_recovers),
     check!(store_hang_is_bounded_by_timeout),

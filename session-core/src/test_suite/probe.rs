@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::store::Record;
+use crate::store::{Record, UserIndex};
 use crate::{Error, Id, Result, SessionStore};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,5 +122,24 @@ impl SessionStore for Probe {
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         self.enter(TOUCH).await?;
         self.inner.touch(id, expires_at).await
+    }
+    fn supports_user_index(&self) -> bool {
+        self.inner.supports_user_index()
+    }
+    async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.inner.load_user_index(user).await
+    }
+    async fn save_user_index(
+        &self,
+        user: &str,
+        index: &UserIndex,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        self.inner
+            .save_user_index(user, index, expected_version)
+            .await
+    }
+    async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        self.inner.delete_user_index(user, expected_version).await
     }
 }
