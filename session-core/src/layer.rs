@@ -9,6 +9,7 @@ use tower_layer::Layer;
 
 use crate::config::{Config, SameSite};
 use crate::lifecycle::Sessions;
+use crate::migration::Migration;
 use crate::service::SessionService;
 use crate::store::{ClientStore, SessionStore};
 use crate::users::UserSessions;
@@ -133,6 +134,33 @@ impl SessionLayer {
     /// longer fails with [`Error::Timeout`](crate::Error::Timeout).
     pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
         self.config().store_timeout = timeout;
+        self
+    }
+
+    /// Moves sessions into this layer's store from the store the fleet
+    /// used before, without logging anyone out: sessions are also read
+    /// from `migration`'s store and, in its second phase, moved out of it
+    /// as they are used. See [`Migration`] for the phases and
+    /// `docs/store-migration.md` for the runbook.
+    ///
+    /// ```
+    /// use session_core::{Migration, MigrationPhase, SessionLayer};
+    /// use session_stores::MemoryStore;
+    ///
+    /// # let (old_store, new_store) = (MemoryStore::default(), MemoryStore::default());
+    /// let layer = SessionLayer::new(new_store)
+    ///     .with_migration(Migration::from_store(old_store).with_phase(MigrationPhase::Move));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On a layer built by [`client_side`](Self::client_side): sessions
+    /// move into a server-side store only.
+    pub fn with_migration(mut self, migration: Migration) -> Self {
+        assert!(
+            self.sessions.migrate(migration),
+            "SessionLayer::with_migration needs a layer built by SessionLayer::new (a server-side store)"
+        );
         self
     }
 

@@ -23,6 +23,10 @@
 //!   session. Store calls are bounded by a timeout; a store that is down
 //!   gives the handler an [`Error`] and the client a `503`, never a panic or
 //!   a hang.
+//! - **Store migration.** [`SessionLayer::with_migration`] moves sessions
+//!   from another store, or from sealed cookies, into the layer's store
+//!   with no log-out, in two phases safe during a rolling restart (see
+//!   [`migration`]).
 //!
 //! - **A user's sessions.** [`Session::bind_user`] at log-in ties the
 //!   session to a user; [`Session::user_sessions`] lists the user's
@@ -97,6 +101,7 @@ mod id;
 mod layer;
 mod lifecycle;
 mod metrics;
+pub mod migration;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod missing_layer;
 mod persistence;
@@ -112,6 +117,7 @@ pub use config::SameSite;
 pub use error::{BoxError, Error, Result};
 pub use id::{Id, ParseIdError};
 pub use layer::SessionLayer;
+pub use migration::{Migration, MigrationPhase};
 #[cfg(any(feature = "axum", feature = "actix"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
 pub use missing_layer::MissingSessionLayer;

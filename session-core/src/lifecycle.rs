@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::cookie_header;
-use crate::persistence::{Client, Persistence, Server};
+use crate::migration::Migration;
+use crate::persistence::{Client, Migrating, Persistence, Server};
 use crate::store::{ClientStore, SessionStore};
 use crate::users::UserSessions;
 use crate::{Result, Session};
@@ -32,25 +33,40 @@ use crate::{Result, Session};
 pub(crate) struct Sessions {
     persistence: Arc<dyn Persistence>,
     config: Arc<Config>,
+    /// The server-side store, when sessions are kept on the server.
+    store: Option<Arc<dyn SessionStore>>,
 }
 
 impl Sessions {
     /// Sessions kept by `store` on the server, with the default settings.
     pub(crate) fn on_server(store: Arc<dyn SessionStore>) -> Self {
-        Self::new(Arc::new(Server(store)))
+        Sessions {
+            persistence: Arc::new(Server(store.clone())),
+            config: Arc::new(Config::default()),
+            store: Some(store),
+        }
     }
 
     /// Sessions sealed into their cookies by `store`, with the default
     /// settings.
     pub(crate) fn on_client(store: Arc<dyn ClientStore>) -> Self {
-        Self::new(Arc::new(Client(store)))
+        Sessions {
+            persistence: Arc::new(Client(store)),
+            config: Arc::new(Config::default()),
+            store: None,
+        }
     }
 
-    fn new(persistence: Arc<dyn Persistence>) -> Self {
-        Sessions {
-            persistence,
-            config: Arc::new(Config::default()),
-        }
+    /// Sessions kept on the server, also read from (and, in phase 2,
+    /// moved out of) the store `migration` names; replaces an earlier
+    /// migration. `false` when sessions are kept on the client, which a
+    /// migration cannot move into.
+    pub(crate) fn migrate(&mut self, migration: Migration) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        self.persistence = Arc::new(Migrating::new(store.clone(), migration));
+        true
     }
 
     /// The settings, to change them (copied first if a service shares

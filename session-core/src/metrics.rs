@@ -29,6 +29,8 @@ pub(crate) const COOKIES_REJECTED: &str = "session_cookies_rejected_total";
 pub(crate) const CYCLED: &str = "session_cycled_total";
 /// Sessions destroyed (`Session::destroy`).
 pub(crate) const DESTROYED: &str = "session_destroyed_total";
+/// Store migration: sessions found in the store being left, by `outcome`.
+pub(crate) const MIGRATION_READS: &str = "session_migration_old_store_reads_total";
 
 /// Every metric name above, for the documentation check.
 #[cfg(test)]
@@ -43,6 +45,7 @@ pub(crate) const ALL: &[&str] = &[
     COOKIES_REJECTED,
     CYCLED,
     DESTROYED,
+    MIGRATION_READS,
 ];
 
 /// Measures one store call; a field-less no-op without the feature.
@@ -118,6 +121,16 @@ pub(crate) fn cycled() {
 #[inline]
 pub(crate) fn destroyed() {
     bump(DESTROYED);
+}
+
+/// Store migration: a session was found in the store being left and
+/// `served` from there (phase 1) or `moved` into the new store.
+#[inline]
+pub(crate) fn old_store_read(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(MIGRATION_READS, "outcome" => outcome).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = outcome;
 }
 
 /// A `503` answered a request whose session store failed.

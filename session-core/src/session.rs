@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::config::Config;
 use crate::cookie_header::CookieAction;
 use crate::metrics;
-use crate::persistence::{CookieChange, Incoming, Persistence, Write};
+use crate::persistence::{CookieChange, Incoming, Origin, Persistence, Write};
 use crate::store::{Data, Record, Value, now};
 use crate::{Error, Id, Result};
 
@@ -68,6 +68,9 @@ struct State {
     /// `None` for a new session. Its `data` is always empty: the data
     /// live in `data` alone, so they are not copied on every load.
     base: Option<Record>,
+    /// Which store holds `base` (during a store migration, the new one or
+    /// the one being left).
+    origin: Origin,
     /// The data as last loaded or saved, with `changes` applied.
     data: Data,
     /// Changes not yet saved: `Some` sets a key, `None` removes it.
@@ -294,6 +297,7 @@ impl Session {
         );
         record.binding = old.binding.clone();
         let users = inner.persistence.user_sessions(&inner.config);
+        let mut origin = st.origin;
         if let Some(binding) = &old.binding {
             // The new ID is findable before it exists.
             users
@@ -302,7 +306,7 @@ impl Session {
         }
         let replaced = inner
             .persistence
-            .replace(&inner.config, &old, &mut record)
+            .replace(&inner.config, &old, &mut record, &mut origin)
             .await;
         if let Some(binding) = &old.binding {
             let gone = match &replaced {
@@ -318,6 +322,7 @@ impl Session {
         };
         record.data = Data::new();
         st.base = Some(record);
+        st.origin = origin;
         st.changes.clear();
         st.apply(change, inner.config.cookie.persistent);
         metrics::cycled();
@@ -420,9 +425,10 @@ impl Session {
             // Indexed first, so the bound record is findable once written.
             let indexed = record.id.clone();
             entries = users.add(&user, users.entry(&record, &handle)).await?;
+            let mut origin = st.origin;
             let written = inner
                 .persistence
-                .write(&inner.config, &mut record, expected)
+                .write(&inner.config, &mut record, expected, &mut origin)
                 .await;
             st.store_failed |= unavailable(&written);
             match written? {
@@ -439,6 +445,7 @@ impl Session {
                     st.changes.clear();
                     bound = Some(record.id.clone());
                     st.base = Some(record);
+                    st.origin = origin;
                     break;
                 }
                 Write::Conflict => {
@@ -602,7 +609,7 @@ impl Session {
             // Nothing is pending here, so `data` is the record's.
             None => inner
                 .persistence
-                .cookie_value(&inner.config, record, &st.data)?,
+                .cookie_value(&inner.config, record, &st.data, st.origin)?,
         };
         Ok(Some(CookieAction::Set {
             value,
@@ -672,6 +679,7 @@ impl Inner {
         };
         let record = loaded.map(|loaded| {
             st.send_cookie |= loaded.resend_cookie;
+            st.origin = loaded.origin;
             loaded.record
         });
         let now = now();
@@ -692,9 +700,10 @@ impl Inner {
     async fn commit(&self, st: &mut State) -> Result<bool> {
         let mut record = self.next_record(st);
         let expected_version = st.base.as_ref().map(|base| base.version);
+        let mut origin = st.origin;
         let written = self
             .persistence
-            .write(&self.config, &mut record, expected_version)
+            .write(&self.config, &mut record, expected_version, &mut origin)
             .await;
         st.store_failed |= unavailable(&written);
         let change = match written? {
@@ -708,6 +717,7 @@ impl Inner {
         st.remove_cookie = false;
         record.data = Data::new();
         st.base = Some(record);
+        st.origin = origin;
         st.changes.clear();
         Ok(true)
     }
@@ -742,8 +752,9 @@ impl Inner {
     /// Fails with [`Error::TooLarge`] if the current data no longer fits
     /// where the session is kept (the cookie, for client-side stores).
     fn check_size(&self, st: &State) -> Result<()> {
+        let origin = st.base.as_ref().map(|_| st.origin);
         self.persistence
-            .check_fits(&self.config, &|| self.next_record(st))
+            .check_fits(&self.config, origin, &|| self.next_record(st))
     }
 
     /// Reloads the stored record and re-applies pending changes on it. A
@@ -752,7 +763,10 @@ impl Inner {
     async fn rebase(&self, st: &mut State) -> Result<()> {
         let fresh = match &st.base {
             Some(base) => {
-                let reloaded = self.persistence.reload(&self.config, &base.id).await;
+                let reloaded = self
+                    .persistence
+                    .reload(&self.config, &base.id, &mut st.origin)
+                    .await;
                 st.store_failed |= unavailable(&reloaded);
                 reloaded?
             }
@@ -817,7 +831,11 @@ impl Inner {
             return;
         }
         let id = base.id.clone();
-        match self.persistence.extend(&self.config, &id, new_expiry).await {
+        match self
+            .persistence
+            .extend(&self.config, &id, new_expiry, st.origin)
+            .await
+        {
             Ok(Some(change)) => {
                 if let Some(base) = &mut st.base {
                     base.expires_at = new_expiry;

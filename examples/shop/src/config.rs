@@ -119,6 +119,27 @@ pub struct Config {
     /// which instance served it, the session store, and where its data
     /// came from (the primary, a replica or the cache).
     pub footer: bool,
+    /// `SESSION_MIGRATE_FROM`: the store sessions are moved out of into
+    /// [`session_store`](Self::session_store), which must be server-side:
+    /// `cookie` (`OLD_COOKIE_KEYS`), `redis` (`OLD_REDIS_URL`), `dynamodb`
+    /// (`OLD_DYNAMODB_TABLE`, `OLD_DYNAMODB_ENDPOINT`) or `memcached`
+    /// (`OLD_MEMCACHED_URLS`). Default: no migration. See
+    /// `docs/store-migration.md`.
+    pub migrate_from: Option<StoreKind>,
+    /// `SESSION_MIGRATION_PHASE`: `read-both` (default) or `move`.
+    pub migration_phase: session_core::MigrationPhase,
+    /// `OLD_COOKIE_KEYS`: the cookie store's keys (as `COOKIE_KEYS` was),
+    /// for `SESSION_MIGRATE_FROM=cookie`.
+    pub old_cookie_keys: Option<String>,
+    /// `OLD_REDIS_URL`: the Redis node sessions move out of.
+    pub old_redis_url: Option<String>,
+    /// `OLD_DYNAMODB_TABLE`: the DynamoDB table sessions move out of.
+    pub old_dynamodb_table: Option<String>,
+    /// `OLD_DYNAMODB_ENDPOINT`: its endpoint, if not AWS's (default:
+    /// `DYNAMODB_ENDPOINT`).
+    pub old_dynamodb_endpoint: Option<String>,
+    /// `OLD_MEMCACHED_URLS`: the Memcached nodes sessions move out of.
+    pub old_memcached_urls: Option<String>,
 }
 
 /// A setting that could not be used, naming its variable.
@@ -161,6 +182,13 @@ impl Default for Config {
             session_store_timeout: std::time::Duration::from_secs(3),
             instance: None,
             footer: true,
+            migrate_from: None,
+            migration_phase: session_core::MigrationPhase::ReadBoth,
+            old_cookie_keys: None,
+            old_redis_url: None,
+            old_dynamodb_table: None,
+            old_dynamodb_endpoint: None,
+            old_memcached_urls: None,
         }
     }
 }
@@ -214,6 +242,16 @@ impl fmt::Debug for Config {
             .field("session_store_timeout", &self.session_store_timeout)
             .field("instance", &self.instance)
             .field("footer", &self.footer)
+            .field("migrate_from", &self.migrate_from)
+            .field("migration_phase", &self.migration_phase)
+            .field(
+                "old_cookie_keys",
+                &self.old_cookie_keys.as_ref().map(|_| "<set>"),
+            )
+            .field("old_redis_url", &self.old_redis_url.as_deref().map(redact))
+            .field("old_dynamodb_table", &self.old_dynamodb_table)
+            .field("old_dynamodb_endpoint", &self.old_dynamodb_endpoint)
+            .field("old_memcached_urls", &self.old_memcached_urls)
             .finish()
     }
 }
@@ -273,20 +311,13 @@ impl Config {
             );
         }
         if let Some(v) = lookup("SESSION_STORE") {
-            config.session_store = match v.as_str() {
-                "memory" => StoreKind::Memory,
-                "cookie" => StoreKind::Cookie,
-                "redis" => StoreKind::Redis,
-                "dynamodb" => StoreKind::DynamoDb,
-                "memcached" => StoreKind::Memcached,
-                _ => {
-                    return Err(bad(
-                        "SESSION_STORE",
-                        &v,
-                        "expected memory, cookie, redis, dynamodb or memcached",
-                    ));
-                }
-            };
+            config.session_store = store_kind(&v).ok_or_else(|| {
+                bad(
+                    "SESSION_STORE",
+                    &v,
+                    "expected memory, cookie, redis, dynamodb or memcached",
+                )
+            })?;
         }
         if let Some(v) = lookup("COOKIE_SECURE") {
             config.secure_cookie =
@@ -485,6 +516,7 @@ impl Config {
                 _ => return Err(bad("SHOP_FOOTER", &v, "expected on or off")),
             };
         }
+        migration_settings(&mut config, &lookup, &bad)?;
         let needs_redis_url = (config.session_store == StoreKind::Redis
             && config.redis_cluster_urls.is_empty()
             && config.redis_sentinel_urls.is_empty())
@@ -508,9 +540,125 @@ impl Config {
     }
 }
 
+/// A `SESSION_STORE`-style store name.
+fn store_kind(v: &str) -> Option<StoreKind> {
+    Some(match v {
+        "memory" => StoreKind::Memory,
+        "cookie" => StoreKind::Cookie,
+        "redis" => StoreKind::Redis,
+        "dynamodb" => StoreKind::DynamoDb,
+        "memcached" => StoreKind::Memcached,
+        _ => return None,
+    })
+}
+
+/// `SESSION_MIGRATE_FROM`, `SESSION_MIGRATION_PHASE` and the old store's
+/// `OLD_*` settings.
+fn migration_settings(
+    config: &mut Config,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    bad: &dyn Fn(&'static str, &str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if let Some(v) = lookup("SESSION_MIGRATION_PHASE") {
+        config.migration_phase = match v.as_str() {
+            "read-both" => session_core::MigrationPhase::ReadBoth,
+            "move" => session_core::MigrationPhase::Move,
+            _ => {
+                return Err(bad(
+                    "SESSION_MIGRATION_PHASE",
+                    &v,
+                    "expected read-both or move",
+                ));
+            }
+        };
+    }
+    let Some(v) = lookup("SESSION_MIGRATE_FROM") else {
+        return Ok(());
+    };
+    let from = store_kind(&v)
+        .filter(|kind| *kind != StoreKind::Memory)
+        .ok_or_else(|| {
+            bad(
+                "SESSION_MIGRATE_FROM",
+                &v,
+                "expected cookie, redis, dynamodb or memcached",
+            )
+        })?;
+    if config.session_store == StoreKind::Cookie {
+        return Err(bad(
+            "SESSION_MIGRATE_FROM",
+            &v,
+            "sessions move into a server-side SESSION_STORE, not the cookie store",
+        ));
+    }
+    let required = |var: &'static str| {
+        lookup(var).ok_or_else(|| bad(var, "", &format!("required with SESSION_MIGRATE_FROM={v}")))
+    };
+    match from {
+        StoreKind::Cookie => {
+            let keys = required("OLD_COOKIE_KEYS")?;
+            if let Err(e) = session_stores::CookieStore::from_base64_keys(&keys) {
+                return Err(bad("OLD_COOKIE_KEYS", "<redacted>", &e.to_string()));
+            }
+            config.old_cookie_keys = Some(keys);
+        }
+        StoreKind::Redis => {
+            let url = required("OLD_REDIS_URL")?;
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad(
+                    "OLD_REDIS_URL",
+                    &url,
+                    "expected a redis:// or rediss:// URL",
+                ));
+            }
+            config.old_redis_url = Some(url);
+        }
+        StoreKind::DynamoDb => {
+            config.old_dynamodb_table = Some(required("OLD_DYNAMODB_TABLE")?);
+            config.old_dynamodb_endpoint = lookup("OLD_DYNAMODB_ENDPOINT");
+        }
+        StoreKind::Memcached => config.old_memcached_urls = Some(required("OLD_MEMCACHED_URLS")?),
+        StoreKind::Memory => unreachable!("filtered above"),
+    }
+    config.migrate_from = Some(from);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migration_settings_name_the_old_store() {
+        assert_eq!(with(&[]).unwrap().migrate_from, None);
+        let config = with(&[
+            ("SESSION_STORE", "redis"),
+            ("REDIS_URL", "redis://new:6379"),
+            ("SESSION_MIGRATE_FROM", "redis"),
+            ("OLD_REDIS_URL", "redis://old:6379"),
+            ("SESSION_MIGRATION_PHASE", "move"),
+        ])
+        .unwrap();
+        assert_eq!(config.migrate_from, Some(StoreKind::Redis));
+        assert_eq!(config.old_redis_url.as_deref(), Some("redis://old:6379"));
+        assert_eq!(config.migration_phase, session_core::MigrationPhase::Move);
+
+        let err = with(&[("SESSION_MIGRATE_FROM", "cookie")]).unwrap_err();
+        assert_eq!(err.var, "OLD_COOKIE_KEYS");
+        let err = with(&[("SESSION_MIGRATE_FROM", "dynamodb")]).unwrap_err();
+        assert_eq!(err.var, "OLD_DYNAMODB_TABLE");
+        let err = with(&[("SESSION_MIGRATE_FROM", "memory")]).unwrap_err();
+        assert_eq!(err.var, "SESSION_MIGRATE_FROM");
+        let err = with(&[
+            ("SESSION_STORE", "cookie"),
+            ("SESSION_MIGRATE_FROM", "redis"),
+            ("OLD_REDIS_URL", "redis://old:6379"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "SESSION_MIGRATE_FROM");
+        let err = with(&[("SESSION_MIGRATION_PHASE", "later")]).unwrap_err();
+        assert_eq!(err.var, "SESSION_MIGRATION_PHASE");
+    }
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let pairs: Vec<(String, String)> = pairs

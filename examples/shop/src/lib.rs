@@ -70,5 +70,5 @@ pub use security::{
     MAX_BODY,
 };
 pub use server::{main_from_env, run, start_up};
-pub use sessions::session_layer;
+pub use sessions::{dynamodb_store, session_layer};
 pub use state::{AppState, Shop};

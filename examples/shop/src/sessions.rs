@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use session_core::SessionLayer;
+use session_core::{Migration, SessionLayer};
 use session_stores::cookie::{CookieStore, Key};
 use session_stores::{DynamoDbStore, MemcachedStore, MemoryStore, RedisStore};
 
@@ -20,8 +20,7 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Cookie => {
             let store = match &config.cookie_keys {
-                Some(keys) => CookieStore::from_base64_keys(keys)
-                    .map_err(|e| StartError::new("COOKIE_KEYS", e.to_string()))?,
+                Some(keys) => cookie_store(keys, "COOKIE_KEYS")?,
                 None => {
                     tracing::warn!(
                         "COOKIE_KEYS not set: sealing cookies with a random key of this process only"
@@ -55,16 +54,25 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
             };
             SessionLayer::new(store)
         }
-        StoreKind::DynamoDb => SessionLayer::new(dynamodb_store(config).await?),
-        StoreKind::Memcached => {
-            let urls = config.memcached_urls.as_deref().unwrap_or_default();
-            let store = MemcachedStore::builder()
-                .with_key_prefix("shop:session:")
-                .connect(urls)
-                .await
-                .map_err(|e| StartError::new("MEMCACHED_URLS", e.to_string()))?;
-            SessionLayer::new(store)
-        }
+        StoreKind::DynamoDb => SessionLayer::new(
+            dynamodb_store(
+                config.dynamodb_endpoint.as_deref(),
+                &config.dynamodb_table,
+                config.dynamodb_create_table,
+            )
+            .await?,
+        ),
+        StoreKind::Memcached => SessionLayer::new(
+            memcached_store(
+                config.memcached_urls.as_deref().unwrap_or_default(),
+                "MEMCACHED_URLS",
+            )
+            .await?,
+        ),
+    };
+    let layer = match migration(config).await? {
+        Some(migration) => layer.with_migration(migration),
+        None => layer,
     };
     Ok(layer
         .with_cookie_name("shop_session")
@@ -73,9 +81,74 @@ pub async fn session_layer(config: &Config) -> Result<SessionLayer, StartError> 
         .with_store_timeout(config.session_store_timeout))
 }
 
-async fn dynamodb_store(config: &Config) -> Result<DynamoDbStore, StartError> {
+/// The store `SESSION_MIGRATE_FROM` names, in `SESSION_MIGRATION_PHASE`.
+async fn migration(config: &Config) -> Result<Option<Migration>, StartError> {
+    let Some(from) = config.migrate_from else {
+        return Ok(None);
+    };
+    let setting = |value: &Option<String>| value.clone().unwrap_or_default();
+    let migration = match from {
+        StoreKind::Cookie => Migration::from_cookie(cookie_store(
+            &setting(&config.old_cookie_keys),
+            "OLD_COOKIE_KEYS",
+        )?),
+        StoreKind::Redis => Migration::from_store(
+            RedisStore::builder()
+                .with_key_prefix("shop:session:")
+                .connect(&setting(&config.old_redis_url))
+                .await
+                .map_err(|e| StartError::new("OLD_REDIS_URL", e.to_string()))?,
+        ),
+        StoreKind::DynamoDb => Migration::from_store(
+            dynamodb_store(
+                config
+                    .old_dynamodb_endpoint
+                    .as_deref()
+                    .or(config.dynamodb_endpoint.as_deref()),
+                &setting(&config.old_dynamodb_table),
+                // The old table exists; never create it.
+                false,
+            )
+            .await?,
+        ),
+        StoreKind::Memcached => Migration::from_store(
+            memcached_store(&setting(&config.old_memcached_urls), "OLD_MEMCACHED_URLS").await?,
+        ),
+        // Rejected by the configuration: an in-process store has nothing
+        // another instance could move.
+        StoreKind::Memory => return Ok(None),
+    };
+    tracing::info!(?from, phase = ?config.migration_phase, "moving sessions between stores");
+    Ok(Some(migration.with_phase(config.migration_phase)))
+}
+
+fn cookie_store(keys: &str, var: &'static str) -> Result<CookieStore, StartError> {
+    CookieStore::from_base64_keys(keys).map_err(|e| StartError::new(var, e.to_string()))
+}
+
+async fn memcached_store(urls: &str, var: &'static str) -> Result<MemcachedStore, StartError> {
+    MemcachedStore::builder()
+        .with_key_prefix("shop:session:")
+        .connect(urls)
+        .await
+        .map_err(|e| StartError::new(var, e.to_string()))
+}
+
+/// The DynamoDB store the shop keeps sessions in: on `endpoint` (else
+/// AWS's), in `table`, which is created (with its TTL on) when missing if
+/// `create_table`. Region and credentials come from the usual `AWS_*`
+/// variables.
+///
+/// # Errors
+///
+/// The table cannot be created or checked within 15 s.
+pub async fn dynamodb_store(
+    endpoint: Option<&str>,
+    table: &str,
+    create_table: bool,
+) -> Result<DynamoDbStore, StartError> {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let var = if config.dynamodb_endpoint.is_some() {
+    let var = if endpoint.is_some() {
         "DYNAMODB_ENDPOINT"
     } else {
         "DYNAMODB_TABLE"
@@ -87,13 +160,12 @@ async fn dynamodb_store(config: &Config) -> Result<DynamoDbStore, StartError> {
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-    if let Some(endpoint) = &config.dynamodb_endpoint {
+    if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
     let sdk = loader.load().await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk))
-        .with_table_name(&config.dynamodb_table);
-    if !config.dynamodb_create_table {
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk)).with_table_name(table);
+    if !create_table {
         return Ok(store);
     }
     match tokio::time::timeout(Duration::from_secs(15), store.create_table_if_missing()).await {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{CookieChange, Incoming, Loaded, Persistence, Write};
+use super::{CookieChange, Incoming, Loaded, Origin, Persistence, Write};
 use crate::config::Config;
 use crate::store::{ClientStore, Data, Record};
 use crate::users::UserSessions;
@@ -41,6 +41,7 @@ impl Persistence for Client {
                 record: opened.record,
                 // Sealed with a retired key: seal it again.
                 resend_cookie: opened.reseal,
+                origin: Origin::Current,
             })),
             None => {
                 tracing::debug!("session cookie did not open; starting a fresh session");
@@ -49,7 +50,12 @@ impl Persistence for Client {
         }
     }
 
-    async fn reload(&self, _config: &Config, _id: &Id) -> Result<Option<Record>> {
+    async fn reload(
+        &self,
+        _config: &Config,
+        _id: &Id,
+        _origin: &mut Origin,
+    ) -> Result<Option<Record>> {
         // The session lives only in the request's cookie: there is no
         // fresher copy anywhere.
         Ok(None)
@@ -60,13 +66,19 @@ impl Persistence for Client {
         config: &Config,
         record: &mut Record,
         _expected_version: Option<u64>,
+        _origin: &mut Origin,
     ) -> Result<Write> {
         // Last writer wins: each response carries its own copy.
         let sealed = self.seal(config, record)?;
         Ok(Write::Saved(CookieChange::changed(Some(sealed))))
     }
 
-    fn check_fits(&self, config: &Config, next: &dyn Fn() -> Record) -> Result<()> {
+    fn check_fits(
+        &self,
+        config: &Config,
+        _origin: Option<Origin>,
+        next: &dyn Fn() -> Record,
+    ) -> Result<()> {
         self.seal(config, &next()).map(drop)
     }
 
@@ -75,6 +87,7 @@ impl Persistence for Client {
         config: &Config,
         old: &Record,
         new: &mut Record,
+        _origin: &mut Origin,
     ) -> Result<Option<CookieChange>> {
         new.version = old.version + 1;
         let sealed = self.seal(config, new)?;
@@ -91,6 +104,7 @@ impl Persistence for Client {
         _config: &Config,
         _id: &Id,
         _expires_at: Option<OffsetDateTime>,
+        _origin: Origin,
     ) -> Result<Option<CookieChange>> {
         // The expiry is inside the cookie: extending it means sealing the
         // session again and sending the cookie.
@@ -102,7 +116,13 @@ impl Persistence for Client {
         UserSessions::new(None, config.clone())
     }
 
-    fn cookie_value(&self, config: &Config, record: &Record, data: &Data) -> Result<String> {
+    fn cookie_value(
+        &self,
+        config: &Config,
+        record: &Record,
+        data: &Data,
+        _origin: Origin,
+    ) -> Result<String> {
         let mut whole = record.clone();
         whole.data = data.clone();
         self.seal(config, &whole)

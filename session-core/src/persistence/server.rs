@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
-use super::{CookieChange, Incoming, Loaded, Persistence, Write};
+use super::{CookieChange, Incoming, Loaded, Origin, Persistence, Write};
 use crate::config::Config;
 use crate::metrics;
 use crate::store::{Data, Record, SessionStore};
@@ -54,6 +54,35 @@ pub(crate) async fn call<T>(
     }
 }
 
+/// The store calls a [`Migrating`](super::Migrating) persistence makes
+/// on either of its stores, each bounded like the calls below.
+impl Server {
+    /// Loads `id`.
+    pub(super) async fn fetch(&self, config: &Config, id: &Id) -> Result<Option<Record>> {
+        call(config, "load", self.0.load(id)).await
+    }
+
+    /// Creates `record`, under another ID if `record.id` is taken.
+    pub(super) async fn create(&self, config: &Config, record: &mut Record) -> Result<()> {
+        call(config, "create", self.0.create(record)).await
+    }
+
+    /// Compare-and-set of `record` on `expected` version.
+    pub(super) async fn save(
+        &self,
+        config: &Config,
+        record: &Record,
+        expected: u64,
+    ) -> Result<bool> {
+        call(config, "save", self.0.save(record, expected)).await
+    }
+
+    /// Deletes `id`.
+    pub(super) async fn remove(&self, config: &Config, id: &Id) -> Result<()> {
+        call(config, "delete", self.0.delete(id)).await
+    }
+}
+
 #[async_trait]
 impl Persistence for Server {
     fn recognise(&self, cookie_value: &str) -> Option<Incoming> {
@@ -64,18 +93,24 @@ impl Persistence for Server {
         let Some(id) = incoming.id() else {
             return Ok(None);
         };
-        let record = call(config, "load", self.0.load(id)).await?;
+        let record = self.fetch(config, id).await?;
         if record.is_none() {
             metrics::cookie_rejected("unknown");
         }
         Ok(record.map(|record| Loaded {
             record,
             resend_cookie: false,
+            origin: Origin::Current,
         }))
     }
 
-    async fn reload(&self, config: &Config, id: &Id) -> Result<Option<Record>> {
-        call(config, "load", self.0.load(id)).await
+    async fn reload(
+        &self,
+        config: &Config,
+        id: &Id,
+        _origin: &mut Origin,
+    ) -> Result<Option<Record>> {
+        self.fetch(config, id).await
     }
 
     async fn write(
@@ -83,22 +118,26 @@ impl Persistence for Server {
         config: &Config,
         record: &mut Record,
         expected_version: Option<u64>,
+        _origin: &mut Origin,
     ) -> Result<Write> {
         let Some(expected) = expected_version else {
-            call(config, "create", self.0.create(record)).await?;
+            self.create(config, record).await?;
             // A new session: the client learns its ID.
             return Ok(Write::Saved(CookieChange::changed(None)));
         };
-        Ok(
-            if call(config, "save", self.0.save(record, expected)).await? {
-                Write::Saved(CookieChange::SAME)
-            } else {
-                Write::Conflict
-            },
-        )
+        Ok(if self.save(config, record, expected).await? {
+            Write::Saved(CookieChange::SAME)
+        } else {
+            Write::Conflict
+        })
     }
 
-    fn check_fits(&self, _config: &Config, _next: &dyn Fn() -> Record) -> Result<()> {
+    fn check_fits(
+        &self,
+        _config: &Config,
+        _origin: Option<Origin>,
+        _next: &dyn Fn() -> Record,
+    ) -> Result<()> {
         // The store itself reports a size limit when it writes.
         Ok(())
     }
@@ -108,6 +147,7 @@ impl Persistence for Server {
         config: &Config,
         old: &Record,
         new: &mut Record,
+        _origin: &mut Origin,
     ) -> Result<Option<CookieChange>> {
         call(config, "create", self.0.create(new)).await?;
         // A bound session revoked while its new ID was being written must
@@ -126,7 +166,7 @@ impl Persistence for Server {
     }
 
     async fn delete(&self, config: &Config, id: &Id) -> Result<()> {
-        call(config, "delete", self.0.delete(id)).await
+        self.remove(config, id).await
     }
 
     async fn extend(
@@ -134,6 +174,7 @@ impl Persistence for Server {
         config: &Config,
         id: &Id,
         expires_at: Option<OffsetDateTime>,
+        _origin: Origin,
     ) -> Result<Option<CookieChange>> {
         let touched = call(config, "touch", self.0.touch(id, expires_at)).await?;
         Ok(touched.then_some(CookieChange::SAME))
@@ -143,7 +184,13 @@ impl Persistence for Server {
         UserSessions::new(Some(self.0.clone()), config.clone())
     }
 
-    fn cookie_value(&self, _config: &Config, record: &Record, _data: &Data) -> Result<String> {
+    fn cookie_value(
+        &self,
+        _config: &Config,
+        record: &Record,
+        _data: &Data,
+        _origin: Origin,
+    ) -> Result<String> {
         Ok(record.id.as_str().to_owned())
     }
 }

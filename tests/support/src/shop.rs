@@ -145,6 +145,13 @@ pub const SHOP_VARS: &[&str] = &[
     "CACHE",
     "COOKIE_KEYS",
     "COOKIE_SECURE",
+    "SESSION_MIGRATE_FROM",
+    "SESSION_MIGRATION_PHASE",
+    "OLD_COOKIE_KEYS",
+    "OLD_REDIS_URL",
+    "OLD_DYNAMODB_TABLE",
+    "OLD_DYNAMODB_ENDPOINT",
+    "OLD_MEMCACHED_URLS",
 ];
 
 /// One shop process.
@@ -255,5 +262,16 @@ impl Shop {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn().await;
+    }
+
+    /// Starts it again on the same address with its settings changed by
+    /// `changes` (each replaces the variable's value, or adds it): one
+    /// step of a rolling restart onto a new configuration.
+    pub async fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        for (var, value) in changes {
+            self.env.retain(|(k, _)| k != var);
+            self.env.push(((*var).to_owned(), (*value).to_owned()));
+        }
+        self.restart().await;
     }
 }
