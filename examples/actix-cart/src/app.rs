@@ -92,8 +92,8 @@ pub async fn connect(config: &Config) -> Result<Connected, StartError> {
     })
 }
 
-/// The cart API over `parts`: the routes (any other path or method gets
-/// the shop's "not found" page), inside the footer and causal-token
+/// The cart API over `parts`: the routes (any other path gets the shop's
+/// "not found" page), inside the footer and causal-token
 /// middleware, inside the session middleware, inside the shop's `413` to a
 /// body declared too large, inside the shop's security headers.
 pub fn app<DB: Repo>(

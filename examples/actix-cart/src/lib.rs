@@ -16,7 +16,8 @@
 //! | `GET /healthz` | `ok` |
 //!
 //! Errors are the shop's `{"error": "…"}` with the shop's statuses; any
-//! other path or method gets the shop's "not found" page, and a body over
+//! other path gets the shop's "not found" page, another method of a known
+//! path `405` with the shop's `Allow`, and a body over
 //! [`shop::MAX_BODY`] the shop's `413` ([`refuse_oversized`]), drained
 //! first as the shop drains it. Behind
 //! one load balancer with axum shops on the same store, a user's requests
