@@ -1,30 +1,43 @@
 #!/usr/bin/env bash
-# Measures stateful side by side with the crates users would pick instead
-# (tower-sessions 0.14 and its stores) and writes docs/benchmarks.md.
+# Measures stateful against the ceiling (the same app with no sessions)
+# and side by side with the crates users would pick instead (tower-sessions
+# 0.14 and its stores, actix-session 0.11), writes docs/benchmarks.md and
+# prints every goal, met or not, computed from this one run.
 #
 #   scripts/bench.sh
 #
 # Every figure is compared with a baseline measured in the same run on the
 # same machine:
 #
-#   1. the same cart app (benches/compare: `ours` on session-core +
-#      session-stores, `theirs` on tower-sessions) on the memory, cookie,
-#      Redis and DynamoDB stores: oha on the read path (GET /cart) and the
-#      write path (POST /cart/items): requests/s, p50, p99, CPU time per
-#      request of the app and of Redis, Redis commands per request (INFO
-#      commandstats, MONITOR for round trips), adds lost under load;
-#      Memcached runs ours alone (tower-sessions has no Memcached store)
-#      and is compared with ours on Redis; its commands per request are
-#      counted by a proxy in front of its nodes over 200 sequential
-#      requests;
+#   1. the same cart app (benches/compare) in several builds: `ours` on
+#      session-core + session-stores, `theirs` on tower-sessions,
+#      `ceiling` with no session layer at all (on Redis: one raw GET of a
+#      cart-sized value per read, through the connection type RedisStore
+#      uses), `ours-metrics` (ours with the `metrics` features and a
+#      Prometheus recorder), and on actix-web `actix-ours` (session-core's
+#      `actix` front end) and `actix-theirs` (actix-session's
+#      RedisSessionStore). Each runs on the memory, cookie, Redis and
+#      DynamoDB stores where it can: oha on the read path (GET /cart) and
+#      the write path (POST /cart/items): requests/s, p50, p99, CPU time
+#      per request of the app and of Redis, Redis commands per request
+#      (INFO commandstats, MONITOR), Redis round trips per request (a
+#      counting proxy, 200 sequential requests), adds lost under load,
+#      Redis bytes per session (MEMORY USAGE of every key after the
+#      pre-filling) and heap bytes per session (the app's live heap
+#      growth while pre-filling); Memcached runs ours alone
+#      (tower-sessions has no Memcached store) and is compared with ours on
+#      Redis; its commands per request are counted by the same proxy;
 #   2. a concurrent-add probe: N concurrent adds of distinct items to one
 #      session, then the lines that arrived;
-#   3. the criterion micro benches, each printing its ratio to a baseline.
+#   3. the criterion micro benches, each printing its ratio to a baseline
+#      (cache-aside L1 and L2 hits, the fleet stampede, db-router's
+#      reader(), the stores' codecs).
 #
-# It starts the test services (scripts/services.sh up: dynalite for
-# DynamoDB) plus a Redis of its own on BENCH_REDIS_PORT and two Memcached
-# nodes of its own on BENCH_MEMCACHED_PORTS, so that no other client
-# disturbs the command counts; installs oha if missing; builds everything
+# It starts the test services when DynamoDB is measured
+# (scripts/services.sh up: dynalite for DynamoDB) plus a Redis of its own
+# on BENCH_REDIS_PORT and two Memcached nodes of its own on
+# BENCH_MEMCACHED_PORTS, so that no other client disturbs the command
+# counts; installs oha if missing; builds everything
 # before measuring anything.
 #
 # Settings (environment):
@@ -36,6 +49,8 @@
 #   BENCH_ROUNDS=2         rounds per store, alternating who goes first
 #   BENCH_PROBE_ADDS=64    concurrent adds in the probe
 #   BENCH_STORES="memory cookie redis redis-near dynamodb memcached"
+#   BENCH_IMPLS="ours theirs ceiling ours-metrics actix-ours actix-theirs"
+#                          the builds measured (each where it has the store)
 #   BENCH_MICRO=1          0 skips the criterion micro benches
 #   BENCH_REDIS_PORT=6389  port of the bench's own Redis
 #   BENCH_MEMCACHED_PORTS="11311 11312"  ports of the bench's own Memcached nodes
@@ -51,6 +66,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 SESSIONS=${BENCH_SESSIONS:-1000}
 ADDS=${BENCH_PROBE_ADDS:-64}
 STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb memcached}
+IMPLS=${BENCH_IMPLS:-ours theirs ceiling ours-metrics actix-ours actix-theirs}
 MICRO=${BENCH_MICRO:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
@@ -67,15 +83,8 @@ note() { printf '    %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench_lib.sh
+source scripts/bench_lib.sh
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
@@ -83,7 +92,13 @@ mkdir -p "$RESULTS/http" "$RESULTS/probe" "$RESULTS/micro"
 # ---- prerequisites --------------------------------------------------------
 
 step "services"
-services_env=$(scripts/services.sh up) || die "scripts/services.sh up failed"
+# Only DynamoDB (dynalite) comes from the test services; without it in
+# BENCH_STORES the running services' settings are enough.
+if [[ " $STORES " == *" dynamodb "* ]]; then
+  services_env=$(scripts/services.sh up) || die "scripts/services.sh up failed"
+else
+  services_env=$(scripts/services.sh env) || die "scripts/services.sh env failed"
+fi
 eval "$services_env"
 command -v python3 >/dev/null || die "python3 is needed to read oha's JSON"
 command -v curl >/dev/null || die "curl is needed to read the carts back"
@@ -95,19 +110,7 @@ if ! command -v oha >/dev/null; then
 fi
 
 step "Redis of the bench on 127.0.0.1:$REDIS_PORT"
-if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
-  die "port $REDIS_PORT already answers PING; set BENCH_REDIS_PORT to a free port"
-fi
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-  --daemonize no --logfile "$RESULTS/redis.log" &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 50); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || die "the bench's Redis did not start"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_redis "$REDIS_PORT" "$RESULTS/redis.log" BENCH_REDIS_PORT
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 memcached_ping() { # PORT
@@ -141,14 +144,20 @@ fi
 # ---- build everything before measuring anything ---------------------------
 
 step "building benches/compare (release; its own workspace and lock file)"
+BIN=$COMPARE_TARGET/release
+# `ours` with the metrics features first, kept as `ours-metrics`; then every
+# binary without them (cargo keeps both builds of the libraries).
+CARGO_TARGET_DIR=$COMPARE_TARGET cargo build --release --locked \
+  --manifest-path "$COMPARE/Cargo.toml" --bin ours --features metrics
+cp "$BIN/ours" "$BIN/ours-metrics"
 CARGO_TARGET_DIR=$COMPARE_TARGET cargo build --release --locked \
   --manifest-path "$COMPARE/Cargo.toml" --bins
-BIN=$COMPARE_TARGET/release
 
 MICRO_BENCHES=(
   "session-stores|--features redis --bench stores"
   "session-stores|--features cookie --bench cookie"
-  "cache-aside|--all-features"
+  "cache-aside|--features full --bench hit_path"
+  "cache-aside|--features full --bench stampede"
   "db-router|--features sqlite"
 )
 if [[ $MICRO == 1 ]]; then
@@ -256,95 +265,117 @@ print(json.dumps({"requests": n, "round_trips_per_request": client / n,
 PY
 }
 
-# Memcached commands the app sends per request: a second server whose
-# MEMCACHED_URLS point at a proxy in front of each node, which counts the
-# command lines it passes on; 200 sequential requests per path.
+# A counting proxy (scripts/bench_proxy.py) in front of `upstream:listen`
+# pairs; sets PROXY_PID. Its counts are in the JSON file `out`.
+start_proxy() { # out protocol listen:upstream...
+  python3 scripts/bench_proxy.py "$@" &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  for _ in $(seq 50); do
+    [ -s "$1" ] && return
+    sleep 0.1
+  done
+  die "the counting proxy did not start"
+}
+
+stop_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+}
+
+# What a proxy counted over 200 sequential requests of each path, per
+# request: `$base.<path>.<name>.json` with round_trips_per_request and
+# commands_per_request.
+count_through_proxy() { # base name counts-file
+  local base=$1 name=$2 counts=$3 path method url before after
+  for path in read write; do
+    if [[ $path == read ]]; then method=GET; url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
+    else method=POST; url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=$LOAD_SKU"; fi
+    before=$(cat "$counts")
+    oha --no-tui --output-format json -c 1 -n 200 -m "$method" --rand-regex-url "$url" >/dev/null
+    sleep 0.2
+    after=$(cat "$counts")
+    python3 -c 'import json,sys; b,a=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print(json.dumps({"requests": 200, "round_trips_per_request": (a["round_trips"] - b["round_trips"]) / 200, "commands_per_request": (a["commands"] - b["commands"]) / 200}))' \
+      "$before" "$after" >"$base.$path.$name.json"
+  done
+}
+
+# Memcached commands and round trips the app sends per request: a second
+# server whose MEMCACHED_URLS point at a proxy in front of each node.
 count_memcached_commands() { # base
-  local base=$1 proxy_pid listen=() port saved=$MEMCACHED_URLS counts="$1.memcached-counts"
+  local base=$1 listen=() port saved=$MEMCACHED_URLS
   for port in "${MEMCACHED_PORTS[@]}"; do listen+=("$((port + 1000)):$port"); done
-  python3 - "$counts" "${listen[@]}" <<'PY' &
-import asyncio, sys
-
-out, routes = sys.argv[1], sys.argv[2:]
-count = 0
-
-def save():
-    with open(out, "w") as f:
-        f.write(str(count))
-
-async def client_to_server(reader, writer):
-    global count
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        count += 1
-        writer.write(line)
-        if line.startswith(b"ms "):
-            # The data block of a set follows its command line.
-            writer.write(await reader.readexactly(int(line.split()[2]) + 2))
-        await writer.drain()
-        save()
-    writer.close()
-
-async def server_to_client(reader, writer):
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-
-async def main():
-    servers = []
-    for route in routes:
-        listen, upstream = (int(p) for p in route.split(":"))
-        async def handle(cr, cw, upstream=upstream):
-            ur, uw = await asyncio.open_connection("127.0.0.1", upstream)
-            await asyncio.gather(client_to_server(cr, uw), server_to_client(ur, cw),
-                                 return_exceptions=True)
-        servers.append(await asyncio.start_server(handle, "127.0.0.1", listen))
-    save()
-    await asyncio.gather(*(s.serve_forever() for s in servers))
-
-asyncio.run(main())
-PY
-  proxy_pid=$!
-  PIDS+=("$proxy_pid")
-  sleep 0.5
+  start_proxy "$base.memcached-counts" memcached "${listen[@]}"
   MEMCACHED_URLS=$(printf '127.0.0.1:%s,' "${listen[@]%%:*}")
   MEMCACHED_URLS=${MEMCACHED_URLS%,}
   export MEMCACHED_URLS
   start_server ours memcached
-  local path method url before after
-  for path in read write; do
-    if [[ $path == read ]]; then method=GET; url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
-    else method=POST; url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"; fi
-    before=$(cat "$counts")
-    oha --no-tui --output-format json -c 1 -n 200 -m "$method" --rand-regex-url "$url" >/dev/null
-    after=$(cat "$counts")
-    python3 -c 'import json,sys; b,a=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({"requests": 200, "commands_per_request": (a - b) / 200}))' \
-      "$before" "$after" >"$base.$path.memcached.json"
-  done
+  count_through_proxy "$base" memcached "$base.memcached-counts"
   stop_server
-  kill "$proxy_pid" 2>/dev/null || true
-  wait "$proxy_pid" 2>/dev/null || true
+  stop_proxy
   MEMCACHED_URLS=$saved
   export MEMCACHED_URLS
 }
 
+# Redis round trips per request: a second server of `impl` whose REDIS_URL
+# points at the proxy (pre-filling few sessions, as the counts do not
+# depend on their number).
+count_redis_round_trips() { # impl store base
+  local impl=$1 store=$2 base=$3 saved=$REDIS_URL saved_sessions=$SESSIONS
+  start_proxy "$base.redis-counts" redis "$((REDIS_PORT + 1000)):$REDIS_PORT"
+  export REDIS_URL="redis://127.0.0.1:$((REDIS_PORT + 1000))"
+  SESSIONS=50
+  start_server "$impl" "$store"
+  count_through_proxy "$base" trips "$base.redis-counts"
+  stop_server
+  stop_proxy
+  SESSIONS=$saved_sessions
+  export REDIS_URL=$saved
+}
+
+# Redis bytes of the app's keys per pre-filled session: MEMORY USAGE of
+# every key (the bench's Redis holds only this app's, flushed before it
+# started), summed and divided by the sessions.
+redis_memory() { # out-file
+  local keys bytes
+  keys=$(rcli dbsize)
+  bytes=$(rcli --scan | sed 's/^/MEMORY USAGE "/; s/$/" SAMPLES 0/' | rcli | awk '{ s += $1 } END { print s + 0 }')
+  printf '{"sessions": %s, "keys": %s, "bytes": %s}\n' "$SESSIONS" "$keys" "$bytes" >"$1"
+}
+
+# The builds that run on a store: the ceiling has memory and Redis (raw
+# GET), tower-sessions has no Memcached store, the actix-web apps run on
+# Redis; BENCH_IMPLS picks among them.
+impls_for() { # store
+  local impl all=()
+  case $1 in
+    memory) all=(ours theirs ceiling) ;;
+    redis) all=(ours theirs ceiling ours-metrics actix-ours actix-theirs) ;;
+    memcached) all=(ours) ;;
+    *) all=(ours theirs) ;;
+  esac
+  for impl in "${all[@]}"; do
+    if [[ " $IMPLS " == *" $impl "* ]]; then echo "$impl"; fi
+  done
+}
+
+LOAD_SKU=SKU-000007
 for store in $STORES; do
+  mapfile -t impls < <(impls_for "$store")
   for round in $(seq "$ROUNDS"); do
-    # Alternate who goes first, so that a drift in the machine's load does
+    # Rotate who goes first, so that a drift in the machine's load does
     # not always favour the same side.
-    order="ours theirs"
-    if ((round % 2 == 0)); then order="theirs ours"; fi
-    # tower-sessions has no Memcached store: ours runs alone.
-    if [[ $store == memcached ]]; then order="ours"; fi
-    for impl in $order; do
+    shift_by=$(((round - 1) % ${#impls[@]}))
+    order=("${impls[@]:shift_by}" "${impls[@]:0:shift_by}")
+    for impl in "${order[@]}"; do
       step "$store, round $round/$ROUNDS: $impl (load $(load))"
+      if [[ $store == redis* ]]; then rcli flushall >/dev/null; fi
       start_server "$impl" "$store"
       base="$RESULTS/http/$store.$impl.r$round"
+      cp "$RESULTS/http/$store.$impl.ready.json" "$base.ready.json"
+      if [[ $store == redis* && $round == 1 ]]; then redis_memory "$base.memory.json"; fi
       read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
-      write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=SKU-000007"
+      write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{3}&sku=$LOAD_SKU"
 
       run_oha /dev/null "$WARMUP" GET "$read_url"
       if [[ $store == redis* ]]; then rcli config resetstat >/dev/null; fi
@@ -364,13 +395,16 @@ for store in $STORES; do
       fi
       load >"$base.load"
       stop_server
+      if [[ $store == redis* && $round == 1 ]]; then
+        count_redis_round_trips "$impl" "$store" "$base"
+      fi
       if [[ $store == memcached && $round == 1 ]]; then
         count_memcached_commands "$base"
       fi
     done
   done
-  for impl in ours theirs; do
-    if [[ $store == memcached && $impl == theirs ]]; then continue; fi
+  for impl in "${impls[@]}"; do
+    if [[ $impl == ceiling || $impl == ours-metrics ]]; then continue; fi
     note "probe: $impl, $ADDS concurrent adds"
     "$BIN/$impl" probe --store "$store" --adds "$ADDS" >"$RESULTS/probe/$store.$impl.json" \
       2>"$RESULTS/probe/$store.$impl.stderr" ||

@@ -218,14 +218,10 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     ///
     /// As for [`reader`](Self::reader).
     pub async fn reader_with(&self, token: Option<&CausalToken>) -> Result<PoolConnection<DB>> {
-        let span = tracing::debug_span!(
-            "db_router.read",
-            causal = token.is_some(),
-            db.system = DB::SYSTEM,
-            otel.kind = "client",
-        );
+        let span = read_span::<DB>("db_router.read", token);
         async {
             let routed = self.route(token, true).await?;
+            record_server(routed.pool);
             match routed.conn {
                 Some(conn) => Ok(conn),
                 None => Ok(routed.pool.acquire().await?),
@@ -245,9 +241,10 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
         &self,
         token: Option<&CausalToken>,
     ) -> Result<(PoolConnection<DB>, ReadSource)> {
-        let span = tracing::debug_span!("db_router.read", causal = token.is_some());
+        let span = read_span::<DB>("db_router.read", token);
         async {
             let routed = self.route(token, true).await?;
+            record_server(routed.pool);
             let source = self.source_of(routed.pool);
             match routed.conn {
                 Some(conn) => Ok((conn, source)),
@@ -278,12 +275,14 @@ impl<DB: RoutedDatabase> DbRouter<DB> {
     ///
     /// As for [`reader`](Self::reader).
     pub async fn read_pool(&self, token: Option<&CausalToken>) -> Result<&Pool<DB>> {
-        let span = tracing::debug_span!(
-            "db_router.read_pool",
-            causal = token.is_some(),
-            db.system = DB::SYSTEM,
-        );
-        Ok(self.route(token, false).instrument(span).await?.pool)
+        let span = read_span::<DB>("db_router.read_pool", token);
+        let pool = self
+            .route(token, false)
+            .instrument(span.clone())
+            .await?
+            .pool;
+        span.in_scope(|| record_server(pool));
+        Ok(pool)
     }
 
     /// The read-only pool to the primary, used for reads when no replica
@@ -620,4 +619,42 @@ struct Seen {
     lagging: bool,
     error: bool,
     token_blocked: bool,
+}
+
+/// The span of a read: `name` is `db_router.read` or `db_router.read_pool`;
+/// `server.address` and `server.port` are recorded once the server is
+/// chosen.
+fn read_span<DB: RoutedDatabase>(name: &'static str, token: Option<&CausalToken>) -> tracing::Span {
+    let causal = token.is_some();
+    match name {
+        "db_router.read_pool" => tracing::debug_span!(
+            "db_router.read_pool",
+            causal,
+            db.system = DB::SYSTEM,
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
+        ),
+        _ => tracing::debug_span!(
+            "db_router.read",
+            causal,
+            db.system = DB::SYSTEM,
+            otel.kind = "client",
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
+        ),
+    }
+}
+
+/// Records the server `pool` reaches on the current span, if it is
+/// recorded at all.
+fn record_server<DB: RoutedDatabase>(pool: &Pool<DB>) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    let options = pool.connect_options();
+    if let Some((host, port)) = DB::server(&options) {
+        span.record("server.address", host);
+        span.record("server.port", port);
+    }
 }

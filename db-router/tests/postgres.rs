@@ -198,8 +198,36 @@ fn routed(primary: &PgPool) -> db_router::RouterBuilder<Postgres> {
         .with_replica_acquire_timeout(Duration::from_secs(3))
 }
 
+/// The counter or gauge `name` with `labels` in `recorder`'s rendering.
+#[cfg(feature = "metrics")]
+fn sample(
+    recorder: &metrics_exporter_prometheus::PrometheusRecorder,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    test_support::metrics::Scrape::parse(&recorder.handle().render()).get(name, labels)
+}
+
+/// `db_router_token_waits_total` in `recorder`: (caught up, timed out).
+#[cfg(feature = "metrics")]
+fn token_waits(recorder: &metrics_exporter_prometheus::PrometheusRecorder) -> (f64, f64) {
+    let waits = |outcome| {
+        sample(
+            recorder,
+            "db_router_token_waits_total",
+            &[("outcome", outcome)],
+        )
+    };
+    (waits("caught_up"), waits("timed_out"))
+}
+
+// A current-thread runtime: the metrics recorder is this thread's.
 #[tokio::test]
 async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
+    #[cfg(feature = "metrics")]
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    #[cfg(feature = "metrics")]
+    let _recording = metrics::set_default_local_recorder(&recorder);
     let servers = servers().await;
     let router = routed(&servers.primary).build().await.unwrap();
     assert!(router.stats().replicas[0].healthy, "{:?}", router.stats());
@@ -272,10 +300,35 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
         (1, 1),
         "{stats:?}"
     );
+    #[cfg(feature = "metrics")]
+    assert_eq!(token_waits(&recorder), (1.0, 0.0));
+
+    // A wait shorter than the apply delay: it times out, and the read
+    // goes to the primary.
+    let impatient = routed(&servers.primary)
+        .with_token_wait(Duration::from_millis(50), Duration::from_millis(10))
+        .build()
+        .await
+        .unwrap();
+    insert(impatient.write_pool(), &unique_tag("impatient")).await;
+    let token = impatient.write_token().await.unwrap();
+    let mut conn = impatient.reader_with(Some(&token)).await.unwrap();
+    assert!(!on_replica(&mut conn).await, "{:?}", impatient.stats());
+    let stats = impatient.stats();
+    assert_eq!(
+        (stats.token_waits, stats.token_wait_timeouts),
+        (1, 1),
+        "{stats:?}"
+    );
+    #[cfg(feature = "metrics")]
+    assert_eq!(token_waits(&recorder), (1.0, 1.0));
 
     // Lag: a write the delayed replica has not applied yet puts it behind
     // by the time since the write; 150 ms later (well before the 500 ms
     // delay ends) a 100 ms limit skips it.
+    // The routers so far stop probing: the replica's gauges are the
+    // next one's alone.
+    drop((router, waiting, impatient));
     let strict = routed(&servers.primary)
         .with_max_lag(Some(Duration::from_millis(100)))
         .build()
@@ -286,6 +339,23 @@ async fn causal_tokens_read_your_writes_on_a_delayed_replica() {
     strict.check_health().await;
     let replica = &strict.stats().replicas[0];
     assert!(replica.lag_bytes.is_some_and(|b| b > 0), "{replica:?}");
+    // The gauge shows the last probe's lag in bytes (read until a probe
+    // is not in between the two reads).
+    #[cfg(feature = "metrics")]
+    test_support::wait_until(
+        "the lag gauge to equal the stats",
+        Duration::from_secs(5),
+        || async {
+            let bytes = strict.stats().replicas[0].lag_bytes;
+            let gauge = sample(
+                &recorder,
+                "db_router_replica_lag_bytes",
+                &[("replica", replica.name.as_str())],
+            );
+            bytes.is_some_and(|b| b > 0 && gauge == b as f64)
+        },
+    )
+    .await;
     assert!(
         replica.lag.is_some_and(|l| l > Duration::from_millis(100)),
         "{replica:?}"

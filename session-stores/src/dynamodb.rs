@@ -531,7 +531,7 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl SessionStore for DynamoDbStore {
-    #[tracing::instrument(name = "dynamodb_create", level = "debug", skip_all, fields(id = ?record.id))]
+    #[tracing::instrument(name = "dynamodb_create", level = "debug", skip_all)]
     async fn create(&self, record: &mut Record) -> Result<()> {
         let data = record.encode()?;
         let token = Id::random();
@@ -578,7 +578,7 @@ impl SessionStore for DynamoDbStore {
         )))
     }
 
-    #[tracing::instrument(name = "dynamodb_load", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "dynamodb_load", level = "debug", skip_all)]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let (k, v) = self.key(id);
         let out = self
@@ -596,7 +596,12 @@ impl SessionStore for DynamoDbStore {
         }
     }
 
-    #[tracing::instrument(name = "dynamodb_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
+    #[tracing::instrument(
+        name = "dynamodb_save",
+        level = "debug",
+        skip_all,
+        fields(expected_version)
+    )]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
         let data = record.encode()?;
         let token = Id::random();
@@ -629,7 +634,7 @@ impl SessionStore for DynamoDbStore {
         }
     }
 
-    #[tracing::instrument(name = "dynamodb_delete", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "dynamodb_delete", level = "debug", skip_all)]
     async fn delete(&self, id: &Id) -> Result<()> {
         let (k, v) = self.key(id);
         self.client
@@ -642,7 +647,7 @@ impl SessionStore for DynamoDbStore {
         Ok(())
     }
 
-    #[tracing::instrument(name = "dynamodb_touch", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "dynamodb_touch", level = "debug", skip_all)]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         let (k, v) = self.key(id);
         let mut update = self

@@ -18,11 +18,14 @@
 //! over many sessions. `probe` starts the app on a free port, sends
 //! `--adds` concurrent adds of distinct items to one session over real TCP
 //! connections and prints how many lines arrived.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![allow(clippy::print_stdout, reason = "the binaries report on stdout")]
 
+pub mod actix_front;
+pub mod heap;
+
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -180,16 +183,41 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
+/// What a binary was asked to do.
 #[derive(Debug)]
-enum Mode {
-    Serve { port: u16, sessions: usize },
-    Probe { adds: usize },
+pub enum Mode {
+    /// Pre-fill `sessions` sessions and serve on `port` (0: any free one).
+    Serve {
+        /// The port to listen on.
+        port: u16,
+        /// Pre-filled sessions.
+        sessions: usize,
+    },
+    /// The concurrent-add probe with `adds` adds.
+    Probe {
+        /// Concurrent adds.
+        adds: usize,
+    },
 }
 
+/// The command line of every binary.
 #[derive(Debug)]
-struct Args {
-    store: StoreKind,
-    mode: Mode,
+pub struct Args {
+    /// The store to run on.
+    pub store: StoreKind,
+    /// Serve or probe.
+    pub mode: Mode,
+}
+
+/// The command line, or exit with the usage on a bad one.
+pub fn args_or_exit() -> Args {
+    match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
 }
 
 const USAGE: &str = "usage: <bin> serve --store memory|cookie|redis|redis-near|dynamodb|memcached [--port N] [--sessions N]\n       <bin> probe --store memory|cookie|redis|redis-near|dynamodb|memcached [--adds N]";
@@ -232,13 +260,7 @@ where
     F: FnOnce(StoreKind) -> Fut,
     Fut: Future<Output = Router>,
 {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let args = args_or_exit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -255,25 +277,152 @@ where
 }
 
 /// Cookie headers of the pre-filled sessions, indexed by `?u=`.
-type Sessions = Arc<OnceLock<Vec<HeaderValue>>>;
+pub type Sessions = Arc<OnceLock<Vec<HeaderValue>>>;
+
+/// The cookie of the pre-filled session a query's `u=<n>` names (modulo
+/// their number), if any.
+pub fn selected_cookie<'a>(sessions: &'a Sessions, query: Option<&str>) -> Option<&'a HeaderValue> {
+    let u = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("u="))
+            .and_then(|n| n.parse::<usize>().ok())
+    })?;
+    let cookies = sessions.get().filter(|c| !c.is_empty())?;
+    Some(&cookies[u % cookies.len()])
+}
 
 /// The session selector: a request whose query has `u=<n>` is given the
 /// cookie of pre-filled session `n` (modulo their number), as if that
 /// user's browser had sent it. It runs in front of the session layer, the
-/// same in both binaries, and costs a query scan and a header insert.
+/// same in every binary, and costs a query scan and a header insert.
 pub fn selector(sessions: Sessions, mut req: Request<Body>) -> Request<Body> {
-    let u = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("u="))
-            .and_then(|n| n.parse::<usize>().ok())
-    });
-    if let (Some(u), Some(cookies)) = (u, sessions.get())
-        && !cookies.is_empty()
-    {
-        let cookie = cookies[u % cookies.len()].clone();
+    if let Some(cookie) = selected_cookie(&sessions, req.uri().query()).cloned() {
         req.headers_mut().insert(COOKIE, cookie);
     }
     req
+}
+
+/// Figures a binary adds to its `READY` line (e.g. the size of its stored
+/// record), set before it serves.
+static EXTRA: Mutex<Vec<(&'static str, serde_json::Value)>> = Mutex::new(Vec::new());
+
+/// Adds `key: value` to the `READY` line.
+pub fn report(key: &'static str, value: impl Into<serde_json::Value>) {
+    EXTRA.lock().expect("report lock").push((key, value.into()));
+}
+
+/// Sums, over the pre-filled carts read back, the lines and the quantity
+/// of [`LOAD_SKU`]: the body of `GET /bench/total`.
+#[derive(Debug, Default)]
+pub struct Tally {
+    sessions: usize,
+    lines: usize,
+    qty: u64,
+    failed: usize,
+}
+
+impl Tally {
+    /// Counts one cart read back: its status was a success or not, its body.
+    pub fn add(&mut self, ok: bool, body: &[u8]) {
+        self.sessions += 1;
+        match serde_json::from_slice::<Cart>(body) {
+            Ok(cart) if ok => {
+                self.lines += cart.len();
+                self.qty += cart
+                    .iter()
+                    .filter(|l| l.sku == LOAD_SKU)
+                    .map(|l| u64::from(l.qty))
+                    .sum::<u64>();
+            }
+            _ => self.failed += 1,
+        }
+    }
+
+    /// The JSON answer.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sessions": self.sessions,
+            "lines": self.lines,
+            "qty": self.qty,
+            "failed": self.failed,
+        })
+    }
+}
+
+/// What pre-filling found: the time it took, the longest cookie and the
+/// body of a pre-filled cart read back.
+pub(crate) struct Prefilled {
+    seed_ms: u64,
+    cookie_bytes: usize,
+    cart_json: Vec<u8>,
+}
+
+/// Pre-fills `count` sessions with `seed_one` (one `POST /cart/seed`: its
+/// status and `Set-Cookie` pair) while counting the heap they hold, keeps
+/// their cookies in `sessions`, then reads pre-filled cart 0 back with
+/// `read_back` (its status and body) and checks it.
+pub(crate) async fn prefill<S, SF, R, RF>(
+    sessions: &Sessions,
+    count: usize,
+    mut seed_one: S,
+    read_back: R,
+) -> Prefilled
+where
+    S: FnMut() -> SF,
+    SF: Future<Output = (u16, Option<String>)>,
+    R: FnOnce() -> RF,
+    RF: Future<Output = (u16, Vec<u8>)>,
+{
+    let started = Instant::now();
+    let heap_before = heap::track();
+    let mut cookies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (status, cookie) = seed_one().await;
+        assert!((200..300).contains(&status), "seeding answered {status}");
+        let cookie = cookie.expect("seeding sets the session cookie");
+        cookies.push(HeaderValue::from_str(&cookie).expect("cookie header"));
+    }
+    let grown = heap::untrack(heap_before);
+    report("heap_bytes_per_session", heap_per_session(grown, &cookies));
+    let seed_ms = started.elapsed().as_millis() as u64;
+    let cookie_bytes = cookies.iter().map(HeaderValue::len).max().unwrap_or(0);
+    sessions.set(cookies).expect("set once");
+    let (status, cart_json) = read_back().await;
+    let lines = serde_json::from_slice::<Cart>(&cart_json).map_or(0, |c| c.len());
+    assert!(
+        (200..300).contains(&status) && lines == SEED_LINES,
+        "a pre-filled cart reads back as {status} with {lines} lines"
+    );
+    Prefilled {
+        seed_ms,
+        cookie_bytes,
+        cart_json,
+    }
+}
+
+/// The `READY` line's JSON: what every binary reports, plus [`report`]ed
+/// figures.
+pub(crate) fn ready_line(
+    implementation: &str,
+    store: StoreKind,
+    port: u16,
+    count: usize,
+    filled: &Prefilled,
+) -> String {
+    let mut ready = serde_json::json!({
+        "impl": implementation,
+        "store": store.name(),
+        "port": port,
+        "sessions": count,
+        "cart_lines": SEED_LINES,
+        "cart_json_bytes": filled.cart_json.len(),
+        "cookie_bytes": filled.cookie_bytes,
+        "seed_ms": filled.seed_ms,
+    });
+    for (k, v) in EXTRA.lock().expect("report lock").iter() {
+        ready[*k] = v.clone();
+    }
+    format!("READY {ready}")
 }
 
 /// `name=value` of the first `Set-Cookie` header.
@@ -320,27 +469,21 @@ struct Admin {
 /// run compares the quantity's growth with the number of adds answered.
 async fn total(State(admin): State<Admin>) -> axum::Json<serde_json::Value> {
     let cookies = admin.sessions.get().cloned().unwrap_or_default();
-    let (mut lines, mut qty, mut failed) = (0usize, 0u64, 0usize);
+    let mut tally = Tally::default();
     for cookie in &cookies {
         let (status, _, body) = call(&admin.app, request("GET", "/cart", Some(cookie))).await;
-        match serde_json::from_slice::<Cart>(&body) {
-            Ok(cart) if status.is_success() => {
-                lines += cart.len();
-                qty += cart
-                    .iter()
-                    .filter(|l| l.sku == LOAD_SKU)
-                    .map(|l| u64::from(l.qty))
-                    .sum::<u64>();
-            }
-            _ => failed += 1,
-        }
+        tally.add(status.is_success(), &body);
     }
-    axum::Json(serde_json::json!({
-        "sessions": cookies.len(),
-        "lines": lines,
-        "qty": qty,
-        "failed": failed,
-    }))
+    axum::Json(tally.json())
+}
+
+/// Heap bytes the pre-filled sessions hold per session: the live heap's
+/// growth while seeding, less the cookies the bench itself keeps (in a
+/// vector allocated for exactly their number).
+fn heap_per_session(grown: isize, cookies: &[HeaderValue]) -> f64 {
+    let kept: usize =
+        cookies.iter().map(HeaderValue::len).sum::<usize>() + std::mem::size_of_val(cookies);
+    (grown - kept as isize) as f64 / cookies.len().max(1) as f64
 }
 
 async fn serve(
@@ -359,23 +502,19 @@ async fn serve(
     };
 
     // Pre-fill through the app itself, as a client would.
-    let started = Instant::now();
-    let mut cookies = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (status, cookie, _) = call(&selecting, request("POST", "/cart/seed", None)).await;
-        assert!(status.is_success(), "seeding answered {status}");
-        let cookie = cookie.expect("seeding sets the session cookie");
-        cookies.push(HeaderValue::from_str(&cookie).expect("cookie header"));
-    }
-    let cookie_bytes = cookies.iter().map(HeaderValue::len).max().unwrap_or(0);
-    sessions.set(cookies).expect("set once");
-    let (status, _, body) = call(&selecting, request("GET", "/cart?u=0", None)).await;
-    let cart: Cart = serde_json::from_slice(&body).unwrap_or_default();
-    assert!(
-        status.is_success() && cart.len() == SEED_LINES,
-        "a pre-filled cart reads back as {status} with {} lines",
-        cart.len()
-    );
+    let filled = prefill(
+        &sessions,
+        count,
+        || async {
+            let (status, cookie, _) = call(&selecting, request("POST", "/cart/seed", None)).await;
+            (status.as_u16(), cookie)
+        },
+        || async {
+            let (status, _, body) = call(&selecting, request("GET", "/cart?u=0", None)).await;
+            (status.as_u16(), body)
+        },
+    )
+    .await;
 
     let admin = Router::new()
         .route("/bench/total", get(total))
@@ -388,17 +527,8 @@ async fn serve(
         .expect("bind the port");
     let port = listener.local_addr().expect("address").port();
     println!(
-        "READY {}",
-        serde_json::json!({
-            "impl": implementation,
-            "store": store.name(),
-            "port": port,
-            "sessions": count,
-            "cart_lines": cart.len(),
-            "cart_json_bytes": body.len(),
-            "cookie_bytes": cookie_bytes,
-            "seed_ms": started.elapsed().as_millis() as u64,
-        })
+        "{}",
+        ready_line(implementation, store, port, count, &filled)
     );
     axum::serve(listener, admin.merge(selecting))
         .await
@@ -407,7 +537,7 @@ async fn serve(
 
 /// One HTTP/1.1 request on its own connection (`Connection: close`):
 /// status, `name=value` of its `Set-Cookie`, body.
-async fn http(
+pub async fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -477,7 +607,11 @@ async fn probe(implementation: &'static str, store: StoreKind, app: Router, adds
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    probe_port(implementation, store, port, adds).await;
+}
 
+/// The probe against an app already serving on `port`.
+pub async fn probe_port(implementation: &str, store: StoreKind, port: u16, adds: usize) {
     let (status, cookie, _) = http(port, "POST", "/cart/seed", None)
         .await
         .expect("seed request");
@@ -545,9 +679,14 @@ async fn probe(implementation: &'static str, store: StoreKind, app: Router, adds
     );
 }
 
+/// The JSON body of `cart`, as every app answers it.
+pub fn cart_json(cart: &Cart) -> Vec<u8> {
+    serde_json::to_vec(cart).expect("a cart serializes")
+}
+
 /// A JSON response of `cart`.
 pub fn cart_response(cart: &Cart) -> axum::response::Response {
-    let body = serde_json::to_vec(cart).expect("a cart serializes");
+    let body = cart_json(cart);
     let mut res = axum::response::Response::new(Body::from(body));
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -36,6 +36,15 @@ pub(crate) use self::failure::Failure;
 use self::lease::{Acquire, LeaseFor};
 use self::scripts::{ACQUIRE, FILL, INVALIDATE, RELEASE};
 
+/// The host (or Unix socket path) and port of `addr`.
+fn server_of(addr: &redis::ConnectionAddr) -> (String, Option<u16>) {
+    match addr {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
+        other => (other.to_string(), None),
+    }
+}
+
 /// A lookup in L2.
 pub(crate) enum Lookup<V> {
     Hit(Entry<V>),
@@ -53,6 +62,8 @@ pub(crate) struct L2<K, V> {
     stats: Arc<Counters>,
     bypass: Bypass,
     subscribed: AtomicBool,
+    /// `server.address` and `server.port` of the spans.
+    server: (String, Option<u16>),
 }
 
 impl<K, V> std::fmt::Debug for L2<K, V> {
@@ -82,6 +93,7 @@ impl<K, V> L2<K, V> {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .expect("a connection manager without push sender is always valid");
+        let server = server_of(client.get_connection_info().addr());
         Self {
             conn,
             client,
@@ -92,6 +104,7 @@ impl<K, V> L2<K, V> {
             codec,
             stats,
             subscribed: AtomicBool::new(false),
+            server,
         }
     }
 
@@ -134,6 +147,8 @@ impl<K, V> L2<K, V> {
             db.system = "redis",
             db.operation = op,
             otel.kind = "client",
+            server.address = self.server.0.as_str(),
+            server.port = self.server.1,
         );
         let bounded = tokio::time::timeout(self.settings.op_timeout, command);
         let failure = match tracing::Instrument::instrument(bounded, span).await {

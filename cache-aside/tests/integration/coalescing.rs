@@ -1,34 +1,23 @@
 //! Single flight, in one process and across instances.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_aside::CacheBuilder;
-use tokio::sync::Barrier;
+use test_support::burst::burst;
 
 use crate::common::{Db, PATIENT, TestCache, builder, shared_client, unique, wait_subscribed};
 
 const CALLERS: usize = 1_000;
 
-/// Releases `CALLERS` tasks on a barrier, spread over `caches`, all reading
+/// Releases `CALLERS` tasks at once, spread over `caches`, all reading
 /// `key`; returns their results.
 async fn stampede(caches: &[TestCache], key: u64) -> Vec<Option<String>> {
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    let tasks: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let cache = caches[i % caches.len()].clone();
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                cache.get(&key).await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(CALLERS);
-    for task in tasks {
-        out.push(task.await.unwrap().expect("get"));
-    }
-    out
+    let (results, _) = burst(CALLERS, |i| {
+        let cache = caches[i % caches.len()].clone();
+        async move { cache.get(&key).await }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("get")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,3 +199,34 @@ async fn metrics_follow_the_stats_through_a_miss_a_hit_and_a_lost_fill() {
     assert_matches(&handle, &name_a, &a.stats());
     assert_matches(&other.handle(), &name_a, &b.stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_refreshes_are_counted() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let name = unique("metrics-xfetch");
+    let db = Db::with_rows([(1, "row")]);
+    // A 30 ms load against a 2 s TTL with a large beta: most hits refresh.
+    db.set_delay(std::time::Duration::from_millis(30));
+    let cache = metrics::with_local_recorder(&recorder, || {
+        cache_aside::CacheBuilder::new(name.clone())
+            .with_l1(10)
+            .with_ttl(std::time::Duration::from_secs(2))
+            .with_jitter(0.0)
+            .with_early_refresh(1_000.0)
+            .build(db.clone())
+    });
+    for _ in 0..20 {
+        assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("row"));
+    }
+    let cache_label = format!("cache=\"{name}\"");
+    let refreshes = sample(
+        &handle.render(),
+        "cache_early_refreshes_total",
+        &[&cache_label],
+    );
+    // Every load but the first miss's was an early refresh.
+    assert_eq!(refreshes as usize, db.loads() - 1);
+    assert!(refreshes > 0, "no early refresh in 20 hits");
+    assert_matches(&handle, &name, &cache.stats());
+}

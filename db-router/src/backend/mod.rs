@@ -58,6 +58,10 @@ pub(crate) mod private {
         /// The OpenTelemetry `db.system` value of the database.
         const SYSTEM: &'static str;
 
+        /// The server (host, port) `options` connect to, for the
+        /// `server.address` and `server.port` of traces; `None` for a file.
+        fn server(options: &ConnectOptionsOf<Self>) -> Option<(&str, u16)>;
+
         /// Connect options whose sessions refuse writes, when the driver can
         /// set that at connect time.
         fn read_only_connect_options(options: ConnectOptionsOf<Self>) -> ConnectOptionsOf<Self>;

@@ -38,6 +38,10 @@ impl Backend for MySql {
     const HAS_POSITIONS: bool = true;
     const SYSTEM: &'static str = "mysql";
 
+    fn server(options: &MySqlConnectOptions) -> Option<(&str, u16)> {
+        Some((options.get_host(), options.get_port()))
+    }
+
     fn read_only_connect_options(options: MySqlConnectOptions) -> MySqlConnectOptions {
         options
     }

@@ -27,6 +27,10 @@ impl Backend for Postgres {
     const HAS_POSITIONS: bool = true;
     const SYSTEM: &'static str = "postgresql";
 
+    fn server(options: &PgConnectOptions) -> Option<(&str, u16)> {
+        Some((options.get_host(), options.get_port()))
+    }
+
     fn read_only_connect_options(options: PgConnectOptions) -> PgConnectOptions {
         // Sent in the startup packet: every transaction of the session,
         // including single autocommit statements, is read-only.

@@ -11,6 +11,10 @@ impl Backend for Sqlite {
     const HAS_POSITIONS: bool = false;
     const SYSTEM: &'static str = "sqlite";
 
+    fn server(_: &SqliteConnectOptions) -> Option<(&str, u16)> {
+        None
+    }
+
     fn read_only_connect_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
         // Set on every new connection; an in-memory database keeps its shared
         // name, so the read pool sees the same data as the primary pool.

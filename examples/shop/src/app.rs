@@ -28,14 +28,16 @@ pub async fn app(config: &Config) -> Result<Router, StartError> {
 }
 
 /// The shop's two routers: the public one of [`app`], and the admin one
-/// (`/metrics`, `/status`) that `run` serves on `ADMIN_ADDR`.
+/// (`/metrics`, `/status`, `PUT /products/{sku}/price`) that `run` serves
+/// on `ADMIN_ADDR`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Apps {
     /// The shop, for the public port.
     pub public: Router,
-    /// `/metrics` (after [`install_recorder`](crate::install_recorder))
-    /// and `/status`: never for the public port.
+    /// `/metrics` (after [`install_recorder`](crate::install_recorder)),
+    /// `/status` and `PUT /products/{sku}/price`: never for the public
+    /// port.
     pub admin: Router,
 }
 
@@ -52,7 +54,7 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
         &config.replica_urls,
         &config.data_dir,
     );
-    let (routes, database) = match database.await? {
+    let (routes, database, prices) = match database.await? {
         Routers::Sqlite(router) => with_database(router, &tiers),
         Routers::Postgres(router) => with_database(router, &tiers),
         Routers::MySql(router) => with_database(router, &tiers),
@@ -64,7 +66,7 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
         None => routes,
     };
     let [nosniff, frames, referrer, csp] = security::header_layers();
-    let admin = admin::routes(Status::new(admin::instance_id(), config, database));
+    let admin = admin::routes(Status::new(admin::instance_id(), config, database), prices);
     let public = routes
         // Outside the router layer: it adds the session the token
         // carrier uses, and saves it after the token was stored.
@@ -82,9 +84,10 @@ pub async fn apps(config: &Config) -> Result<Apps, StartError> {
 }
 
 /// The routes over `router`'s database, each request given its handle
-/// (the causal token of its writes kept in the session), and what
-/// `/status` reports about the database and the caches.
-fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, StatusSource) {
+/// (the causal token of its writes kept in the session), what `/status`
+/// reports about the database and the caches, and the admin route that
+/// changes prices.
+fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, StatusSource, Router) {
     let shop = Shop::new(&router, tiers);
     let (products, listing) = (shop.clone(), shop.clone());
     let status = admin::database(
@@ -94,9 +97,10 @@ fn with_database<DB: Repo>(router: DbRouter<DB>, tiers: &Tiers) -> (Router, Stat
             ("listing", Box::new(move || listing.listing.stats())),
         ],
     );
+    let prices = admin::price_routes(router.clone(), shop.clone());
     let routes = routes::all::<DB>()
         .route_layer(axum::middleware::from_fn(request_metrics::mark_route))
         .with_state(shop)
         .layer(RouterLayer::new(router).with_carrier(SessionCarrier::new()));
-    (routes, status)
+    (routes, status, prices)
 }

@@ -41,8 +41,9 @@ pub enum CacheKind {
 pub struct Config {
     /// `SHOP_ADDR`: where to listen (default `127.0.0.1:3000`).
     pub addr: SocketAddr,
-    /// `ADMIN_ADDR`: where to serve `/metrics` and `/status` (default:
-    /// nowhere). Keep it off the public network.
+    /// `ADMIN_ADDR`: where to serve `/metrics`, `/status` and
+    /// `PUT /products/{sku}/price` (default: nowhere). Keep it off the
+    /// public network.
     pub admin_addr: Option<SocketAddr>,
     /// `SESSION_STORE`: `memory` (default), `cookie`, `redis`, `dynamodb` or
     /// `memcached`.

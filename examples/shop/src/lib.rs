@@ -30,7 +30,7 @@
 //! | `actions.rs` | what the pages and the API both do |
 //! | `routes/` | the pages and the JSON API |
 //! | `security/` | passwords, CSRF, log-in limits, headers, body limit |
-//! | `admin/` | the admin listener: `/metrics` (Prometheus) and `/status` |
+//! | `admin/` | the admin listener: `/metrics` (Prometheus), `/status`, price changes |
 //! | `request_metrics.rs` | HTTP request metrics by route and status |
 //! | `error.rs` | the errors of start-up and of requests |
 //! | `footer.rs` | the footer: instance, session store, source of the data |

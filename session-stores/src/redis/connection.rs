@@ -51,6 +51,16 @@ impl Conn {
         }
     }
 
+    /// The server commands go to now (`host:port`, or a Unix socket's
+    /// path), for traces: `None` for a cluster, whose commands go to many,
+    /// and for a connection the application opened.
+    pub(super) fn server(&self) -> Option<Arc<str>> {
+        match self {
+            Conn::Single(_) | Conn::Cluster(_) => None,
+            Conn::Following(f) => Some(f.addr()),
+        }
+    }
+
     /// "single node", "cluster" or "following a primary", for `Debug`.
     pub(super) fn mode(&self) -> &'static str {
         match self {

@@ -133,6 +133,15 @@ impl Following {
             .get_cache_statistics()
     }
 
+    /// The current primary's address.
+    pub(super) fn addr(&self) -> Arc<str> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .addr
+            .clone()
+    }
+
     fn current(&self) -> Current {
         self.current
             .read()

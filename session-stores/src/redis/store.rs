@@ -127,6 +127,32 @@ impl RedisStore {
         }
     }
 
+    /// Records the Redis server the commands go to (`server.address`,
+    /// `server.port`) on the current span, when it is recorded at all and
+    /// the store knows the server (not for a cluster or a connection the
+    /// application opened).
+    fn record_server(&self) {
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return;
+        }
+        if let Some(addr) = self.inner.conn.server() {
+            match addr
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+            {
+                Some((host, port)) => {
+                    span.record("server.address", host);
+                    span.record("server.port", port);
+                }
+                // A Unix socket's path.
+                None => {
+                    span.record("server.address", &*addr);
+                }
+            }
+        }
+    }
+
     fn error(&self, op: &'static str, err: RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             return malformed(format!(
@@ -143,8 +169,9 @@ impl RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?record.id))]
+    #[tracing::instrument(name = "redis_create", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn create(&self, record: &mut Record) -> Result<()> {
+        self.record_server();
         let data = record.encode()?;
         let version = record.version.to_string();
         let expires = expiry_arg(record.expires_at);
@@ -180,8 +207,9 @@ impl SessionStore for RedisStore {
         }
     }
 
-    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client", id = ?id))]
+    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.record_server();
         let key = self.key(id);
         let cached = self
             .inner
@@ -204,8 +232,9 @@ impl SessionStore for RedisStore {
         hash::decode(id, fields, now())
     }
 
-    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?record.id, expected_version))]
+    #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
+        self.record_server();
         let data = record.encode()?;
         let key = self.key(&record.id);
         self.wrote(&key);
@@ -231,8 +260,9 @@ impl SessionStore for RedisStore {
         self.written("save", reply)
     }
 
-    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(db.system = "redis", db.operation = "DEL", otel.kind = "client", id = ?id))]
+    #[tracing::instrument(name = "redis_delete", level = "debug", skip_all, fields(db.system = "redis", db.operation = "DEL", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete(&self, id: &Id) -> Result<()> {
+        self.record_server();
         let key = self.key(id);
         self.wrote(&key);
         let mut cmd = redis::cmd("DEL");
@@ -261,8 +291,9 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", id = ?id))]
+    #[tracing::instrument(name = "redis_touch", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.record_server();
         let key = self.key(id);
         self.wrote(&key);
         let reply = self

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 pub mod client;
 pub mod faults;
-pub mod metrics;
+/// Reading `/metrics` scrapes: the harness's, under the name the tests use.
+pub use test_support::metrics;
 
 /// Serves `app` on a free loopback port in the background and returns its
 /// address.

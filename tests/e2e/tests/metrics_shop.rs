@@ -5,8 +5,10 @@
 //!
 //! - `sessions_caches_and_a_redis_outage`: sessions in a private Redis, the
 //!   local product cache. A cache miss then a hit; concurrent adds to one
-//!   cart (conflicts, re-applied updates, no exhausted retries); Redis
-//!   killed, the next cart read a `503`. Every name scraped is documented.
+//!   cart (conflicts, re-applied updates, no exhausted retries); sign-up,
+//!   log-out and log-in (sessions cycled and destroyed); Redis paused (a
+//!   store timeout and a `503`); Redis killed, the next cart read a `503`.
+//!   Every name scraped is documented.
 //! - `a_replica_banned_then_readmitted`: a private PostgreSQL primary and
 //!   replica; the replica is stopped (banned, reads fall back to the
 //!   primary) and started again (re-admitted, reads go back to it).
@@ -16,6 +18,7 @@ use std::time::Duration;
 use e2e::client::ShopClient;
 use e2e::metrics::{Scrape, documented_names};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use test_support::postgres::PgPair;
 use test_support::redis::{RedisConfig, RedisServer};
 use test_support::shop::Shop;
@@ -41,6 +44,17 @@ async fn read_three(client: &ShopClient, metrics: &str, first: usize) -> Scrape 
         client.get_json(&format!("/api/products/SKU-{n:04}")).await;
     }
     Scrape::fetch(metrics).await
+}
+
+/// The status of a cart read with `client`'s cookie.
+async fn cart_status(client: &ShopClient) -> reqwest::StatusCode {
+    client
+        .http
+        .get(client.url("/api/cart"))
+        .send()
+        .await
+        .expect("GET /api/cart")
+        .status()
 }
 
 async fn status(admin: &str) -> Value {
@@ -174,6 +188,44 @@ async fn sessions_caches_and_a_redis_outage() {
     }
     assert_eq!(client.skus().await.len(), 1 + rounds * ADDS);
 
+    // Sign-up and log-in give a stored session a new ID; log-out destroys
+    // it. (A log-in without a stored session has no ID to replace: the
+    // cart add before it stores one.)
+    let before = Scrape::fetch(&metrics).await;
+    let password = "correct horse battery staple";
+    client.signup("metrics@example.com", password).await;
+    client.ok("/api/logout", &json!({})).await;
+    client.add("SKU-0002").await;
+    client.login("metrics@example.com", password).await;
+    let after = Scrape::fetch(&metrics).await;
+    assert_eq!(after.delta(&before, "session_cycled_total", &[]), 2.0);
+    assert_eq!(after.delta(&before, "session_destroyed_total", &[]), 1.0);
+    say("metrics: two new session IDs and one destroyed session counted");
+
+    // Redis paused: the next cart read times out after the store timeout
+    // and answers 503.
+    let before = Scrape::fetch(&metrics).await;
+    redis.pause();
+    let cart = cart_status(&client).await;
+    redis.resume();
+    assert_eq!(cart, 503);
+    let after = Scrape::fetch(&metrics).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
+    assert_eq!(
+        moved("session_store_timeouts_total", &[("operation", "load")]),
+        1.0
+    );
+    assert_eq!(moved("session_store_timeouts_total", &[]), 1.0);
+    assert_eq!(
+        moved(
+            "session_store_calls_total",
+            &[("operation", "load"), ("outcome", "timeout")]
+        ),
+        1.0
+    );
+    assert_eq!(moved("session_unavailable_responses_total", &[]), 1.0);
+    say("metrics: a paused Redis gave one store timeout and one 503");
+
     // Redis down: the next cart read answers 503, counted once.
     let st = status(&admin).await;
     assert_eq!(
@@ -182,13 +234,7 @@ async fn sessions_caches_and_a_redis_outage() {
     );
     redis.kill();
     let before = Scrape::fetch(&metrics).await;
-    let res = client
-        .http
-        .get(client.url("/api/cart"))
-        .send()
-        .await
-        .expect("GET /api/cart");
-    assert_eq!(res.status(), 503);
+    assert_eq!(cart_status(&client).await, 503);
     let after = Scrape::fetch(&metrics).await;
     let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
     assert_eq!(moved("session_unavailable_responses_total", &[]), 1.0);
@@ -335,4 +381,267 @@ async fn a_replica_banned_then_readmitted() {
     assert_eq!(after.delta(&back, "db_router_fallbacks_total", &[]), 0.0);
     say("metrics: replica re-admitted once, reads back on it");
     drop(shop);
+}
+
+/// `pg_current_wal_lsn()` of `primary`, as text.
+async fn wal_position(primary: &PgPool) -> String {
+    sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(primary)
+        .await
+        .expect("the primary's WAL position")
+}
+
+/// Bytes of WAL the replica has yet to replay to reach `position`
+/// (negative once it is past it).
+async fn replay_behind(replica: &PgPool, position: &str) -> i64 {
+    sqlx::query_scalar("SELECT pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint")
+        .bind(position)
+        .fetch_one(replica)
+        .await
+        .expect("the replica's replay position")
+}
+
+/// Waits until the replica replayed the primary's WAL up to now.
+async fn replayed(primary: &PgPool, replica: &PgPool) {
+    let position = wal_position(primary).await;
+    wait_until(
+        "the replica to replay the primary's WAL",
+        Duration::from_secs(20),
+        || async { replay_behind(replica, &position).await <= 0 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_racing_a_fill() {
+    let pg = PgPair::start().await;
+    let redis = RedisServer::start(RedisConfig::new()).await;
+    let redis_url = redis.url();
+    let database = pg.primary_url("stateful");
+    let replica_url = pg.replica_url("stateful");
+    let (shop, client, admin) = shop(&[
+        ("SESSION_STORE", "memory"),
+        ("CACHE", "redis"),
+        ("REDIS_URL", redis_url.as_str()),
+        ("REDIS_CLUSTER_URLS", ""),
+        ("DATABASE_URL", database.as_str()),
+        ("DATABASE_REPLICA_URLS", replica_url.as_str()),
+    ])
+    .await;
+    let metrics = format!("{admin}/metrics");
+    let primary = pg.connect(pg.primary_port, "stateful").await;
+    let replica = pg.connect(pg.replica_port, "stateful").await;
+    // The shop's migrations are on the replica, and the router uses it.
+    replayed(&primary, &replica).await;
+    wait_until("the replica usable", Duration::from_secs(20), || async {
+        let st = status(&admin).await;
+        st["database"][1]["banned"] == false && st["database"][1]["within_lag"] == true
+    })
+    .await;
+    let name = status(&admin).await["database"][1]["name"]
+        .as_str()
+        .expect("the replica in /status")
+        .to_owned();
+    let this = ("replica", name.as_str());
+    const SKU: &str = "SKU-0042";
+    let old: i64 = sqlx::query_scalar("SELECT price_cents FROM products WHERE sku = $1")
+        .bind(SKU)
+        .fetch_one(&primary)
+        .await
+        .expect("the old price");
+    let new = old + 1000;
+
+    // The replica holds a lock on the products that the primary no longer
+    // holds: taken on the primary, replayed, replay paused, released on the
+    // primary.
+    let mut lock = primary.begin().await.expect("BEGIN");
+    sqlx::query("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("LOCK TABLE");
+    // A commit flushes the WAL, the lock's record with it.
+    sqlx::query("SELECT txid_current()")
+        .execute(&primary)
+        .await
+        .expect("a commit");
+    wait_until(
+        "the replica to hold the lock",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_locks \
+             WHERE relation = 'products'::regclass AND mode = 'AccessExclusiveLock'",
+            )
+            .fetch_one(&replica)
+            .await
+            .expect("the replica's locks")
+                == 1
+        },
+    )
+    .await;
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&replica)
+        .await
+        .expect("pause replay");
+    wait_until("replay paused", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, String>("SELECT pg_get_wal_replay_pause_state()")
+            .fetch_one(&replica)
+            .await
+            .expect("the pause state")
+            == "paused"
+    })
+    .await;
+    lock.rollback().await.expect("ROLLBACK");
+
+    // A read misses and its load waits on the replica's lock.
+    let before = Scrape::fetch(&metrics).await;
+    let read = {
+        let client = client.clone();
+        tokio::spawn(async move { client.get_json(&format!("/api/products/{SKU}")).await })
+    };
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE '%FROM products WHERE sku%'",
+        )
+        .fetch_one(&replica)
+        .await
+        .expect("the replica's activity")
+            == 1
+    };
+    wait_until(
+        "the product's load waiting on the replica",
+        Duration::from_secs(20),
+        || async {
+            if read.is_finished() {
+                let activity: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT query, wait_event_type, wait_event FROM pg_stat_activity",
+                )
+                .fetch_all(&replica)
+                .await
+                .unwrap_or_default();
+                panic!(
+                    "the read did not wait on the replica; /status: {}; replica activity: {activity:?}",
+                    status(&admin).await
+                );
+            }
+            waiting().await
+        },
+    )
+    .await;
+
+    // The price changes on the primary and the cached copies are
+    // invalidated while that load is in flight.
+    let res = reqwest::Client::new()
+        .put(format!("{admin}/products/{SKU}/price"))
+        .json(&json!({ "price_cents": new }))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("PUT the price");
+    let status_code = res.status();
+    let changed: Value = res.json().await.expect("the product as JSON");
+    assert_eq!(status_code, 200, "{changed}");
+    assert_eq!(changed["price_cents"], new);
+    assert!(
+        !read.is_finished(),
+        "the read finished before the invalidation"
+    );
+
+    // The replica is behind by exactly the WAL it has not replayed.
+    wait_until(
+        "the lag gauge to show the replica's lag in bytes",
+        Duration::from_secs(20),
+        || async {
+            let behind = replay_behind(&replica, &wal_position(&primary).await).await;
+            let gauge = Scrape::fetch(&metrics)
+                .await
+                .get("db_router_replica_lag_bytes", &[this]);
+            behind > 0 && gauge == behind as f64
+        },
+    )
+    .await;
+
+    // Replay resumes: the load ends, and its value is not stored.
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&replica)
+        .await
+        .expect("resume replay");
+    let raced = read.await.expect("the read task");
+    assert_eq!(raced["sku"], SKU);
+    let after = Scrape::fetch(&metrics).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| after.delta(&before, name, labels);
+    let products = ("cache", PRODUCTS);
+    let listing = ("cache", "shop:listing:v1");
+    assert_eq!(moved("cache_loads_total", &[products]), 1.0);
+    assert_eq!(moved("cache_fills_discarded_total", &[products]), 1.0);
+    assert_eq!(moved("cache_invalidations_sent_total", &[products]), 1.0);
+    // The list of every product, and the product's page.
+    assert_eq!(moved("cache_invalidations_sent_total", &[listing]), 2.0);
+    assert_eq!(moved("db_router_writes_total", &[]), 1.0);
+    assert_eq!(moved("db_router_transactions_total", &[]), 1.0);
+    say("metrics: the fill that raced the price change was discarded, counted once");
+
+    // Once the replica has the change, the next read loads the new price;
+    // the gauge is back to zero.
+    replayed(&primary, &replica).await;
+    wait_until(
+        "the lag gauge back to zero",
+        Duration::from_secs(20),
+        || async {
+            Scrape::fetch(&metrics)
+                .await
+                .get("db_router_replica_lag_bytes", &[this])
+                == 0.0
+        },
+    )
+    .await;
+    let before = Scrape::fetch(&metrics).await;
+    let product = client.get_json(&format!("/api/products/{SKU}")).await;
+    assert_eq!(product["price_cents"], new);
+    let after = Scrape::fetch(&metrics).await;
+    assert_eq!(after.delta(&before, "cache_loads_total", &[products]), 1.0);
+    assert_eq!(
+        after.delta(&before, "cache_fills_discarded_total", &[products]),
+        0.0
+    );
+    let product = client.get_json(&format!("/api/products/{SKU}")).await;
+    assert_eq!(product["price_cents"], new, "the cached copy");
+    say("metrics: the next read showed the new price");
+
+    // Bad input to the admin route: a clear 4xx.
+    let put = |sku: &str, body: Value| {
+        reqwest::Client::new()
+            .put(format!("{admin}/products/{sku}/price"))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        put("SKU-9999", json!({ "price_cents": 1 }))
+            .await
+            .expect("PUT")
+            .status(),
+        404
+    );
+    assert_eq!(
+        put(SKU, json!({ "price_cents": -1 }))
+            .await
+            .expect("PUT")
+            .status(),
+        422
+    );
+    assert_eq!(
+        put(SKU, json!({ "price": 1 })).await.expect("PUT").status(),
+        422
+    );
+    // Never on the public port.
+    let res = reqwest::Client::new()
+        .put(client.url(&format!("/products/{SKU}/price")))
+        .json(&json!({ "price_cents": 1 }))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(res.status(), 404);
+    drop(shop);
+    drop(redis);
 }

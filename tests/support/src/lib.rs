@@ -5,6 +5,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`services`] | the shared servers' settings, read from `tests/support/services.env` (which `scripts/services.sh` sources too) |
+//! | [`burst`] | many tasks released at once |
 //! | [`corpus`] | changing the entries of a fuzz corpus in property tests |
 //! | [`env`](mod@env) | environment lookups that fail loudly and name the command to run |
 //! | [`redis`] | private `redis-server`s (single, TLS, replica, Cluster) and the shared Redis's settings |
@@ -16,6 +17,7 @@
 //! | [`dynalite`] | a private DynamoDB emulator and the shared one's settings |
 //! | [`memcached`] | a private `memcached` and the shared nodes' settings |
 //! | [`haproxy`] | HAProxy in front of local servers |
+//! | [`metrics`] | reading a Prometheus scrape, and the metric table of `docs/observability.md` |
 //! | [`shop`] | the shop binary (built once per test process) and shop processes |
 //! | [`fleet`] | several shops behind one HAProxy |
 //! | [`process`] | a child process that can be killed, paused and restarted |
@@ -33,6 +35,7 @@
 //! `scripts/services.sh up`, which installs and starts everything.
 #![forbid(unsafe_code)]
 
+pub mod burst;
 pub mod corpus;
 pub mod dynalite;
 pub mod endpoint;
@@ -41,6 +44,7 @@ pub mod fleet;
 pub mod haproxy;
 pub mod mariadb;
 pub mod memcached;
+pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod paths;

@@ -8,7 +8,8 @@ use axum::extract::Query;
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::StatusCode;
-use session_core::{Session, SessionLayer};
+use session_core::store::{Data, Record, Value};
+use session_core::{Id, Session, SessionLayer};
 use session_stores::cookie::{CookieStore, Key};
 use session_stores::{DynamoDbStore, MemcachedStore, MemoryStore, RedisStore};
 use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_response, failure};
@@ -47,7 +48,20 @@ fn routes() -> Router {
         .route("/cart/seed", post(seed))
 }
 
+/// The size of a pre-filled session's record as the stores serialize it:
+/// what the memory store's bytes per session are compared with.
+fn record_bytes() -> usize {
+    let cart = Value::new(&stateful_compare::seed_cart()).expect("a cart serializes");
+    let data = Data::from([(CART_KEY.to_owned(), cart)]);
+    let now = time::OffsetDateTime::now_utc();
+    Record::new(Id::random(), data, now, Some(now))
+        .encode()
+        .expect("a record encodes")
+        .len()
+}
+
 async fn app(store: StoreKind) -> Router {
+    stateful_compare::report("record_bytes", record_bytes());
     let layer = match store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Cookie => SessionLayer::client_side(CookieStore::new(Key::generate())),
@@ -87,7 +101,26 @@ async fn app(store: StoreKind) -> Router {
     routes().layer(layer.with_secure(false))
 }
 
+/// With the `metrics` feature, a Prometheus recorder as an app would
+/// install it (no HTTP listener here: nothing scrapes during the run), with
+/// its periodic upkeep.
+#[cfg(feature = "metrics")]
+fn install_recorder() {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("install the Prometheus recorder");
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        }
+    });
+}
+
 fn main() {
+    #[cfg(feature = "metrics")]
+    install_recorder();
+    stateful_compare::report("metrics", cfg!(feature = "metrics"));
     // TLS (`rediss://`) uses rustls, whose crypto provider is the
     // application's to choose; the store never installs one.
     let _ = rustls::crypto::ring::default_provider().install_default();

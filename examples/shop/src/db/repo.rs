@@ -40,6 +40,19 @@ pub trait Repo: RoutedDatabase {
         sku: &str,
     ) -> impl Future<Output = sqlx::Result<Option<Product>>> + Send;
 
+    /// Sets a product's price; `false` if no product has this SKU.
+    fn set_price(
+        conn: &mut Self::Connection,
+        sku: &str,
+        price_cents: i64,
+    ) -> impl Future<Output = sqlx::Result<bool>> + Send;
+
+    /// How many products sort before `sku` (its index in the list).
+    fn position(
+        conn: &mut Self::Connection,
+        sku: &str,
+    ) -> impl Future<Output = sqlx::Result<i64>> + Send;
+
     /// Creates a user, returning its ID; a taken e-mail is a unique
     /// violation.
     fn create_user(
@@ -94,6 +107,8 @@ pub trait Repo: RoutedDatabase {
 const PRODUCTS: &str =
     "SELECT sku, name, price_cents, description FROM products ORDER BY sku LIMIT $1 OFFSET $2";
 const PRODUCT: &str = "SELECT sku, name, price_cents, description FROM products WHERE sku = $1";
+const SET_PRICE: &str = "UPDATE products SET price_cents = $1 WHERE sku = $2";
+const POSITION: &str = "SELECT COUNT(*) FROM products WHERE sku < $1";
 const CREATE_USER: &str =
     "INSERT INTO users (email, password_hash, name) VALUES ($1, $2, $3) RETURNING id";
 const USER_BY_EMAIL: &str = "SELECT id, email, name, password_hash FROM users WHERE email = $1";
@@ -188,6 +203,33 @@ macro_rules! repo {
                     .fetch_optional(&mut *conn)
                     .await?;
                 Ok(row.map(product))
+            }
+
+            async fn set_price(
+                conn: &mut <$db as Database>::Connection,
+                sku: &str,
+                price_cents: i64,
+            ) -> sqlx::Result<bool> {
+                // Asked first: MySQL counts only rows whose value changed.
+                if Self::product(&mut *conn, sku).await?.is_none() {
+                    return Ok(false);
+                }
+                sqlx::query::<$db>($sql(SET_PRICE))
+                    .bind(price_cents)
+                    .bind(sku)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(true)
+            }
+
+            async fn position(
+                conn: &mut <$db as Database>::Connection,
+                sku: &str,
+            ) -> sqlx::Result<i64> {
+                sqlx::query_scalar::<$db, i64>($sql(POSITION))
+                    .bind(sku)
+                    .fetch_one(&mut *conn)
+                    .await
             }
 
             async fn create_user(

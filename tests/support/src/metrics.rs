@@ -1,5 +1,6 @@
-//! Reading the shop's `/metrics` (Prometheus text format) and the metric
-//! table of `docs/observability.md`, for the tests that check metrics.
+//! Reading a Prometheus text-format scrape (the shop's `/metrics`, or a
+//! recorder's rendering in a crate's tests) and the metric table of
+//! `docs/observability.md`, for the tests that check metrics.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -118,7 +119,7 @@ fn sample(line: &str) -> Option<(String, BTreeMap<String, String>, f64)> {
 ///
 /// If the file cannot be read.
 pub fn documented_names() -> BTreeSet<String> {
-    let path = test_support::paths::workspace_dir().join("docs/observability.md");
+    let path = crate::paths::workspace_dir().join("docs/observability.md");
     let doc = std::fs::read_to_string(&path).expect("read docs/observability.md");
     doc.lines()
         .filter_map(|l| {
