@@ -5,8 +5,8 @@
 
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpResponse, web};
-use session_core::test_suite::{self, FrontEnd};
 use session_core::Session;
+use session_core::test_suite::{self, FrontEnd};
 use session_stores::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
