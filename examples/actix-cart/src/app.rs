@@ -1,16 +1,20 @@
 //! Wiring: the shop's stores and database, connected once, and the
 //! actix-web `App` over them.
 
+use std::sync::Arc;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use db_router::DbRouter;
 use session_core::SessionLayer;
-use shop::{AppState, Config, Repo, Routers, Shop, StartError};
+use shop::{AppState, Config, Footer, Repo, Routers, Shop, StartError};
 use sqlx::{MySql, Postgres, Sqlite};
 
+use crate::body_limit::refuse_oversized;
 use crate::causal::carry_tokens;
+use crate::footer::with_footer;
 use crate::routes;
 
 /// What the app of one database `DB` serves from: the session layer of the
@@ -25,6 +29,8 @@ pub struct Parts<DB: Repo> {
     pub router: DbRouter<DB>,
     /// The shop's caches in front of the products.
     pub shop: AppState<DB>,
+    /// The footer of the pages, unless `SHOP_FOOTER=off`.
+    pub footer: Option<Arc<Footer>>,
 }
 
 impl<DB: Repo> Clone for Parts<DB> {
@@ -33,6 +39,7 @@ impl<DB: Repo> Clone for Parts<DB> {
             sessions: self.sessions.clone(),
             router: self.router.clone(),
             shop: self.shop.clone(),
+            footer: self.footer.clone(),
         }
     }
 }
@@ -64,28 +71,31 @@ pub async fn connect(config: &Config) -> Result<Connected, StartError> {
         &config.data_dir,
     )
     .await?;
+    let footer = Footer::of(config);
     fn parts<DB: Repo>(
         sessions: SessionLayer,
         router: DbRouter<DB>,
         tiers: &shop::Tiers,
+        footer: Option<Arc<Footer>>,
     ) -> Parts<DB> {
-        let shop = Shop::new(&router, tiers, &sessions);
         Parts {
+            shop: Shop::new(&router, tiers, &sessions),
             sessions,
             router,
-            shop,
+            footer,
         }
     }
     Ok(match database {
-        Routers::Sqlite(router) => Connected::Sqlite(parts(sessions, router, &tiers)),
-        Routers::Postgres(router) => Connected::Postgres(parts(sessions, router, &tiers)),
-        Routers::MySql(router) => Connected::MySql(parts(sessions, router, &tiers)),
+        Routers::Sqlite(router) => Connected::Sqlite(parts(sessions, router, &tiers, footer)),
+        Routers::Postgres(router) => Connected::Postgres(parts(sessions, router, &tiers, footer)),
+        Routers::MySql(router) => Connected::MySql(parts(sessions, router, &tiers, footer)),
     })
 }
 
-/// The cart API over `parts`: the routes, inside the causal-token
-/// middleware, inside the session middleware, inside the shop's security
-/// headers.
+/// The cart API over `parts`: the routes (any other path gets the shop's
+/// "not found" page), inside the footer and causal-token
+/// middleware, inside the session middleware, inside the shop's `413` to a
+/// body declared too large, inside the shop's security headers.
 pub fn app<DB: Repo>(
     parts: Parts<DB>,
 ) -> App<
@@ -100,18 +110,52 @@ pub fn app<DB: Repo>(
     App::new()
         .app_data(web::Data::from(parts.shop))
         .app_data(web::Data::new(parts.router))
-        .service(web::resource("/api/cart").route(web::get().to(routes::cart)))
-        .service(web::resource("/api/cart/items").route(web::post().to(routes::add::<DB>)))
-        .service(web::resource("/api/cart/items/{sku}").route(web::delete().to(routes::remove)))
-        .service(web::resource("/api/products/{sku}").route(web::get().to(routes::product::<DB>)))
-        .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
+        // As on the shop's router, a `GET` route answers `HEAD` too, and
+        // another method of a known path gets `405` with `Allow`.
+        .service(
+            web::resource("/api/cart")
+                .route(web::get().to(routes::cart))
+                .route(web::head().to(routes::cart))
+                .default_service(routes::not_allowed(READS)),
+        )
+        .service(
+            web::resource("/api/cart/items")
+                .route(web::post().to(routes::add::<DB>))
+                .default_service(routes::not_allowed("POST")),
+        )
+        .service(
+            web::resource("/api/cart/items/{sku}")
+                .route(web::delete().to(routes::remove))
+                .default_service(routes::not_allowed("DELETE")),
+        )
+        .service(
+            web::resource("/api/products/{sku}")
+                .route(web::get().to(routes::product::<DB>))
+                .route(web::head().to(routes::product::<DB>))
+                .default_service(routes::not_allowed(READS)),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(routes::healthz))
+                .route(web::head().to(routes::healthz))
+                .default_service(routes::not_allowed(READS)),
+        )
+        .default_service(web::to(routes::not_found))
         // `wrap` puts each middleware outside the ones before it: the
         // session middleware must run outside the token carrier, so that
         // it saves the session after the token was stored.
+        .wrap(from_fn(move |req, next| {
+            with_footer(parts.footer.clone(), req, next)
+        }))
         .wrap(from_fn(carry_tokens::<DB>))
         .wrap(parts.sessions)
+        .wrap(from_fn(refuse_oversized))
         .wrap(security_headers())
 }
+
+/// The `Allow` of a path served by `GET` (and so `HEAD`), written as the
+/// shop's router writes it.
+const READS: &str = "GET,HEAD";
 
 /// The shop's security headers, on every response that lacks them.
 fn security_headers() -> DefaultHeaders {

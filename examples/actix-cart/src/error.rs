@@ -1,4 +1,5 @@
-//! `ApiError`: the shop's errors as actix-web responses.
+//! `ApiError`: the shop's errors as actix-web responses, and the shop's
+//! plain-text refusals.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
@@ -31,4 +32,13 @@ impl ResponseError for ApiError {
         }
         res.json(serde_json::json!({ "error": self.0.public_message() }))
     }
+}
+
+/// `status` with `message` as `text/plain; charset=utf-8`, as the shop
+/// refuses a request before its handler runs (a body too large, not JSON,
+/// malformed).
+pub(crate) fn plain(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(message.into())
 }

@@ -6,30 +6,38 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt as _;
+use http_body_util::{Full, Limited};
 use serde::de::DeserializeOwned;
+
+use crate::error::plain;
 
 /// A JSON request body of type `T`.
 ///
-/// The body is limited to [`shop::MAX_BODY`] bytes (`413 request body too
-/// large`, as the shop answers) and then handed to axum's `Json` extractor,
-/// the one the shop uses, so that a missing `Content-Type`, malformed JSON
-/// or a wrong field gets the very status and message the shop gives
-/// (`415`, `400`, `422`).
+/// The body is read up to [`shop::MAX_BODY`] bytes and then handed, under
+/// the shop's limit, to axum's `Json` extractor, the one the shop uses, so
+/// that a body too large, a missing `Content-Type`, malformed JSON or a
+/// wrong field gets the very status and message the shop gives (`413`,
+/// `415`, `400`, `422`). A body declared too large never gets here:
+/// [`refuse_oversized`](crate::refuse_oversized) answers it first, as the
+/// shop does.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-fn refuse(status: u16, message: String) -> actix_web::Error {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    let res = HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(message);
-    actix_web::error::InternalError::from_response("request body refused", res).into()
-}
-
-fn too_large() -> actix_web::Error {
-    refuse(413, "request body too large".to_owned())
+/// The body, cut off one byte over [`shop::MAX_BODY`]: what is over is
+/// refused unread.
+async fn read_limited(payload: &mut Payload) -> Result<Vec<u8>, actix_web::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        bytes.extend_from_slice(&chunk?);
+        if bytes.len() > shop::MAX_BODY {
+            bytes.truncate(shop::MAX_BODY + 1);
+            break;
+        }
+    }
+    Ok(bytes)
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
@@ -37,31 +45,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
+        let content_type = req.headers().get(CONTENT_TYPE).cloned();
         let mut payload = payload.take();
         Box::pin(async move {
-            let declared = req
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > shop::MAX_BODY as u64) {
-                return Err(too_large());
-            }
-            let bytes = <web::Bytes as FromRequest>::from_request(&req, &mut payload)
-                .await
-                .map_err(|e| {
-                    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                        too_large()
-                    } else {
-                        e
-                    }
-                })?;
-            if bytes.len() > shop::MAX_BODY {
-                return Err(too_large());
-            }
-            let mut request = axum::http::Request::new(axum::body::Body::from(bytes));
-            if let Some(value) = req.headers().get(CONTENT_TYPE)
+            let bytes = read_limited(&mut payload).await?;
+            let body = Limited::new(Full::new(axum::body::Bytes::from(bytes)), shop::MAX_BODY);
+            let mut request = axum::http::Request::new(axum::body::Body::new(body));
+            if let Some(value) = content_type
                 && let Ok(value) = axum::http::HeaderValue::from_bytes(value.as_bytes())
             {
                 request
@@ -72,7 +62,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 .await
             {
                 Ok(axum::Json(value)) => Ok(ApiJson(value)),
-                Err(rejection) => Err(refuse(rejection.status().as_u16(), rejection.body_text())),
+                Err(rejection) => {
+                    let status = StatusCode::from_u16(rejection.status().as_u16())
+                        .unwrap_or(StatusCode::BAD_REQUEST);
+                    let res = plain(status, rejection.body_text());
+                    Err(actix_web::error::InternalError::from_response("body refused", res).into())
+                }
             }
         })
     }

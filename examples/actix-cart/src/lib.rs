@@ -15,7 +15,11 @@
 //! | `GET /api/products/{sku}` | the product, read through the cache and the database router |
 //! | `GET /healthz` | `ok` |
 //!
-//! Errors are the shop's `{"error": "…"}` with the shop's statuses. Behind
+//! Errors are the shop's `{"error": "…"}` with the shop's statuses; any
+//! other path gets the shop's "not found" page, another method of a known
+//! path `405` with the shop's `Allow`, and a body over
+//! [`shop::MAX_BODY`] the shop's `413` ([`refuse_oversized`]), drained
+//! first as the shop drains it. Behind
 //! one load balancer with axum shops on the same store, a user's requests
 //! may land on either: the session cookie (`shop_session`), the cart's
 //! encoding and the validation are the shop's own.
@@ -30,13 +34,16 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod body_limit;
 mod causal;
 mod error;
+mod footer;
 mod json;
 mod routes;
 mod server;
 
 pub use app::{Connected, Parts, app, connect};
+pub use body_limit::refuse_oversized;
 pub use causal::carry_tokens;
 pub use error::ApiError;
 pub use json::ApiJson;

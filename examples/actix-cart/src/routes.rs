@@ -1,6 +1,7 @@
 //! The cart API's handlers: each reads the request, calls the shop's
 //! action, and answers as the shop does.
 
+use actix_web::http::header::{ALLOW, ContentType};
 use actix_web::{HttpResponse, web};
 use session_core::Session;
 use shop::{AddItem, Repo, Shop};
@@ -46,4 +47,21 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok")
+}
+
+/// Any other path or method: the shop's "not found" page.
+pub(crate) async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type(ContentType::html())
+        .body(shop::not_found_page())
+}
+
+/// Another method of a path that `allow`'s methods serve: `405` with
+/// `Allow`, and no body, as the shop's router answers.
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((ALLOW, allow))
+            .finish()
+    })
 }

@@ -19,16 +19,19 @@ use maud::{Markup, html};
 
 use crate::config::{Config, StoreKind};
 
-/// What the footer says about this process.
+/// What the footer of the pages says about this process: its instance
+/// and session store. A front end other than the shop's router renders
+/// it by running each request through [`serve`](Self::serve).
 #[derive(Debug)]
-pub(crate) struct Footer {
+pub struct Footer {
     instance: String,
     store: &'static str,
 }
 
 impl Footer {
-    /// The footer of `config`'s instance, or `None` when it is turned off.
-    pub(crate) fn of(config: &Config) -> Option<Arc<Footer>> {
+    /// The footer of `config`'s instance, or `None` when it is turned off
+    /// (`SHOP_FOOTER=off`).
+    pub fn of(config: &Config) -> Option<Arc<Footer>> {
         if !config.footer {
             return None;
         }
@@ -60,15 +63,24 @@ tokio::task_local! {
     static SERVED: RefCell<Served>;
 }
 
+impl Footer {
+    /// Runs `handle`, the handling of one request, with its own record of
+    /// where its data came from, so that a page it renders carries this
+    /// footer.
+    pub async fn serve<F: Future>(self: Arc<Self>, handle: F) -> F::Output {
+        let served = RefCell::new(Served {
+            footer: self,
+            sources: Vec::new(),
+            loads: 0,
+        });
+        SERVED.scope(served, handle).await
+    }
+}
+
 /// The middleware that gives each request its record (install it only when
 /// the footer is on).
 pub(crate) async fn track(footer: Arc<Footer>, request: Request, next: Next) -> Response {
-    let served = RefCell::new(Served {
-        footer,
-        sources: Vec::new(),
-        loads: 0,
-    });
-    SERVED.scope(served, next.run(request)).await
+    footer.serve(next.run(request)).await
 }
 
 fn note(source: String, load: bool) {

@@ -64,10 +64,11 @@ pub use catalog::{MAX_SKU_LEN, PAGE_SIZE, Product, seed_products};
 pub use config::{CacheKind, Config, ConfigError, StoreKind};
 pub use db::{Backend, Order, OrderLine, OrderSummary, Profile, Repo, Routers, UserRow, connect};
 pub use error::{AppError, StartError};
-pub use routes::AddItem;
+pub use footer::Footer;
+pub use routes::{AddItem, not_found_page};
 pub use security::{
     CONTENT_SECURITY_POLICY, LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW,
-    MAX_BODY,
+    MAX_BODY, Oversized, TOO_LARGE, oversized,
 };
 pub use server::{main_from_env, run, start_up};
 pub use sessions::{dynamodb_store, session_layer};

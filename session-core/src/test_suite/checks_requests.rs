@@ -83,6 +83,9 @@ impl Ctx {
             "id=AAAAAAAAAAAAAAAAAAAAAAA",
             "id=AAAAAAAAAA/AAAAAAAAAAA",
             "id=%00%01",
+            "id=\"unterminated",
+            "id=a; id=b; id=c",
+            "=; ;;",
             long.as_str(),
         ] {
             let res = app.send(Some(bad)).await;

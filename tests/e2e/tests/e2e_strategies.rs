@@ -19,7 +19,7 @@ use test_support::env::require_server;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
 use test_support::paths::artifacts_dir;
-use test_support::{dynalite, memcached, redis, say, service_env};
+use test_support::{dynalite, memcached, redis, say};
 
 const INSECURE: (&str, &str) = ("COOKIE_SECURE", "false");
 /// Concurrent adds of distinct SKUs with one session cookie.
@@ -360,27 +360,16 @@ async fn dynamodb_store_survives_round_robin_instance_loss_and_concurrent_adds()
     let endpoint = dynalite::shared_endpoint();
     require_server("DYNAMODB_ENDPOINT", &endpoint).await;
     // Session IDs are random: one table serves every run.
-    let table = "shop_e2e_sessions";
-    let row = shared_strategy(
-        "dynamodb",
-        &[
-            ("SESSION_STORE", "dynamodb"),
-            ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-            ("DYNAMODB_TABLE", table),
-            ("AWS_ACCESS_KEY_ID", &service_env("AWS_ACCESS_KEY_ID")),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                &service_env("AWS_SECRET_ACCESS_KEY"),
-            ),
-            ("AWS_REGION", &service_env("AWS_REGION")),
-            ("SESSION_MAX_ATTEMPTS", "100000"),
-            // The emulator answers one request at a time: under 200 writers
-            // of one item a call can queue for seconds.
-            ("SESSION_STORE_TIMEOUT_MS", "150000"),
-            INSECURE,
-        ],
-    )
-    .await;
+    let mut env = dynalite::shared_shop_env("shop_e2e_sessions");
+    env.extend([
+        ("SESSION_MAX_ATTEMPTS", "100000".to_owned()),
+        // The emulator answers one request at a time: under 200 writers
+        // of one item a call can queue for seconds.
+        ("SESSION_STORE_TIMEOUT_MS", "150000".to_owned()),
+        (INSECURE.0, INSECURE.1.to_owned()),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let row = shared_strategy("dynamodb", &env).await;
     assert_survives_everything(&row);
 }
 

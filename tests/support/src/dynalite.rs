@@ -16,6 +16,23 @@ pub fn shared_endpoint() -> String {
     service_env("DYNAMODB_ENDPOINT")
 }
 
+/// The shop's settings for sessions in `table` of the shared emulator:
+/// `SESSION_STORE=dynamodb`, `DYNAMODB_ENDPOINT`, `DYNAMODB_TABLE` and the
+/// `AWS_*` credentials and region it accepts.
+pub fn shared_shop_env(table: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SESSION_STORE", "dynamodb".to_owned()),
+        ("DYNAMODB_ENDPOINT", shared_endpoint()),
+        ("DYNAMODB_TABLE", table.to_owned()),
+        ("AWS_ACCESS_KEY_ID", service_env("AWS_ACCESS_KEY_ID")),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            service_env("AWS_SECRET_ACCESS_KEY"),
+        ),
+        ("AWS_REGION", service_env("AWS_REGION")),
+    ]
+}
+
 /// A private DynamoDB emulator (dynalite), keeping its tables in a LevelDB
 /// directory so that they outlive a restart; killed when dropped.
 #[derive(Debug)]

@@ -6,6 +6,7 @@ mod api;
 mod pages;
 
 pub use api::AddItem;
+pub use pages::not_found_page;
 
 use axum::Router;
 use axum::routing::get;

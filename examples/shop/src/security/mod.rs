@@ -26,8 +26,8 @@ mod headers;
 mod login_limiter;
 mod passwords;
 
-pub use body_limit::MAX_BODY;
 pub(crate) use body_limit::refuse_oversized;
+pub use body_limit::{MAX_BODY, Oversized, TOO_LARGE, oversized};
 pub(crate) use client_device::ClientDevice;
 pub(crate) use client_ip::ClientIp;
 pub(crate) use csrf::{CSRF_KEY, check_csrf, csrf_token, random_token};

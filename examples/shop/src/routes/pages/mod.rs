@@ -18,6 +18,7 @@ use crate::db::Repo;
 use crate::state::AppState;
 
 pub(super) use error::not_found;
+pub use error::not_found_page;
 
 /// The pages' routes.
 pub(super) fn routes<DB: Repo>() -> Router<AppState<DB>> {
