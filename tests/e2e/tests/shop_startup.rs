@@ -14,17 +14,9 @@ use test_support::{TempDir, free_port, unique};
 /// the shop reads) and waits for it to exit: the status code and stderr.
 async fn run_to_exit(env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(shop::binary());
-    for var in [
-        "SESSION_STORE",
-        "REDIS_URL",
-        "REDIS_CLUSTER_URLS",
-        "DATABASE_URL",
-        "DATABASE_REPLICA_URLS",
-        "CACHE",
-        "DYNAMODB_ENDPOINT",
-        "DYNAMODB_TABLE",
-        "COOKIE_KEYS",
-    ] {
+    // Nothing the shop reads comes from this environment (the services'
+    // settings, such as REDIS_SENTINEL_URLS, are exported in it).
+    for var in shop::SHOP_VARS {
         cmd.env_remove(var);
     }
     let dir = TempDir::new("stateful-shop-startup");
