@@ -430,6 +430,22 @@ impl DynamoDbStore {
         size
     }
 
+    /// Reads the item `key` strongly consistently (a read that follows a
+    /// write anywhere in the fleet sees it).
+    async fn get_consistent(
+        &self,
+        (k, v): (String, AttributeValue),
+    ) -> Result<aws_sdk_dynamodb::operation::get_item::GetItemOutput> {
+        self.client
+            .get_item()
+            .table_name(&self.names.table)
+            .key(k, v)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| request_error("GetItem", e))
+    }
+
     fn key(&self, id: &Id) -> (String, AttributeValue) {
         (
             self.names.key.clone(),
@@ -608,16 +624,7 @@ impl SessionStore for DynamoDbStore {
 
     #[tracing::instrument(name = "dynamodb_load", level = "debug", skip_all)]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let (k, v) = self.key(id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.names.table)
-            .key(k, v)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", e))?;
+        let out = self.get_consistent(self.key(id)).await?;
         match out.item() {
             Some(item) => self.parse(id, item, now()),
             None => Ok(None),

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use session_core::Result;
 use session_core::store::{UserIndex, from_unix_millis, now, unix_millis};
 
-use super::{DATA, DynamoDbStore, VERSION, conditional, number, request_error, ttl_seconds};
+use super::{DATA, DynamoDbStore, VERSION, conditional, number, ttl_seconds};
 use crate::stored::malformed;
 
 /// Condition of a write over a live index of the expected version.
@@ -33,16 +33,7 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn load_index(&self, user: &str) -> Result<Option<UserIndex>> {
-        let (k, v) = self.index_key(user);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.names.table)
-            .key(k, v)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| request_error("GetItem", e))?;
+        let out = self.get_consistent(self.index_key(user)).await?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
