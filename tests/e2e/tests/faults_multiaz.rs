@@ -15,12 +15,11 @@
 //! acknowledged adds were lost, and does not fail on it (Redis replicates
 //! asynchronously; that is what the option is for).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e::client::ShopClient;
-use e2e::faults::{self, Probe, Tally};
+use e2e::faults::{self, Tally};
+use e2e::shoppers::{Shoppers, sku};
 use test_support::endpoint::Endpoint;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
@@ -141,33 +140,6 @@ impl Servers {
     }
 }
 
-fn sku(browser: usize, n: usize) -> String {
-    format!("SKU-{:04}", (browser * 7 + n) % 400)
-}
-
-/// One browser adding SKUs until `stop`: every probe, and the SKUs
-/// acknowledged with `200`.
-async fn shopper(
-    client: ShopClient,
-    browser: usize,
-    stop: Arc<AtomicBool>,
-) -> (Vec<Probe>, Vec<String>) {
-    let mut probes = Vec::new();
-    let mut acked = Vec::new();
-    let mut n = 1;
-    while !stop.load(Ordering::Relaxed) {
-        let sku = sku(browser, n);
-        n += 1;
-        let probe = faults::add(&client, &sku).await;
-        if probe.status == Some(200) {
-            acked.push(sku);
-        }
-        probes.push(probe);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (probes, acked)
-}
-
 /// What one failover did to the browsers.
 struct Outcome {
     tally: Tally,
@@ -198,12 +170,10 @@ async fn failover(route: Route, durable: bool) -> Outcome {
         let p = faults::add(c, &sku(i, 0)).await;
         assert_eq!(p.status, Some(200), "before the failover: {}", p.body);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, c)| tokio::spawn(shopper(c.clone(), i, stop.clone())))
-        .collect();
+    let shoppers = Shoppers::start(
+        clients.iter().map(|c| vec![c.clone()]).collect(),
+        Duration::from_millis(20),
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The fault, and the promotion.
@@ -214,46 +184,22 @@ async fn failover(route: Route, durable: bool) -> Outcome {
     servers.rejoin(old, new).await;
     let rejoined = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
+    let run = shoppers.stop().await;
 
-    let mut tally = Tally::default();
-    let mut acked = Vec::new();
-    let mut probes = Vec::new();
-    for t in tasks {
-        let (p, ok) = t.await.expect("shopper");
-        for probe in &p {
-            tally.count(probe);
-        }
-        probes.extend(p);
-        acked.push(ok);
-    }
+    let tally = run.tally();
     let what = format!("{route:?}, durable {durable}");
     assert!(
         tally.unexpected(&[200, 503]).is_empty(),
         "{what}: answers other than 200 and 503: {}",
         tally.line()
     );
-    let recovered_after = probes
-        .iter()
-        .filter(|p| p.sent >= promoted && p.status == Some(200))
-        .map(|p| p.sent + p.took - killed)
-        .min();
-    let mut lost = 0;
-    for (i, (client, ok)) in clients.iter().zip(&acked).enumerate() {
-        let cart = faults::get(client, "/api/cart").await;
-        assert_eq!(cart.status, Some(200), "{what}: cart of browser {i}");
-        let have = faults::skus(&cart.body);
-        let missing: Vec<&String> = ok.iter().filter(|s| !have.contains(s)).collect();
-        if !missing.is_empty() {
-            say(&format!(
-                "{what}: browser {i} lost acknowledged adds {missing:?}"
-            ));
-        }
-        lost += missing.len();
-    }
-    let acked: usize = acked.iter().map(Vec::len).sum();
-    let after_rejoin = probes
-        .iter()
+    let recovered_after = run
+        .first_ok_after(promoted)
+        .map(|d| d + (promoted - killed));
+    let lost = run.lost(&what).await;
+    let acked = run.acked();
+    let after_rejoin = run
+        .probes()
         .filter(|p| p.sent >= rejoined + Duration::from_millis(500))
         .collect::<Vec<_>>();
     say(&format!(
