@@ -2,7 +2,8 @@
 //! writes (`REDIS_WAIT_REPLICAS`): a private primary with one replica, two
 //! shop processes behind HAProxy, and 50 browsers adding to their carts.
 //! The primary is killed (SIGKILL) and the replica promoted: by the test
-//! behind a relay playing ElastiCache's primary endpoint, by three Redis
+//! behind a relay playing ElastiCache's primary endpoint (the replica cut
+//! off from the primary for 0.5 s before, so that it is behind), by three Redis
 //! Sentinels the shops connect through, or, in a Redis Cluster of three
 //! masters with a replica each (the shops on `REDIS_CLUSTER_URLS`), by the
 //! cluster itself for the master that held a third of the carts. The
@@ -47,7 +48,9 @@ enum Route {
 
 /// The running servers of one route.
 enum Servers {
-    Endpoint(RedisPair, Endpoint),
+    /// The pair, the endpoint the shops use, and the relay the replica
+    /// replicates through.
+    Endpoint(RedisPair, Endpoint, Endpoint),
     Sentinel(SentinelGroup),
     Cluster(RedisCluster),
 }
@@ -58,7 +61,10 @@ impl Servers {
             Route::Endpoint => {
                 let pair = RedisPair::start(RedisConfig::new()).await;
                 let endpoint = Endpoint::start(pair.primary.port).await;
-                Servers::Endpoint(pair, endpoint)
+                let replication = Endpoint::start(pair.primary.port).await;
+                replica_of(pair.replica.port, Some(replication.port)).await;
+                wait_replica_linked(pair.replica.port, Duration::from_secs(20)).await;
+                Servers::Endpoint(pair, endpoint, replication)
             }
             Route::Sentinel => Servers::Sentinel(SentinelGroup::start(RedisConfig::new()).await),
             Route::Cluster => Servers::Cluster(RedisCluster::start(3, 1, RedisConfig::new()).await),
@@ -69,7 +75,7 @@ impl Servers {
     fn env(&self) -> [(&'static str, String); 3] {
         let (mut url, mut sentinels, mut cluster) = (String::new(), String::new(), String::new());
         match self {
-            Servers::Endpoint(_, endpoint) => url = endpoint.redis_url(),
+            Servers::Endpoint(_, endpoint, _) => url = endpoint.redis_url(),
             Servers::Sentinel(group) => sentinels = group.urls().join(","),
             Servers::Cluster(c) => cluster = c.urls().join(","),
         }
@@ -84,9 +90,22 @@ impl Servers {
     /// master).
     fn victim(&mut self) -> &mut RedisServer {
         match self {
-            Servers::Endpoint(pair, _) => &mut pair.primary,
+            Servers::Endpoint(pair, ..) => &mut pair.primary,
             Servers::Sentinel(group) => &mut group.pair.primary,
             Servers::Cluster(c) => &mut c.nodes[0],
+        }
+    }
+
+    /// Behind the endpoint, cuts the replica off from the primary for
+    /// 0.5 s, so that it falls behind: what the primary acknowledges
+    /// meanwhile only the primary has. (Sentinel would repair a replica
+    /// pointed at a relay, and a cluster's replicas find their masters
+    /// themselves, so the other routes fail over with their replicas
+    /// caught up.)
+    async fn fall_behind(&self) {
+        if let Servers::Endpoint(_, _, replication) = self {
+            replication.partition();
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -107,7 +126,7 @@ impl Servers {
         self.victim().kill();
         let new = match self {
             Servers::Sentinel(group) => group.wait_promoted(old, Duration::from_secs(30)).await,
-            Servers::Endpoint(pair, endpoint) => {
+            Servers::Endpoint(pair, endpoint, _) => {
                 // Detection takes a moment on ElastiCache too.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 pair.promote_replica().await;
@@ -177,6 +196,7 @@ async fn failover(route: Route, durable: bool) -> Outcome {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The fault, and the promotion.
+    servers.fall_behind().await;
     let killed = Instant::now();
     let (old, new) = servers.kill_and_promote().await;
     let promoted = Instant::now();
