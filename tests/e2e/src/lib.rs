@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 pub mod client;
 pub mod faults;
+pub mod fleets;
 pub mod shoppers;
 /// Reading `/metrics` scrapes: the harness's, under the name the tests use.
 pub use test_support::metrics;

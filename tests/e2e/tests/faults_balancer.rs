@@ -17,28 +17,16 @@ use std::time::{Duration, Instant};
 
 use e2e::client::ShopClient;
 use e2e::faults;
+use e2e::fleets;
 use e2e::shoppers::{Shoppers, sku};
-use test_support::env::require_server;
-use test_support::fleet::Fleet;
 use test_support::haproxy::{Balance, Haproxy};
-use test_support::{redis, say};
+use test_support::say;
 
 const BROWSERS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_balancer_node_killed_under_traffic_loses_no_session_and_no_add() {
-    let redis_url = redis::shared_url();
-    require_server("REDIS_URL", &redis_url).await;
-    let mut fleet = Fleet::start(
-        2,
-        &[
-            ("SESSION_STORE", "redis"),
-            ("REDIS_URL", redis_url.as_str()),
-            ("COOKIE_SECURE", "false"),
-        ],
-        Balance::RoundRobin,
-    )
-    .await;
+    let mut fleet = fleets::on_shared_redis(2, &[]).await;
     let addrs: Vec<_> = fleet.shops.iter().map(|s| s.addr).collect();
     let other = Haproxy::start(&addrs, Balance::RoundRobin).await;
     let (a, b) = (fleet.url(), other.url());

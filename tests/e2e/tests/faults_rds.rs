@@ -25,15 +25,13 @@ use std::time::{Duration, Instant};
 
 use e2e::client::ShopClient;
 use e2e::faults::{self, Probe, Tally};
+use e2e::fleets;
 use e2e::shoppers::sku;
 use serde_json::json;
 use test_support::endpoint::Endpoint;
-use test_support::env::require_server;
-use test_support::fleet::Fleet;
-use test_support::haproxy::Balance;
 use test_support::mariadb::{self, MariaDbPair};
 use test_support::postgres::PgPair;
-use test_support::{redis, say, unique};
+use test_support::{say, unique};
 
 const BROWSERS: usize = 8;
 
@@ -189,8 +187,6 @@ async fn failover(postgres: bool, synchronous: bool) -> Outcome {
             "n asynchronous"
         }
     );
-    let redis_url = redis::shared_url();
-    require_server("REDIS_URL", &redis_url).await;
     let mut pair = Pair::start(postgres).await;
     let (primary, replica) = pair.ports();
     let replication = Endpoint::start(primary).await;
@@ -200,16 +196,9 @@ async fn failover(postgres: bool, synchronous: bool) -> Outcome {
     }
     let endpoint = Endpoint::start(primary).await;
     let database_url = pair.url(&endpoint);
-    let fleet = Fleet::start(
+    let fleet = fleets::on_shared_redis(
         2,
-        &[
-            ("SESSION_STORE", "redis"),
-            ("REDIS_URL", redis_url.as_str()),
-            ("CACHE", "none"),
-            ("DATABASE_URL", database_url.as_str()),
-            ("COOKIE_SECURE", "false"),
-        ],
-        Balance::RoundRobin,
+        &[("CACHE", "none"), ("DATABASE_URL", database_url.as_str())],
     )
     .await;
     let mut clients = Vec::new();
