@@ -359,6 +359,8 @@ def shop_results(results):
     for name in ("fleet", "baseline", "single"):
         runs = []
         for path in sorted(glob.glob(os.path.join(folder, f"{name}-*.json"))):
+            if not re.fullmatch(re.escape(name) + r"-\d+\.json", os.path.basename(path)):
+                continue
             with open(path) as f:
                 runs.append(json.load(f))
         if not runs:

@@ -8,7 +8,8 @@
 //! shop-mix --addr 127.0.0.1:8480 --connections 32 --warmup 3 --seconds 20
 //! ```
 //!
-//! It prints one JSON object: requests/s over the measured window, p50 and
+//! Every browser signs up first; the warm-up starts once all have. It
+//! prints one JSON object: requests/s over the measured window, p50 and
 //! p99 latency overall and per kind of request, and the requests that
 //! were not answered with a success (which a fair run has none of).
 //!
@@ -205,8 +206,10 @@ struct Seen {
     failures: BTreeMap<String, usize>,
 }
 
-async fn browse(id: usize, s: &Settings, start: Instant) -> Seen {
-    let mut b = Browser::connect(s.addr).await;
+/// A browser that has signed up (which hashes a password: slow on
+/// purpose, so it happens before any timing starts).
+async fn signed_in(id: usize, addr: SocketAddr) -> Browser {
+    let mut b = Browser::connect(addr).await;
     let email = format!("mix-{}-{id}@example.com", std::process::id());
     let signup = format!(r#"{{"email":"{email}","password":"a long password","name":"Mix"}}"#);
     let a = b.send("POST", "/api/signup", Some(&signup)).await;
@@ -216,6 +219,10 @@ async fn browse(id: usize, s: &Settings, start: Instant) -> Seen {
         a.status,
         String::from_utf8_lossy(&a.body)
     );
+    b
+}
+
+async fn browse(id: usize, mut b: Browser, s: &Settings, start: Instant) -> Seen {
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0x2545_F491));
     let mut seen = Seen::default();
     let (measure_from, until) = (start + s.warmup, start + s.warmup + s.measure);
@@ -274,11 +281,20 @@ fn quantile(sorted: &[u32], q: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let s = std::sync::Arc::new(settings());
-    let start = Instant::now() + Duration::from_millis(200);
-    let tasks: Vec<_> = (0..s.connections)
-        .map(|id| {
+    let signing_up: Vec<_> = (0..s.connections)
+        .map(|id| tokio::spawn(signed_in(id, s.addr)))
+        .collect();
+    let mut browsers = Vec::with_capacity(s.connections);
+    for b in signing_up {
+        browsers.push(b.await.expect("a sign-up"));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = browsers
+        .into_iter()
+        .enumerate()
+        .map(|(id, b)| {
             let s = std::sync::Arc::clone(&s);
-            tokio::spawn(async move { browse(id, &s, start).await })
+            tokio::spawn(async move { browse(id, b, &s, start).await })
         })
         .collect();
     let mut all: BTreeMap<&'static str, Vec<u32>> = BTreeMap::new();
