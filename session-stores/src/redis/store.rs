@@ -336,6 +336,33 @@ impl SessionStore for RedisStore {
         self.written("touch", reply)
     }
 
+    /// A store on a connection of its own for the current runtime, when
+    /// the store opened its connection itself from a URL or client (a
+    /// connection or cluster connection the application passed in is
+    /// shared as it is). The new connection has the same settings, near
+    /// cache included (whose reads of sessions written through either
+    /// connection go to Redis for the same window).
+    async fn on_current_runtime(&self) -> Result<Option<Arc<dyn SessionStore>>> {
+        let Conn::Following(following) = &self.inner.conn else {
+            return Ok(None);
+        };
+        let conn = following
+            .on_current_runtime()
+            .await
+            .map_err(|e| Error::backend(RedisStoreError::Connect(e)))?;
+        let inner = &self.inner;
+        Ok(Some(Arc::new(RedisStore {
+            inner: Arc::new(Inner {
+                conn: Conn::Following(conn),
+                prefix: inner.prefix.clone(),
+                response_timeout: inner.response_timeout,
+                scripts: Scripts::new(),
+                near: inner.near.as_ref().map(NearCache::sibling),
+                wait: inner.wait,
+            }),
+        })))
+    }
+
     fn supports_user_index(&self) -> bool {
         true
     }
