@@ -298,6 +298,13 @@ class TemplateTest(unittest.TestCase):
                 # Manager / SSM at boot, never from the template.
                 self.assertIn("${redis_password}", env["REDIS_URL"])
                 self.assertTrue(env["REDIS_URL"].startswith("rediss://"), "TLS to ElastiCache")
+                # Session writes wait for a replica by default, and the
+                # default asks for no more replicas than the default AZs give.
+                params = self.t["Parameters"]
+                wait = params["SessionWriteReplicas"]["Default"]
+                self.assertEqual(env["REDIS_WAIT_REPLICAS"], wait)
+                self.assertGreaterEqual(int(wait), 1)
+                self.assertLess(int(wait), int(params["AzCount"]["Default"]))
                 for var in ("DATABASE_URL", "DATABASE_REPLICA_URLS"):
                     self.assertIn("${db_password}", env[var])
                     self.assertIn("${db_tls}", env[var])

@@ -98,7 +98,11 @@ fn database_status(e: &db_router::Error) -> StatusCode {
     use db_router::Error as E;
     match e {
         E::Database(inner) => match **inner {
+            // A conversation with the server cut off (`Protocol`: say a
+            // connection closed mid-handshake while the database's address
+            // moves to a promoted replica) is the database being away too.
             sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
@@ -180,7 +184,19 @@ impl AppError {
     /// session store lacks) are not logged.
     pub fn log(&self) {
         if self.status().is_server_error() && !matches!(self, AppError::NoUserSessions) {
-            tracing::error!(error = %self, "request failed");
+            // The whole chain: a cache error's own text does not name the
+            // loader's failure behind it.
+            let mut error = self.to_string();
+            let mut source = std::error::Error::source(self);
+            while let Some(e) = source {
+                let text = e.to_string();
+                if !error.ends_with(&text) {
+                    error.push_str(": ");
+                    error.push_str(&text);
+                }
+                source = e.source();
+            }
+            tracing::error!(%error, "request failed");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Support code of the cross-crate end-to-end and fault tests (in
 //! `tests/`, one test binary per file): a client for the shop's JSON API,
-//! timed requests for fault tests, and serving an app in process. The
+//! timed requests for fault tests, browsers adding to their carts under a
+//! fault, and serving an app in process. The
 //! servers, the shop processes and HAProxy come from `test-support`.
 #![forbid(unsafe_code)]
 
@@ -8,6 +9,8 @@ use std::net::SocketAddr;
 
 pub mod client;
 pub mod faults;
+pub mod fleets;
+pub mod shoppers;
 /// Reading `/metrics` scrapes: the harness's, under the name the tests use.
 pub use test_support::metrics;
 

@@ -2,7 +2,8 @@
 //! writes (`REDIS_WAIT_REPLICAS`): a private primary with one replica, two
 //! shop processes behind HAProxy, and 50 browsers adding to their carts.
 //! The primary is killed (SIGKILL) and the replica promoted: by the test
-//! behind a relay playing ElastiCache's primary endpoint, by three Redis
+//! behind a relay playing ElastiCache's primary endpoint (the replica cut
+//! off from the primary for 0.5 s before, so that it is behind), by three Redis
 //! Sentinels the shops connect through, or, in a Redis Cluster of three
 //! masters with a replica each (the shops on `REDIS_CLUSTER_URLS`), by the
 //! cluster itself for the master that held a third of the carts. The
@@ -15,12 +16,11 @@
 //! acknowledged adds were lost, and does not fail on it (Redis replicates
 //! asynchronously; that is what the option is for).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use e2e::client::ShopClient;
-use e2e::faults::{self, Probe, Tally};
+use e2e::faults::{self, Tally};
+use e2e::shoppers::{Shoppers, sku};
 use test_support::endpoint::Endpoint;
 use test_support::fleet::Fleet;
 use test_support::haproxy::Balance;
@@ -48,7 +48,9 @@ enum Route {
 
 /// The running servers of one route.
 enum Servers {
-    Endpoint(RedisPair, Endpoint),
+    /// The pair, the endpoint the shops use, and the relay the replica
+    /// replicates through.
+    Endpoint(RedisPair, Endpoint, Endpoint),
     Sentinel(SentinelGroup),
     Cluster(RedisCluster),
 }
@@ -59,7 +61,10 @@ impl Servers {
             Route::Endpoint => {
                 let pair = RedisPair::start(RedisConfig::new()).await;
                 let endpoint = Endpoint::start(pair.primary.port).await;
-                Servers::Endpoint(pair, endpoint)
+                let replication = Endpoint::start(pair.primary.port).await;
+                replica_of(pair.replica.port, Some(replication.port)).await;
+                wait_replica_linked(pair.replica.port, Duration::from_secs(20)).await;
+                Servers::Endpoint(pair, endpoint, replication)
             }
             Route::Sentinel => Servers::Sentinel(SentinelGroup::start(RedisConfig::new()).await),
             Route::Cluster => Servers::Cluster(RedisCluster::start(3, 1, RedisConfig::new()).await),
@@ -70,7 +75,7 @@ impl Servers {
     fn env(&self) -> [(&'static str, String); 3] {
         let (mut url, mut sentinels, mut cluster) = (String::new(), String::new(), String::new());
         match self {
-            Servers::Endpoint(_, endpoint) => url = endpoint.redis_url(),
+            Servers::Endpoint(_, endpoint, _) => url = endpoint.redis_url(),
             Servers::Sentinel(group) => sentinels = group.urls().join(","),
             Servers::Cluster(c) => cluster = c.urls().join(","),
         }
@@ -85,9 +90,22 @@ impl Servers {
     /// master).
     fn victim(&mut self) -> &mut RedisServer {
         match self {
-            Servers::Endpoint(pair, _) => &mut pair.primary,
+            Servers::Endpoint(pair, ..) => &mut pair.primary,
             Servers::Sentinel(group) => &mut group.pair.primary,
             Servers::Cluster(c) => &mut c.nodes[0],
+        }
+    }
+
+    /// Behind the endpoint, cuts the replica off from the primary for
+    /// 0.5 s, so that it falls behind: what the primary acknowledges
+    /// meanwhile only the primary has. (Sentinel would repair a replica
+    /// pointed at a relay, and a cluster's replicas find their masters
+    /// themselves, so the other routes fail over with their replicas
+    /// caught up.)
+    async fn fall_behind(&self) {
+        if let Servers::Endpoint(_, _, replication) = self {
+            replication.partition();
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -108,7 +126,7 @@ impl Servers {
         self.victim().kill();
         let new = match self {
             Servers::Sentinel(group) => group.wait_promoted(old, Duration::from_secs(30)).await,
-            Servers::Endpoint(pair, endpoint) => {
+            Servers::Endpoint(pair, endpoint, _) => {
                 // Detection takes a moment on ElastiCache too.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 pair.promote_replica().await;
@@ -141,33 +159,6 @@ impl Servers {
     }
 }
 
-fn sku(browser: usize, n: usize) -> String {
-    format!("SKU-{:04}", (browser * 7 + n) % 400)
-}
-
-/// One browser adding SKUs until `stop`: every probe, and the SKUs
-/// acknowledged with `200`.
-async fn shopper(
-    client: ShopClient,
-    browser: usize,
-    stop: Arc<AtomicBool>,
-) -> (Vec<Probe>, Vec<String>) {
-    let mut probes = Vec::new();
-    let mut acked = Vec::new();
-    let mut n = 1;
-    while !stop.load(Ordering::Relaxed) {
-        let sku = sku(browser, n);
-        n += 1;
-        let probe = faults::add(&client, &sku).await;
-        if probe.status == Some(200) {
-            acked.push(sku);
-        }
-        probes.push(probe);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (probes, acked)
-}
-
 /// What one failover did to the browsers.
 struct Outcome {
     tally: Tally,
@@ -198,15 +189,14 @@ async fn failover(route: Route, durable: bool) -> Outcome {
         let p = faults::add(c, &sku(i, 0)).await;
         assert_eq!(p.status, Some(200), "before the failover: {}", p.body);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, c)| tokio::spawn(shopper(c.clone(), i, stop.clone())))
-        .collect();
+    let shoppers = Shoppers::start(
+        clients.iter().map(|c| vec![c.clone()]).collect(),
+        Duration::from_millis(20),
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The fault, and the promotion.
+    servers.fall_behind().await;
     let killed = Instant::now();
     let (old, new) = servers.kill_and_promote().await;
     let promoted = Instant::now();
@@ -214,46 +204,22 @@ async fn failover(route: Route, durable: bool) -> Outcome {
     servers.rejoin(old, new).await;
     let rejoined = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
+    let run = shoppers.stop().await;
 
-    let mut tally = Tally::default();
-    let mut acked = Vec::new();
-    let mut probes = Vec::new();
-    for t in tasks {
-        let (p, ok) = t.await.expect("shopper");
-        for probe in &p {
-            tally.count(probe);
-        }
-        probes.extend(p);
-        acked.push(ok);
-    }
+    let tally = run.tally();
     let what = format!("{route:?}, durable {durable}");
     assert!(
         tally.unexpected(&[200, 503]).is_empty(),
         "{what}: answers other than 200 and 503: {}",
         tally.line()
     );
-    let recovered_after = probes
-        .iter()
-        .filter(|p| p.sent >= promoted && p.status == Some(200))
-        .map(|p| p.sent + p.took - killed)
-        .min();
-    let mut lost = 0;
-    for (i, (client, ok)) in clients.iter().zip(&acked).enumerate() {
-        let cart = faults::get(client, "/api/cart").await;
-        assert_eq!(cart.status, Some(200), "{what}: cart of browser {i}");
-        let have = faults::skus(&cart.body);
-        let missing: Vec<&String> = ok.iter().filter(|s| !have.contains(s)).collect();
-        if !missing.is_empty() {
-            say(&format!(
-                "{what}: browser {i} lost acknowledged adds {missing:?}"
-            ));
-        }
-        lost += missing.len();
-    }
-    let acked: usize = acked.iter().map(Vec::len).sum();
-    let after_rejoin = probes
-        .iter()
+    let recovered_after = run
+        .first_ok_after(promoted)
+        .map(|d| d + (promoted - killed));
+    let lost = run.lost(&what).await;
+    let acked = run.acked();
+    let after_rejoin = run
+        .probes()
         .filter(|p| p.sent >= rejoined + Duration::from_millis(500))
         .collect::<Vec<_>>();
     say(&format!(

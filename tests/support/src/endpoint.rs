@@ -4,8 +4,8 @@
 //! promoted replica. Connections opened before a switch stay on the old
 //! server, as connections to the old address do after a DNS change.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -16,8 +16,18 @@ use tokio::task::JoinHandle;
 pub struct Endpoint {
     /// The port clients connect to.
     pub port: u16,
-    target: Arc<AtomicU16>,
+    state: Arc<State>,
     accept: JoinHandle<()>,
+}
+
+/// What the relay's tasks share.
+#[derive(Debug)]
+struct State {
+    target: AtomicU16,
+    /// Whether the relay plays a network partition.
+    cut: AtomicBool,
+    /// The relayed connections' tasks.
+    relays: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Endpoint {
@@ -31,21 +41,31 @@ impl Endpoint {
             .await
             .expect("bind the endpoint's port");
         let port = listener.local_addr().expect("its address").port();
-        let target = Arc::new(AtomicU16::new(target));
-        let to = Arc::clone(&target);
+        let state = Arc::new(State {
+            target: AtomicU16::new(target),
+            cut: AtomicBool::new(false),
+            relays: Mutex::new(Vec::new()),
+        });
+        let shared = Arc::clone(&state);
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                let port = to.load(Ordering::SeqCst);
-                tokio::spawn(async move {
+                if shared.cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let port = shared.target.load(Ordering::SeqCst);
+                let relay = tokio::spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(("127.0.0.1", port)).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
+                let mut relays = shared.relays.lock().expect("the relays");
+                relays.retain(|r| !r.is_finished());
+                relays.push(relay);
             }
         });
         Endpoint {
             port,
-            target,
+            state,
             accept,
         }
     }
@@ -57,12 +77,29 @@ impl Endpoint {
 
     /// Sends new connections to loopback `target` from now on.
     pub fn point_to(&self, target: u16) {
-        self.target.store(target, Ordering::SeqCst);
+        self.state.target.store(target, Ordering::SeqCst);
     }
 
     /// The port new connections go to.
     pub fn target(&self) -> u16 {
-        self.target.load(Ordering::SeqCst)
+        self.state.target.load(Ordering::SeqCst)
+    }
+
+    /// Plays a network partition between the clients and the target:
+    /// every relayed connection is cut at once, and what was in flight on
+    /// it never arrives; new connections are closed as soon as they are
+    /// accepted, until [`heal`](Self::heal).
+    pub fn partition(&self) {
+        self.state.cut.store(true, Ordering::SeqCst);
+        for relay in self.state.relays.lock().expect("the relays").drain(..) {
+            relay.abort();
+        }
+    }
+
+    /// Ends a [`partition`](Self::partition): new connections are relayed
+    /// again.
+    pub fn heal(&self) {
+        self.state.cut.store(false, Ordering::SeqCst);
     }
 }
 
@@ -117,5 +154,26 @@ mod tests {
             .unwrap();
         assert_eq!(ask(&mut new).await, b'b');
         assert_eq!(ask(&mut old).await, b'a');
+    }
+
+    /// Whether a connection through the endpoint is answered.
+    async fn answered(s: &mut TcpStream) -> bool {
+        let mut b = [0u8; 1];
+        s.write_all(b"?").await.is_ok() && matches!(s.read(&mut b).await, Ok(1))
+    }
+
+    #[tokio::test]
+    async fn a_partition_cuts_every_connection_until_healed() {
+        let endpoint = Endpoint::start(echo_server(b'a').await).await;
+        let connect = || TcpStream::connect(("127.0.0.1", endpoint.port));
+        let mut old = connect().await.unwrap();
+        assert!(answered(&mut old).await);
+        endpoint.partition();
+        assert!(!answered(&mut old).await, "a connection outlived the cut");
+        let mut during = connect().await.unwrap();
+        assert!(!answered(&mut during).await, "a new connection got through");
+        endpoint.heal();
+        let mut after = connect().await.unwrap();
+        assert!(answered(&mut after).await);
     }
 }

@@ -2,13 +2,10 @@
 //! health checks; `scripts/services.sh up` installs it.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
-
-use crate::env::START_HINT;
 use crate::ports::free_port;
+use crate::process::Process;
 use crate::tempdir::TempDir;
 
 /// How HAProxy spreads requests.
@@ -21,12 +18,14 @@ pub enum Balance {
     Sticky,
 }
 
-/// HAProxy in front of shop instances, with fast health checks.
+/// HAProxy in front of shop instances, with fast health checks; killed
+/// when dropped.
 #[derive(Debug)]
 pub struct Haproxy {
-    _child: Child,
+    process: Process,
     /// Where it listens.
     pub addr: SocketAddr,
+    backends: usize,
     _dir: TempDir,
 }
 
@@ -65,23 +64,39 @@ impl Haproxy {
         }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run haproxy ({e}); {START_HINT}"));
+        let args = vec![
+            "-db".to_owned(),
+            "-f".to_owned(),
+            path.to_string_lossy().into_owned(),
+        ];
+        let mut process = Process::new("haproxy", args, dir.join("haproxy.log"));
+        process.start();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let proxy = Haproxy {
-            _child: child,
+            process,
             addr,
+            backends: backends.len(),
             _dir: dir,
         };
-        proxy.wait_healthy(backends.len()).await;
+        proxy.wait_healthy(proxy.backends).await;
         proxy
+    }
+
+    /// Kills it at once (SIGKILL), as a load balancer node is lost:
+    /// connections through it break and new ones are refused.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same address with the same backends, as a
+    /// replaced load balancer node, and waits until it is healthy.
+    ///
+    /// # Panics
+    ///
+    /// If the backends are not healthy through it within 20 s.
+    pub async fn restart(&mut self) {
+        self.process.start();
+        self.wait_healthy(self.backends).await;
     }
 
     /// Waits until `n` consecutive health requests through the proxy
@@ -94,8 +109,9 @@ impl Haproxy {
         while ok < n {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "haproxy on {} never became healthy",
-                self.addr
+                "haproxy on {} never became healthy: {}",
+                self.addr,
+                self.process.log_tail(2000)
             );
             match client.get(&url).send().await {
                 Ok(r) if r.status().is_success() => ok += 1,

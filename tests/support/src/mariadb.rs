@@ -233,6 +233,72 @@ impl MariaDbPair {
         .await;
     }
 
+    /// Makes the replica read the primary's binary log from `port` (a
+    /// relay to the primary, say) instead of from the primary directly,
+    /// and waits until it has caught up through it.
+    ///
+    /// # Panics
+    ///
+    /// If it does not within 30 s.
+    pub async fn replicate_through(&self, port: u16) {
+        self.replica
+            .must(&format!(
+                "STOP SLAVE; CHANGE MASTER TO MASTER_PORT={port}; START SLAVE;"
+            ))
+            .await;
+        self.wait_caught_up(Duration::from_secs(30)).await;
+    }
+
+    /// Turns the replica into a primary that takes writes, as a failover
+    /// does once the old primary is gone: it stops replicating, forgets
+    /// its primary and leaves read-only mode.
+    pub async fn promote_replica(&self) {
+        self.replica
+            .must("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;")
+            .await;
+    }
+
+    /// Turns on semi-synchronous replication, waiting after the binary
+    /// log is synced (`AFTER_SYNC`): from now on the primary acknowledges
+    /// a commit only once the replica has received it. Waits until the
+    /// primary counts the replica as a semi-synchronous client.
+    ///
+    /// # Panics
+    ///
+    /// If it does not within 30 s.
+    pub async fn make_semi_synchronous(&self) {
+        self.primary
+            .must(
+                "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; \
+                 SET GLOBAL rpl_semi_sync_master_timeout = 60000; \
+                 SET GLOBAL rpl_semi_sync_master_enabled = 1;",
+            )
+            .await;
+        self.replica
+            .must(
+                "SET GLOBAL rpl_semi_sync_slave_enabled = 1; \
+                 STOP SLAVE IO_THREAD; START SLAVE IO_THREAD;",
+            )
+            .await;
+        let primary = &self.primary;
+        wait_until(
+            "the replica to be a semi-synchronous client",
+            Duration::from_secs(30),
+            || async move {
+                primary
+                    .sql(
+                        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                          WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS'",
+                    )
+                    .await
+                    .ok()
+                    .as_deref()
+                    == Some("1")
+            },
+        )
+        .await;
+    }
+
     /// Makes the replica apply each transaction `seconds` after the
     /// primary committed it (`MASTER_DELAY`; 0 for none).
     pub async fn set_delay(&self, seconds: u32) {

@@ -318,6 +318,99 @@ impl PgPair {
         self.pg_ctl("replica", &["-m", "fast", "stop"]);
     }
 
+    /// Stops the primary at once (`pg_ctl stop -m immediate`): no
+    /// checkpoint, clients cut off, as when its host is lost.
+    pub fn crash_primary(&self) {
+        self.pg_ctl("primary", &["-m", "immediate", "stop"]);
+    }
+
+    /// Promotes the replica to a primary that takes writes (`pg_ctl
+    /// promote`, waiting until it has), as RDS does on a Multi-AZ failover.
+    pub fn promote_replica(&self) {
+        self.pg_ctl("replica", &["promote"]);
+    }
+
+    /// Makes the replica stream from `port` (a relay to the primary, say)
+    /// instead of from the primary directly, and waits until it streams.
+    ///
+    /// # Panics
+    ///
+    /// If it does not stream within 30 s.
+    pub async fn replicate_through(&self, port: u16) {
+        let replica = self.connect(self.replica_port, "postgres").await;
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres");
+        for sql in [
+            format!("ALTER SYSTEM SET primary_conninfo = '{conninfo}'"),
+            "SELECT pg_reload_conf()".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&replica)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        replica.close().await;
+        let replica = self.replica_port;
+        wait_until(
+            &format!("the replica to stream through :{port}"),
+            Duration::from_secs(30),
+            || async move {
+                let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(2))
+                    .connect(&format!("postgres://postgres@127.0.0.1:{replica}/postgres"))
+                    .await
+                else {
+                    return false;
+                };
+                let through: Result<Option<i32>, _> = sqlx::query_scalar(
+                    "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                )
+                .fetch_optional(&pool)
+                .await;
+                pool.close().await;
+                matches!(through, Ok(Some(p)) if p == i32::from(port))
+            },
+        )
+        .await;
+    }
+
+    /// Makes the replica a synchronous standby, as RDS Multi-AZ's: from
+    /// now on the primary acknowledges a commit only once the replica has
+    /// it on disk (`synchronous_standby_names`), and waits until the
+    /// replica is reported as `sync`.
+    ///
+    /// # Panics
+    ///
+    /// If the replica is not synchronous within 30 s.
+    pub async fn make_synchronous(&self) {
+        let admin = self.connect(self.primary_port, "postgres").await;
+        for sql in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "SELECT pg_reload_conf()",
+        ] {
+            sqlx::query(sql)
+                .execute(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let admin = &admin;
+        wait_until(
+            "the replica to be a synchronous standby",
+            Duration::from_secs(30),
+            || async move {
+                sqlx::query_scalar::<_, String>("SELECT sync_state FROM pg_stat_replication")
+                    .fetch_optional(admin)
+                    .await
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some("sync")
+            },
+        )
+        .await;
+        admin.close().await;
+    }
+
     /// Waits until the replica streams from the primary (30 s at most).
     ///
     /// # Panics
