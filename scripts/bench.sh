@@ -31,7 +31,11 @@
 #      session, then the lines that arrived;
 #   3. the criterion micro benches, each printing its ratio to a baseline
 #      (cache-aside L1 and L2 hits, the fleet stampede, db-router's
-#      reader(), the stores' codecs).
+#      reader(), the stores' codecs);
+#   4. the whole shop under a mixed workload (scripts/bench_shop.sh, which
+#      writes docs/benchmarks-shop.md): 3 instances with Redis sessions and
+#      cache, against the same fleet on in-process sessions without cache
+#      and against one instance.
 #
 # It starts the test services when DynamoDB is measured
 # (scripts/services.sh up: dynalite for DynamoDB) plus a Redis of its own
@@ -52,6 +56,8 @@
 #   BENCH_IMPLS="ours theirs ceiling ours-metrics actix-ours actix-theirs"
 #                          the builds measured (each where it has the store)
 #   BENCH_MICRO=1          0 skips the criterion micro benches
+#   BENCH_SHOP=1           0 skips the whole shop under a mixed workload
+#                          (scripts/bench_shop.sh, docs/benchmarks-shop.md)
 #   BENCH_REDIS_PORT=6389  port of the bench's own Redis
 #   BENCH_MEMCACHED_PORTS="11311 11312"  ports of the bench's own Memcached nodes
 #   BENCH_OUT=docs/benchmarks.md
@@ -68,6 +74,7 @@ ADDS=${BENCH_PROBE_ADDS:-64}
 STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb memcached}
 IMPLS=${BENCH_IMPLS:-ours theirs ceiling ours-metrics actix-ours actix-theirs}
 MICRO=${BENCH_MICRO:-1}
+SHOP=${BENCH_SHOP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
 read -r -a MEMCACHED_PORTS <<<"${BENCH_MEMCACHED_PORTS:-11311 11312}"
@@ -427,6 +434,14 @@ if [[ $MICRO == 1 ]]; then
       note "failed: see $log.stderr"
     fi
   done
+fi
+
+# ---- the whole shop ---------------------------------------------------------
+
+rm -rf "$COMPARE_TARGET/shop-results"
+if [[ $SHOP == 1 ]]; then
+  step "the whole shop under a mixed workload (scripts/bench_shop.sh, load $(load))"
+  scripts/bench_shop.sh >"$RESULTS/shop.log" 2>&1 || note "the whole-shop run failed: see $RESULTS/shop.log"
 fi
 
 echo "load_end=$(load)" >>"$RESULTS/machine.txt"

@@ -23,7 +23,9 @@
 #
 # Settings: LAB_PORT (HAProxy, default 8480; its stats page is LAB_PORT+1),
 # LAB_SERVICES (the services script, default scripts/services.sh of this
-# checkout), LAB_SHOP_BIN.
+# checkout), LAB_SHOP_BIN, LAB_SESSION_STORE (the shops' SESSION_STORE,
+# default redis; memory needs `up --sticky`), LAB_CACHE (their CACHE,
+# default redis).
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -188,7 +190,7 @@ start_shop() { # N
   # A clean environment: nothing of the caller (such as REDIS_CLUSTER_URLS)
   # reaches the shop but these settings.
   spawn "$name" env -i PATH="$PATH" SHOP_ADDR="127.0.0.1:$port" SHOP_INSTANCE="$name" SHOP_FOOTER=on \
-    SESSION_STORE=redis CACHE=redis REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    SESSION_STORE="${LAB_SESSION_STORE:-redis}" CACHE="${LAB_CACHE:-redis}" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
     DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PRIMARY_PORT/$DB" \
     DATABASE_REPLICA_URLS="postgres://postgres@127.0.0.1:$PG_REPLICA_PORT/$DB" \
     COOKIE_SECURE=false RUST_LOG="${RUST_LOG:-info}" "$bin"
