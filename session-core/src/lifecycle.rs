@@ -35,6 +35,8 @@ pub(crate) struct Sessions {
     config: Arc<Config>,
     /// The server-side store, when sessions are kept on the server.
     store: Option<Arc<dyn SessionStore>>,
+    /// The migration `persistence` runs, if any.
+    migration: Option<Migration>,
 }
 
 impl Sessions {
@@ -44,6 +46,7 @@ impl Sessions {
             persistence: Arc::new(Server(store.clone())),
             config: Arc::new(Config::default()),
             store: Some(store),
+            migration: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl Sessions {
             persistence: Arc::new(Client(store)),
             config: Arc::new(Config::default()),
             store: None,
+            migration: None,
         }
     }
 
@@ -65,8 +69,38 @@ impl Sessions {
         let Some(store) = &self.store else {
             return false;
         };
-        self.persistence = Arc::new(Migrating::new(store.clone(), migration));
+        self.persistence = Arc::new(Migrating::new(store.clone(), migration.clone()));
+        self.migration = Some(migration);
         true
+    }
+
+    /// The same sessions with the server-side store's own connections on
+    /// the runtime this call runs on, when the store offers them
+    /// ([`SessionStore::on_current_runtime`]); otherwise (or if they
+    /// cannot be opened, which is logged) these sessions as they are.
+    #[cfg(feature = "actix")]
+    pub(crate) async fn on_current_runtime(&self) -> Self {
+        let Some(store) = &self.store else {
+            return self.clone();
+        };
+        let local = match store.on_current_runtime().await {
+            Ok(Some(local)) => local,
+            Ok(None) => return self.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the session store's connection for this worker could not be opened; sharing the first one");
+                return self.clone();
+            }
+        };
+        let persistence: Arc<dyn Persistence> = match &self.migration {
+            None => Arc::new(Server(local.clone())),
+            Some(migration) => Arc::new(Migrating::new(local.clone(), migration.clone())),
+        };
+        Sessions {
+            persistence,
+            config: self.config.clone(),
+            store: Some(local),
+            migration: self.migration.clone(),
+        }
     }
 
     /// The settings, to change them (copied first if a service shares

@@ -293,6 +293,95 @@ async fn cluster_with_near_cache_passes_the_conformance_suite() {
         .assert_passed();
 }
 
+// ---- a connection of its own per runtime ---------------------------------
+
+/// `store`'s handle for the current runtime, which a store that opened its
+/// own connection has.
+async fn on_this_runtime(store: &RedisStore) -> Arc<dyn SessionStore> {
+    store
+        .on_current_runtime()
+        .await
+        .expect("a connection for this runtime")
+        .expect("a store that opened its connection has one per runtime")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_handle_for_a_runtime_passes_the_conformance_suite() {
+    let url = redis_url();
+    session_core::test_suite::run(|| async {
+        on_this_runtime(&single(&url, "REDIS_URL").await).await
+    })
+    .await
+    .assert_passed();
+    session_core::test_suite::run(|| async {
+        on_this_runtime(&near(&url, "REDIS_URL").await).await
+    })
+    .await
+    .assert_passed();
+}
+
+/// The handle for a runtime is the same store: what one writes the other
+/// reads at once (near cache or not), and saves through both are
+/// compare-and-set on the same version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_for_a_runtime_shares_records_and_versions() {
+    let url = redis_url();
+    for (first, what) in [
+        (single(&url, "REDIS_URL").await, "plain"),
+        (near(&url, "REDIS_URL").await, "near cache"),
+    ] {
+        // Spawned, so that the handle's connection runs on another task
+        // than the first one's, as on another worker.
+        let second = {
+            let first = first.clone();
+            tokio::spawn(async move { on_this_runtime(&first).await })
+                .await
+                .unwrap()
+        };
+        let mut r = record(
+            &[("n", serde_json::json!(1))],
+            Some(Duration::from_secs(60)),
+        );
+        first.create(&mut r).await.unwrap();
+        // Read through the near cache first, so that a stale entry would
+        // show.
+        assert_eq!(
+            first.load(&r.id).await.unwrap().unwrap().version,
+            1,
+            "{what}"
+        );
+        let mut next = second
+            .load(&r.id)
+            .await
+            .unwrap()
+            .expect("written by the first");
+        next.version = 2;
+        next.data.insert("n".into(), serde_json::json!(2).into());
+        assert!(second.save(&next, 1).await.unwrap(), "{what}");
+        let seen = first.load(&r.id).await.unwrap().unwrap();
+        assert_eq!((seen.version, &seen.data), (2, &next.data), "{what}");
+        r.version = 2;
+        assert!(
+            !first.save(&r, 1).await.unwrap(),
+            "{what}: a save on the old version must lose"
+        );
+        second.delete(&r.id).await.unwrap();
+        assert!(first.load(&r.id).await.unwrap().is_none(), "{what}");
+    }
+}
+
+/// A store on a connection the application opened shares it.
+#[tokio::test]
+async fn a_store_on_the_applications_connection_has_no_handle_per_runtime() {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Redis at REDIS_URL={url}: {e}; {START_HINT}"));
+    let store = RedisStore::builder().build_with_connection(conn).unwrap();
+    assert!(store.on_current_runtime().await.unwrap().is_none());
+}
+
 fn layer_for(store: Arc<dyn SessionStore>) -> SessionLayer {
     SessionLayer::new(store)
 }

@@ -1,7 +1,7 @@
 //! `SessionLayer` as an actix-web middleware, and the service it builds.
 
 use std::fmt;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -44,13 +44,20 @@ where
     type Error = actix_web::Error;
     type Transform = SessionMiddleware<S>;
     type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Transform, Self::InitError>>>>;
 
+    /// Runs once per worker, on the worker's thread: the store gets
+    /// connections of its own there when it offers them
+    /// ([`SessionStore::on_current_runtime`](crate::SessionStore::on_current_runtime)),
+    /// so that the worker's store calls never wait on another thread.
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(SessionMiddleware {
-            inner: Rc::new(service),
-            sessions: self.sessions().clone(),
-        }))
+        let sessions = self.sessions().clone();
+        Box::pin(async move {
+            Ok(SessionMiddleware {
+                inner: Rc::new(service),
+                sessions: sessions.on_current_runtime().await,
+            })
+        })
     }
 }
 

@@ -126,6 +126,26 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
             operation: "delete_user_index",
         })
     }
+
+    /// The same store (same data, same settings) with connections of its
+    /// own, driven by the async runtime this call runs on; `None` (the
+    /// default) when this handle serves every runtime as well.
+    ///
+    /// A server that runs one single-threaded runtime per worker thread
+    /// (actix-web) calls it once in each worker as the worker starts, so
+    /// that the worker's store calls stay on its own thread. A client that
+    /// drives its connection from a background task of the runtime that
+    /// opened it (as redis-rs does) would otherwise hand every call to
+    /// that runtime's thread and be woken by it for the reply: two thread
+    /// wake-ups per call.
+    ///
+    /// # Errors
+    ///
+    /// The new connection could not be opened; the caller then keeps
+    /// using this handle.
+    async fn on_current_runtime(&self) -> Result<Option<Arc<dyn SessionStore>>> {
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -163,5 +183,8 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
     }
     async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
         (**self).delete_user_index(user, expected_version).await
+    }
+    async fn on_current_runtime(&self) -> Result<Option<Arc<dyn SessionStore>>> {
+        (**self).on_current_runtime().await
     }
 }

@@ -63,7 +63,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// A connection to the current primary, replaced when the primary moves.
 pub(super) struct Following {
     current: RwLock<Current>,
-    reconnect: tokio::sync::Mutex<Reconnect>,
+    /// Shared by the connections to the same primary that
+    /// [`on_current_runtime`](Following::on_current_runtime) opens.
+    reconnect: Arc<tokio::sync::Mutex<Reconnect>>,
     sentinel: bool,
 }
 
@@ -118,8 +120,23 @@ impl Following {
                 conn,
                 addr: addr.into(),
             }),
-            reconnect: tokio::sync::Mutex::new(reconnect),
+            reconnect: Arc::new(tokio::sync::Mutex::new(reconnect)),
             sentinel,
+        }))
+    }
+
+    /// A connection of its own to the same primary, driven by the runtime
+    /// this call runs on, that finds the primary again the same way.
+    pub(super) async fn on_current_runtime(&self) -> RedisResult<Arc<Self>> {
+        let (conn, addr) = self.reconnect.lock().await.open(None).await?;
+        Ok(Arc::new(Following {
+            current: RwLock::new(Current {
+                generation: 0,
+                conn,
+                addr: addr.into(),
+            }),
+            reconnect: self.reconnect.clone(),
+            sentinel: self.sentinel,
         }))
     }
 

@@ -91,7 +91,7 @@
 //! | `v`   | the record's version, in decimal |
 //! | `e`   | the expiry in milliseconds since the Unix epoch (absent: none) |
 //! | `d`   | the record as written by [`Record::encode`](session_core::store::Record::encode) |
-//! | `w`   | a random token naming the last write, so that a write the client retries after a lost reply is recognised as already done |
+//! | `w`   | a token naming the last write (a random prefix per store handle, then a count), so that a write the client retries after a lost reply is recognised as already done |
 //!
 //! A user's session index (listing and revoking a user's sessions,
 //! [`Session::bind_user`](session_core::Session::bind_user)) lives under

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::caching::{CacheConfig, CacheMode};
@@ -34,7 +34,9 @@ pub(super) fn cache_config(size: NonZeroUsize, ttl: Duration) -> CacheConfig {
 pub(super) struct NearCache {
     /// The near cache's TTL: how long reads bypass it after a write.
     window: Duration,
-    recent: Mutex<RecentWrites>,
+    /// Shared with the [`sibling`](NearCache::sibling)s: a write through
+    /// any connection of the store sends its reads to Redis.
+    recent: Arc<Mutex<RecentWrites>>,
     /// redis-rs's hit and miss counts already turned into metrics.
     #[cfg(feature = "metrics")]
     pub(super) seen: crate::metrics::NearCacheSeen,
@@ -53,10 +55,21 @@ impl NearCache {
     pub(super) fn new(window: Duration) -> Self {
         NearCache {
             window,
-            recent: Mutex::new(RecentWrites {
+            recent: Arc::new(Mutex::new(RecentWrites {
                 at: HashMap::new(),
                 prune_at: 1024,
-            }),
+            })),
+            #[cfg(feature = "metrics")]
+            seen: crate::metrics::NearCacheSeen::default(),
+        }
+    }
+
+    /// The bookkeeping of another connection's near cache in the same
+    /// store: the same recent writes, its own counts.
+    pub(super) fn sibling(&self) -> Self {
+        NearCache {
+            window: self.window,
+            recent: self.recent.clone(),
             #[cfg(feature = "metrics")]
             seen: crate::metrics::NearCacheSeen::default(),
         }

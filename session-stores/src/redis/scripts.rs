@@ -42,8 +42,13 @@ impl Lua {
         wait: Option<WaitReplicas>,
     ) -> RedisResult<(i64, Option<i64>)> {
         let with = |verb: &str, first: &[u8]| {
-            let mut cmd = redis::cmd(verb);
-            cmd.arg(first).arg(1).arg(key);
+            // Sized up front: the session's data is the bulk of it.
+            let bytes = verb.len() + first.len() + 1 + key.len();
+            let mut cmd = redis::Cmd::with_capacity(
+                4 + args.len(),
+                bytes + args.iter().map(|a| a.len()).sum::<usize>(),
+            );
+            cmd.arg(verb).arg(first).arg(1).arg(key);
             for a in args {
                 cmd.arg(*a);
             }

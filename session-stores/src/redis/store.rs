@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +44,30 @@ struct Inner {
     scripts: Scripts,
     near: Option<NearCache>,
     wait: Option<WaitReplicas>,
+    tokens: WriteTokens,
+}
+
+/// The write tokens of one store handle: a random prefix, then a count,
+/// so that every write has a token of its own without asking the
+/// operating system for random bytes each time.
+struct WriteTokens {
+    prefix: Id,
+    next: AtomicU64,
+}
+
+impl WriteTokens {
+    fn new() -> Self {
+        WriteTokens {
+            prefix: Id::random(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A token no other write of any store handle has.
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.prefix.as_str())
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -76,6 +101,7 @@ impl RedisStore {
                 scripts: Scripts::new(),
                 near,
                 wait,
+                tokens: WriteTokens::new(),
             }),
         }
     }
@@ -201,7 +227,7 @@ impl SessionStore for RedisStore {
         let data = record.encode()?;
         let version = record.version.to_string();
         let expires = expiry_arg(record.expires_at);
-        let token = Id::random();
+        let token = self.inner.tokens.next();
         loop {
             let key = self.key(&record.id);
             self.wrote(&key);
@@ -218,7 +244,7 @@ impl SessionStore for RedisStore {
                         expires.as_bytes(),
                         &data,
                         now.as_bytes(),
-                        token.as_str().as_bytes(),
+                        token.as_bytes(),
                     ],
                     self.inner.wait,
                 )
@@ -273,7 +299,7 @@ impl SessionStore for RedisStore {
                     expiry_arg(record.expires_at).as_bytes(),
                     &data,
                     unix_millis(now()).to_string().as_bytes(),
-                    Id::random().as_str().as_bytes(),
+                    self.inner.tokens.next().as_bytes(),
                 ],
                 self.inner.wait,
             )
@@ -334,6 +360,34 @@ impl SessionStore for RedisStore {
             .await;
         self.wrote(&key);
         self.written("touch", reply)
+    }
+
+    /// A store on a connection of its own for the current runtime, when
+    /// the store opened its connection itself from a URL or client (a
+    /// connection or cluster connection the application passed in is
+    /// shared as it is). The new connection has the same settings, near
+    /// cache included (whose reads of sessions written through either
+    /// connection go to Redis for the same window).
+    async fn on_current_runtime(&self) -> Result<Option<Arc<dyn SessionStore>>> {
+        let Conn::Following(following) = &self.inner.conn else {
+            return Ok(None);
+        };
+        let conn = following
+            .on_current_runtime()
+            .await
+            .map_err(|e| Error::backend(RedisStoreError::Connect(e)))?;
+        let inner = &self.inner;
+        Ok(Some(Arc::new(RedisStore {
+            inner: Arc::new(Inner {
+                conn: Conn::Following(conn),
+                prefix: inner.prefix.clone(),
+                response_timeout: inner.response_timeout,
+                scripts: Scripts::new(),
+                near: inner.near.as_ref().map(NearCache::sibling),
+                wait: inner.wait,
+                tokens: WriteTokens::new(),
+            }),
+        })))
     }
 
     fn supports_user_index(&self) -> bool {
