@@ -56,6 +56,9 @@
 #   BENCH_IMPLS="ours theirs ceiling ours-metrics actix-ours actix-theirs"
 #                          the builds measured (each where it has the store)
 #   BENCH_MICRO=1          0 skips the criterion micro benches
+#   BENCH_SCALING=1        0 skips the scaling series (ours on Redis):
+#   BENCH_SCALING_LINES="1 20 200"          cart sizes
+#   BENCH_SCALING_SESSIONS="10000 1000000"  sessions in the store
 #   BENCH_SHOP=1           0 skips the whole shop under a mixed workload
 #                          (scripts/bench_shop.sh, docs/benchmarks-shop.md)
 #   BENCH_REDIS_PORT=6389  port of the bench's own Redis
@@ -75,6 +78,9 @@ STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb memcached}
 IMPLS=${BENCH_IMPLS:-ours theirs ceiling ours-metrics actix-ours actix-theirs}
 MICRO=${BENCH_MICRO:-1}
 SHOP=${BENCH_SHOP:-1}
+SCALING=${BENCH_SCALING:-1}
+SCALING_LINES=${BENCH_SCALING_LINES:-1 20 200}
+SCALING_SESSIONS=${BENCH_SCALING_SESSIONS:-10000 1000000}
 ROUNDS=${BENCH_ROUNDS:-2}
 REDIS_PORT=${BENCH_REDIS_PORT:-6389}
 read -r -a MEMCACHED_PORTS <<<"${BENCH_MEMCACHED_PORTS:-11311 11312}"
@@ -205,14 +211,14 @@ start_server() { # impl store -> sets SERVER_PID, PORT
     >"$ready.out" 2>>"$RESULTS/http/$store.$impl.stderr" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  for _ in $(seq 1200); do
+  for _ in $(seq "${START_WAIT:-1200}"); do
     grep -q '^READY ' "$ready.out" 2>/dev/null && break
     kill -0 "$SERVER_PID" 2>/dev/null ||
       { tail -5 "$RESULTS/http/$store.$impl.stderr" >&2; die "$impl ($store) exited while starting"; }
     sleep 0.1
   done
   grep '^READY ' "$ready.out" | sed 's/^READY //' >"$ready.json" ||
-    die "$impl ($store) not ready after 120 s"
+    die "$impl ($store) not ready after $((${START_WAIT:-1200} / 10)) s"
   PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$ready.json")
 }
 
@@ -418,6 +424,43 @@ for store in $STORES; do
       note "probe failed: $impl $store (see $RESULTS/probe/$store.$impl.stderr)"
   done
 done
+
+# ---- scaling ---------------------------------------------------------------
+
+# How ours on Redis grows with the work: the cart's size (the pre-filled
+# carts have BENCH_CART_LINES lines; the adds raise the quantity of the
+# first line, so the size holds), and the sessions in the store (reads and
+# writes spread over all of them).
+if [[ $SCALING == 1 && " $STORES " == *" redis "* ]]; then
+  mkdir -p "$RESULTS/scaling"
+  scaling_point() { # name sessions digits
+    local name=$1 digits=$3 base="$RESULTS/scaling/$1" read_url write_url saved=$SESSIONS
+    step "scaling: $name (load $(load))"
+    rcli flushall >/dev/null
+    SESSIONS=$2
+    # Pre-filling a million sessions takes minutes.
+    START_WAIT=$((1200 + SESSIONS / 50)) start_server ours redis
+    cp "$RESULTS/http/redis.ours.ready.json" "$base.ready.json"
+    if ((SESSIONS <= 10000)); then redis_memory "$base.memory.json"; fi
+    SESSIONS=$saved
+    read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{$digits}"
+    write_url="http://127.0.0.1:$PORT/cart/items\?u=[0-9]{$digits}&sku=SKU-000000"
+    run_oha /dev/null "$WARMUP" GET "$read_url"
+    timed_run "$base.read.json" GET "$read_url" redis
+    run_oha /dev/null "$WARMUP" POST "$write_url"
+    timed_run "$base.write.json" POST "$write_url" redis
+    stop_server
+  }
+  for lines in $SCALING_LINES; do
+    export BENCH_CART_LINES=$lines
+    scaling_point "lines-$lines" "$SESSIONS" 3
+  done
+  unset BENCH_CART_LINES
+  for n in $SCALING_SESSIONS; do
+    scaling_point "sessions-$n" "$n" "${#n}"
+  done
+  rcli flushall >/dev/null
+fi
 
 # ---- micro benches --------------------------------------------------------
 

@@ -347,9 +347,58 @@ def goals(results, ratios):
     else:
         out.append(("the whole shop behind HAProxy (mixed workload)",
                     "not measured in this run (BENCH_SHOP=0 or it failed)", None))
-    out.append(("scaling with cart size, sessions in the store and instances",
-                "not part of scripts/bench.sh yet", None))
+    points = {p["name"]: p for p in scaling(results)}
+    if points:
+        def per_byte(p):
+            return (p["read_us"] / p["json_bytes"]
+                    if p.get("read_us") and p.get("json_bytes") else None)
+        small, large = points.get("lines-20"), points.get("lines-200")
+        add("scaling: read app CPU per cart byte, 200 lines / 20 lines (reported; "
+            "below 1: the fixed cost dominates, no step)",
+            None if not (small and large and per_byte(small) and per_byte(large))
+            else per_byte(large) / per_byte(small), "–")
+        few, many = points.get("sessions-10000"), points.get("sessions-1000000")
+        add("scaling: read app CPU per request, 10⁶ sessions / 10⁴ (reported)",
+            None if not (few and many and few.get("read_us") and many.get("read_us"))
+            else many["read_us"] / few["read_us"], "–")
+    else:
+        out.append(("scaling with cart size and sessions in the store",
+                    "not measured in this run (BENCH_SCALING=0)", None))
     return out
+
+
+def scaling(results):
+    """The points of the scaling series, in the order run."""
+    folder = os.path.join(results, "scaling")
+    if not os.path.isdir(folder):
+        return []
+    points = []
+    names = sorted({f.split(".")[0] for f in os.listdir(folder) if f.endswith(".ready.json")},
+                   key=lambda n: (n.split("-")[0], int(n.split("-")[1])))
+    for name in names:
+        ready_json = load_json(os.path.join(folder, f"{name}.ready.json")) or {}
+        point = {"name": name, "lines": ready_json.get("cart_lines"),
+                 "json_bytes": ready_json.get("cart_json_bytes"),
+                 "sessions": ready_json.get("sessions")}
+        for path in ("read", "write"):
+            data = load_json(os.path.join(folder, f"{name}.{path}.json"))
+            c = load_json(os.path.join(folder, f"{name}.{path}.cpu.json"))
+            rps = us = None
+            if data:
+                codes = data.get("statusCodeDistribution") or {}
+                ok = sum(n for code, n in codes.items() if code.startswith("2"))
+                answered = sum(codes.values())
+                seconds = data["summary"]["total"]
+                rps = ok / seconds if seconds else None
+                if c and answered:
+                    us = c["app"] / c["clk_tck"] * 1e6 / answered
+            point[f"{path}_rps"] = rps
+            point[f"{path}_us"] = us
+        mem = load_json(os.path.join(folder, f"{name}.memory.json"))
+        point["bytes_per_session"] = (mem["bytes"] / mem["sessions"]
+                                      if mem and mem.get("sessions") else None)
+        points.append(point)
+    return points
 
 
 def shop_results(results):
@@ -647,6 +696,26 @@ def generate(results):
                 w(f"| {impl} | {fmt_num(r['heap_bytes_per_session'])} | {fmt_num(rec)} "
                   f"| {fmt_ratio(ratio(r['heap_bytes_per_session'], rec))} |")
             w("")
+
+    # -- scaling ------------------------------------------------------------
+    points = scaling(results)
+    if points:
+        w("### Scaling (ours on Redis)")
+        w("")
+        w("One point each: the cart's size (`BENCH_CART_LINES`, adds raise the first line's "
+          "quantity so the size holds) and the sessions reads and writes spread over. "
+          "App CPU per request is the steadier figure; Redis bytes per session are "
+          "`MEMORY USAGE` over every key (measured up to 10,000 sessions).")
+        w("")
+        w("| point | cart lines | cart JSON bytes | sessions | read req/s | read app µs | "
+          "write req/s | write app µs | Redis bytes / session |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for p in points:
+            w(f"| {p['name']} | {p['lines']} | {fmt_num(p['json_bytes'])} | {fmt_num(p['sessions'])} "
+              f"| {fmt_num(p['read_rps'])} | {fmt_num(p['read_us'], 1)} "
+              f"| {fmt_num(p['write_rps'])} | {fmt_num(p['write_us'], 1)} "
+              f"| {fmt_num(p['bytes_per_session'])} |")
+        w("")
 
     # -- goals --------------------------------------------------------------
     w("### Goals")

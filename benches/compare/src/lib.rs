@@ -41,8 +41,20 @@ use tower::ServiceExt as _;
 
 /// The session key holding the cart.
 pub const CART_KEY: &str = "cart";
-/// Lines in a pre-filled cart.
+/// Lines in a pre-filled cart unless `BENCH_CART_LINES` says otherwise.
 pub const SEED_LINES: usize = 20;
+
+/// Lines in a pre-filled cart: `BENCH_CART_LINES` (at least 1), or
+/// [`SEED_LINES`]. `scripts/bench.sh` sets it for its cart-size series.
+pub fn seed_lines() -> usize {
+    static LINES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LINES.get_or_init(|| {
+        std::env::var("BENCH_CART_LINES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(SEED_LINES, |n| n.max(1))
+    })
+}
 /// The SKU the load run's adds use: a line of every pre-filled cart, so an
 /// add raises its quantity and the cart keeps its size however long the
 /// run.
@@ -77,10 +89,11 @@ fn catalogue_line(sku: &str) -> Line {
     }
 }
 
-/// A cart of [`SEED_LINES`] lines, about 1.3 KB as JSON: small enough that
-/// both libraries' cookie stores can carry it within 4 KB.
+/// A cart of [`seed_lines`] lines; with the default 20, about 1.3 KB as
+/// JSON: small enough that both libraries' cookie stores can carry it
+/// within 4 KB.
 pub fn seed_cart() -> Cart {
-    (0..SEED_LINES)
+    (0..seed_lines())
         .map(|i| catalogue_line(&format!("SKU-{i:06}")))
         .collect()
 }
@@ -390,7 +403,7 @@ where
     let (status, cart_json) = read_back().await;
     let lines = serde_json::from_slice::<Cart>(&cart_json).map_or(0, |c| c.len());
     assert!(
-        (200..300).contains(&status) && lines == SEED_LINES,
+        (200..300).contains(&status) && lines == seed_lines(),
         "a pre-filled cart reads back as {status} with {lines} lines"
     );
     Prefilled {
@@ -414,7 +427,7 @@ pub(crate) fn ready_line(
         "store": store.name(),
         "port": port,
         "sessions": count,
-        "cart_lines": SEED_LINES,
+        "cart_lines": seed_lines(),
         "cart_json_bytes": filled.cart_json.len(),
         "cookie_bytes": filled.cookie_bytes,
         "seed_ms": filled.seed_ms,
