@@ -439,7 +439,7 @@ pub(crate) fn ready_line(
 }
 
 /// `name=value` of the first `Set-Cookie` header.
-fn cookie_pair(set_cookie: &str) -> Option<&str> {
+pub fn cookie_pair(set_cookie: &str) -> Option<&str> {
     set_cookie.split(';').next().map(str::trim)
 }
 

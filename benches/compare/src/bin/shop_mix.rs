@@ -173,7 +173,7 @@ impl Browser {
     }
 
     fn keep_cookie(&mut self, set_cookie: &str) {
-        let pair = set_cookie.split(';').next().unwrap_or_default();
+        let pair = stateful_compare::cookie_pair(set_cookie).unwrap_or_default();
         if let Some((name, value)) = pair.split_once('=') {
             let expired = set_cookie.to_ascii_lowercase().contains("max-age=0");
             if expired {
