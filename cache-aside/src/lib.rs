@@ -145,6 +145,8 @@
 
 mod builder;
 mod cache;
+#[cfg(feature = "moka")]
+mod clock;
 #[cfg(feature = "redis")]
 mod codec;
 mod entry;

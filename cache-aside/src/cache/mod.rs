@@ -19,7 +19,9 @@ use tracing::Instrument;
 
 use self::inner::Inner;
 #[cfg(feature = "moka")]
-use crate::entry::{now_ms, should_refresh_early};
+use crate::clock;
+#[cfg(feature = "moka")]
+use crate::entry::should_refresh_early;
 use crate::error::Error;
 use crate::loader::Loader;
 use crate::settings::Config;
@@ -91,7 +93,7 @@ where
                     bump(&stats.negative_hits);
                 }
                 if let Some(beta) = self.inner.settings.early_refresh
-                    && should_refresh_early(beta, entry.delta_ms, entry.expires_at_ms, now_ms())
+                    && should_refresh_early(beta, entry.delta_ms, entry.expires_at_ms, clock::now_ms())
                 {
                     return Box::pin(self.inner.refresh(key, entry.value)).await;
                 }
