@@ -171,6 +171,46 @@ pub struct DynamoDbStore {
     client: Client,
     names: Arc<Names>,
     max_item_size: usize,
+    /// The configured endpoint, for traces; `None` when unknown (a client
+    /// passed in, or AWS's endpoint for the region).
+    server: Option<Arc<Server>>,
+}
+
+/// `server.address` and `server.port` of the spans.
+#[derive(Debug, PartialEq, Eq)]
+struct Server {
+    address: Box<str>,
+    port: Option<u16>,
+}
+
+impl Server {
+    /// The host and port of an endpoint URL, `scheme://host[:port][/…]`;
+    /// the port from the scheme if absent (80, 443).
+    fn from_url(url: &str) -> Option<Server> {
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.ends_with(']') => (host, Some(port.parse().ok()?)),
+            _ => (authority, None),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return None;
+        }
+        let port = port.or(match scheme.to_ascii_lowercase().as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        });
+        Some(Server {
+            address: host.into(),
+            port,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -217,6 +257,36 @@ impl DynamoDbStore {
                 expiry_ms: "expires_at_ms".into(),
             }),
             max_item_size: MAX_ITEM_SIZE,
+            server: None,
+        }
+    }
+
+    /// A store with the default names on a client built from `config`
+    /// (`Client::new(config)`). Unlike [`new`](Self::new), the store knows
+    /// the endpoint URL the client uses when one is configured (the
+    /// `endpoint_url` of the config, `AWS_ENDPOINT_URL_DYNAMODB`,
+    /// `AWS_ENDPOINT_URL` or a profile's setting, as the SDK picks it) and
+    /// names it in its spans (`server.address`, `server.port`).
+    pub fn from_sdk_config(config: &aws_types::SdkConfig) -> Self {
+        let endpoint = if config.get_origin("endpoint_url").is_client_config() {
+            config.endpoint_url().map(str::to_owned)
+        } else {
+            // As the SDK's own `Config::from(&SdkConfig)` does.
+            let key = aws_types::service_config::ServiceConfigKey::builder()
+                .service_id("DynamoDB")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok();
+            config
+                .service_config()
+                .zip(key)
+                .and_then(|(service, key)| service.load_config(key))
+                .or_else(|| config.endpoint_url().map(str::to_owned))
+        };
+        DynamoDbStore {
+            server: endpoint.as_deref().and_then(Server::from_url).map(Arc::new),
+            ..Self::new(Client::new(config))
         }
     }
 
@@ -229,7 +299,7 @@ impl DynamoDbStore {
             .http_client(https_client())
             .load()
             .await;
-        Self::new(Client::new(&config))
+        Self::from_sdk_config(&config)
     }
 
     /// The table's name (default `sessions`).
@@ -264,6 +334,23 @@ impl DynamoDbStore {
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Records the configured endpoint (`server.address`, `server.port`)
+    /// on the current span, when it is recorded at all and the endpoint is
+    /// known.
+    fn record_server(&self) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return;
+        }
+        span.record("server.address", &*server.address);
+        if let Some(port) = server.port {
+            span.record("server.port", port);
+        }
     }
 
     /// Creates the table if it does not exist (on-demand capacity, string
@@ -575,8 +662,9 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl SessionStore for DynamoDbStore {
-    #[tracing::instrument(name = "dynamodb_create", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_create", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "PutItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn create(&self, record: &mut Record) -> Result<()> {
+        self.record_server();
         let data = record.encode()?;
         let token = Id::random();
         for _ in 0..MAX_CREATE_ATTEMPTS {
@@ -622,8 +710,9 @@ impl SessionStore for DynamoDbStore {
         )))
     }
 
-    #[tracing::instrument(name = "dynamodb_load", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_load", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "GetItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.record_server();
         let out = self.get_consistent(self.key(id)).await?;
         match out.item() {
             Some(item) => self.parse(id, item, now()),
@@ -631,13 +720,9 @@ impl SessionStore for DynamoDbStore {
         }
     }
 
-    #[tracing::instrument(
-        name = "dynamodb_save",
-        level = "debug",
-        skip_all,
-        fields(expected_version)
-    )]
+    #[tracing::instrument(name = "dynamodb_save", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "PutItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
+        self.record_server();
         let data = record.encode()?;
         let token = Id::random();
         let size = self.item_size(record, data.len(), token.as_str());
@@ -669,8 +754,9 @@ impl SessionStore for DynamoDbStore {
         }
     }
 
-    #[tracing::instrument(name = "dynamodb_delete", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_delete", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "DeleteItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete(&self, id: &Id) -> Result<()> {
+        self.record_server();
         let (k, v) = self.key(id);
         self.client
             .delete_item()
@@ -682,8 +768,9 @@ impl SessionStore for DynamoDbStore {
         Ok(())
     }
 
-    #[tracing::instrument(name = "dynamodb_touch", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_touch", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "UpdateItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
+        self.record_server();
         let (k, v) = self.key(id);
         let mut update = self
             .client
@@ -714,23 +801,26 @@ impl SessionStore for DynamoDbStore {
         true
     }
 
-    #[tracing::instrument(name = "dynamodb_load_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_load_user_index", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "GetItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.record_server();
         self.load_index(user).await
     }
 
-    #[tracing::instrument(name = "dynamodb_save_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_save_user_index", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "PutItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn save_user_index(
         &self,
         user: &str,
         index: &UserIndex,
         expected_version: Option<u64>,
     ) -> Result<bool> {
+        self.record_server();
         self.save_index(user, index, expected_version).await
     }
 
-    #[tracing::instrument(name = "dynamodb_delete_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "dynamodb_delete_user_index", level = "debug", skip_all, fields(db.system = "dynamodb", db.operation = "DeleteItem", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        self.record_server();
         self.delete_index(user, expected_version).await
     }
 }
@@ -789,6 +879,30 @@ mod tests {
             "{err:?}"
         );
         let _ = store.client.delete_table().table_name(&table).send().await;
+    }
+
+    #[test]
+    fn endpoint_urls_name_host_and_port() {
+        let server = |url| Server::from_url(url).map(|s| (s.address.to_string(), s.port));
+        let named = |host: &str, port| Some((host.to_owned(), port));
+        assert_eq!(
+            server("http://127.0.0.1:8000"),
+            named("127.0.0.1", Some(8000))
+        );
+        assert_eq!(
+            server("http://localhost:8000/"),
+            named("localhost", Some(8000))
+        );
+        assert_eq!(
+            server("https://dynamodb.eu-west-1.amazonaws.com"),
+            named("dynamodb.eu-west-1.amazonaws.com", Some(443))
+        );
+        assert_eq!(server("http://[::1]:8000/x"), named("::1", Some(8000)));
+        assert_eq!(server("http://[::1]"), named("::1", Some(80)));
+        assert_eq!(server("https://u:p@host:9/"), named("host", Some(9)));
+        assert_eq!(server("host:8000"), None);
+        assert_eq!(server("http://:8000"), None);
+        assert_eq!(server("http://host:port"), None);
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn dynamodb_store(
         loader = loader.endpoint_url(endpoint);
     }
     let sdk = loader.load().await;
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk)).with_table_name(table);
+    let store = DynamoDbStore::from_sdk_config(&sdk).with_table_name(table);
     if !create_table {
         return Ok(store);
     }

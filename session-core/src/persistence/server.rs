@@ -27,7 +27,7 @@ pub(crate) async fn call<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = config.store_timeout;
-    let span = tracing::debug_span!("session_store", op, db.operation.name = op);
+    let span = tracing::debug_span!("session_store", op, db.operation = op);
     let timer = metrics::Timer::start();
     match tokio::time::timeout(limit, fut.instrument(span)).await {
         Ok(Ok(v)) => {

@@ -88,7 +88,7 @@ impl MemcachedStoreBuilder {
     ///
     /// [`Error::Backend`] if the list or the key prefix is invalid, or no
     /// node answers.
-    #[tracing::instrument(name = "memcached_connect", level = "debug", skip_all)]
+    #[tracing::instrument(name = "memcached_connect", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "mn", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     pub async fn connect(self, urls: &str) -> Result<MemcachedStore> {
         let addrs = parse_nodes(urls).map_err(Error::backend)?;
         if self.prefix.len() + 22 + NOTE_SUFFIX.len() > MAX_KEY
@@ -105,6 +105,10 @@ impl MemcachedStoreBuilder {
             max_value: self.max_item_size.max(DEFAULT_MAX_ITEM_SIZE),
         };
         let nodes: Vec<Node> = addrs.iter().map(|a| Node::new(a, limits)).collect();
+        // One server: the span names it; several: none of them.
+        if let [node] = &nodes[..] {
+            node.record_server();
+        }
         let mut failures = Vec::new();
         for node in &nodes {
             match node.call("no-op", &client::no_op()).await {

@@ -53,6 +53,34 @@ impl Node {
         &self.addr
     }
 
+    /// Records this server as `server.address` and `server.port` on the
+    /// current span, when that span is recorded at all.
+    pub(super) fn record_server(&self) {
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return;
+        }
+        // Always `host:port`, an IPv6 host in brackets: the builder
+        // normalises the configured nodes.
+        match self
+            .addr
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        {
+            Some((host, port)) => {
+                let host = host
+                    .strip_prefix('[')
+                    .and_then(|h| h.strip_suffix(']'))
+                    .unwrap_or(host);
+                span.record("server.address", host);
+                span.record("server.port", port);
+            }
+            None => {
+                span.record("server.address", &*self.addr);
+            }
+        }
+    }
+
     /// Sends one request and returns its reply, on an idle connection or a
     /// new one.
     ///

@@ -110,10 +110,9 @@ impl MemcachedStore {
     }
 
     async fn call(&self, id: &Id, op: &'static str, request: &[u8]) -> Result<Reply> {
-        self.node(id)
-            .call(op, request)
-            .await
-            .map_err(|e| self.error(op, e))
+        let node = self.node(id);
+        node.record_server();
+        node.call(op, request).await.map_err(|e| self.error(op, e))
     }
 
     /// A command on the item `key` that names no session (placed by the
@@ -124,10 +123,9 @@ impl MemcachedStore {
         op: &'static str,
         request: &[u8],
     ) -> Result<Reply> {
-        self.node_by(key.as_bytes())
-            .call(op, request)
-            .await
-            .map_err(|e| self.error(op, e))
+        let node = self.node_by(key.as_bytes());
+        node.record_server();
+        node.call(op, request).await.map_err(|e| self.error(op, e))
     }
 
     pub(super) fn unexpected_key(&self, key: &str, op: &'static str, reply: &Reply) -> Error {
@@ -230,8 +228,9 @@ impl MemcachedStore {
         key: &str,
     ) -> Result<Option<(Vec<u8>, u64, Option<Option<i64>>)>> {
         let note_key = format!("{key}{NOTE_SUFFIX}");
-        let items = self
-            .node(id)
+        let node = self.node(id);
+        node.record_server();
+        let items = node
             .call_gets("load", &client::gets(&[key, &note_key]))
             .await
             .map_err(|e| self.error("load", e))?;
@@ -253,7 +252,7 @@ impl MemcachedStore {
 
 #[async_trait]
 impl SessionStore for MemcachedStore {
-    #[tracing::instrument(name = "memcached_create", level = "debug", skip_all, fields(id = ?record.id))]
+    #[tracing::instrument(name = "memcached_create", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "ms", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn create(&self, record: &mut Record) -> Result<()> {
         let token = Id::random();
         let token = token.as_str();
@@ -287,7 +286,7 @@ impl SessionStore for MemcachedStore {
         }))
     }
 
-    #[tracing::instrument(name = "memcached_load", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "memcached_load", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "gets", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let key = self.key(id);
         let Some((value, cas, touched)) = self.get_with_note(id, &key).await? else {
@@ -311,7 +310,7 @@ impl SessionStore for MemcachedStore {
         Ok(record)
     }
 
-    #[tracing::instrument(name = "memcached_save", level = "debug", skip_all, fields(id = ?record.id, expected_version))]
+    #[tracing::instrument(name = "memcached_save", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "ms", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
         let id = &record.id;
         let key = self.key(id);
@@ -370,7 +369,7 @@ impl SessionStore for MemcachedStore {
         Ok(false)
     }
 
-    #[tracing::instrument(name = "memcached_delete", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "memcached_delete", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "md", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete(&self, id: &Id) -> Result<()> {
         self.forget(id);
         let reply = self
@@ -382,7 +381,7 @@ impl SessionStore for MemcachedStore {
         }
     }
 
-    #[tracing::instrument(name = "memcached_touch", level = "debug", skip_all, fields(id = ?id))]
+    #[tracing::instrument(name = "memcached_touch", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "mg", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
         let key = self.key(id);
         let exptime = codec::exptime(expires_at, now());
@@ -413,12 +412,12 @@ impl SessionStore for MemcachedStore {
         true
     }
 
-    #[tracing::instrument(name = "memcached_load_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "memcached_load_user_index", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "mg", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
         self.load_index(user).await
     }
 
-    #[tracing::instrument(name = "memcached_save_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "memcached_save_user_index", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "ms", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn save_user_index(
         &self,
         user: &str,
@@ -428,7 +427,7 @@ impl SessionStore for MemcachedStore {
         self.save_index(user, index, expected_version).await
     }
 
-    #[tracing::instrument(name = "memcached_delete_user_index", level = "debug", skip_all)]
+    #[tracing::instrument(name = "memcached_delete_user_index", level = "debug", skip_all, fields(db.system = "memcached", db.operation = "md", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
         self.delete_index(user, expected_version).await
     }

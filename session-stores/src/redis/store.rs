@@ -394,8 +394,9 @@ impl SessionStore for RedisStore {
         true
     }
 
-    #[tracing::instrument(name = "redis_load_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client"))]
+    #[tracing::instrument(name = "redis_load_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load_user_index(&self, user: &str) -> Result<Option<UserIndex>> {
+        self.record_server();
         let fields: Vec<Option<Vec<u8>>> = self
             .inner
             .conn
@@ -411,13 +412,14 @@ impl SessionStore for RedisStore {
         user_index::decode(fields, now())
     }
 
-    #[tracing::instrument(name = "redis_save_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client"))]
+    #[tracing::instrument(name = "redis_save_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn save_user_index(
         &self,
         user: &str,
         index: &UserIndex,
         expected_version: Option<u64>,
     ) -> Result<bool> {
+        self.record_server();
         let expected = expected_version.map(|v| v.to_string()).unwrap_or_default();
         let reply = self
             .inner
@@ -439,8 +441,9 @@ impl SessionStore for RedisStore {
         self.written("save_user_index", reply)
     }
 
-    #[tracing::instrument(name = "redis_delete_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client"))]
+    #[tracing::instrument(name = "redis_delete_user_index", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn delete_user_index(&self, user: &str, expected_version: u64) -> Result<bool> {
+        self.record_server();
         let reply = self
             .inner
             .scripts
