@@ -46,6 +46,20 @@
 //! new store under the ID sealed in it, and the response carries an ID
 //! cookie.
 //!
+//! # A user's sessions
+//!
+//! [`UserSessions`](crate::UserSessions) (and the [`Session`](crate::Session)
+//! methods listing and revoking a user's sessions) see every session bound
+//! to the user in either store: they read both stores' indexes and look
+//! each session up in the new store, then the old one, and revoke it from
+//! the old store first, as a log-out does. Log-ins are indexed in both
+//! stores in phase 1, in the new one in phase 2; a bound session moving
+//! into the new store is added to its index before its copy is written
+//! there, so every session that moved is listed once the migration is
+//! over. A session still sealed in its cookie (out of
+//! [`from_cookie`](Migration::from_cookie)) cannot be listed or revoked
+//! until it moves.
+//!
 //! The runbook (`docs/store-migration.md`) says when to roll out each
 //! phase and when the old store can go.
 

@@ -1,7 +1,8 @@
 //! Moving sessions between stores (`SessionLayer::with_migration`) with
 //! the memory store: both phases, the move racing saves on the old copy,
-//! a move left half done, log-out and log-in during a move, and sealed
-//! cookies moving into a server-side store.
+//! a move left half done, log-out and log-in during a move, sealed
+//! cookies moving into a server-side store, and listing and revoking a
+//! user's sessions wherever they are.
 #![cfg(feature = "axum")]
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use axum::routing::{get, post};
 use http::{Request, StatusCode};
 use session_core::store::Record;
 use session_core::{
-    Id, Migration, MigrationPhase, Session, SessionLayer, SessionStore, async_trait,
+    Device, Id, Migration, MigrationPhase, Session, SessionLayer, SessionStore, async_trait,
 };
 use session_stores::cookie::Key;
 use session_stores::{CookieStore, MemoryStore};
@@ -45,12 +46,25 @@ async fn logout(session: Session) -> Result<(), session_core::Error> {
     session.destroy().await
 }
 
+async fn bind(session: Session, Path(user): Path<String>) -> Result<(), session_core::Error> {
+    session.cycle_id().await?;
+    session
+        .bind_user(user, Device::new().with_user_agent("test"))
+        .await
+}
+
+async fn whoami(session: Session) -> Result<String, session_core::Error> {
+    Ok(session.user().await?.unwrap_or_default())
+}
+
 fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/add/{item}", post(add))
         .route("/cart", get(cart))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/bind/{user}", post(bind))
+        .route("/user", get(whoami))
         .layer(layer.with_secure(false))
 }
 
@@ -109,8 +123,35 @@ fn id(cookie: &str) -> Id {
 }
 
 fn migrating(new: &MemoryStore, old: &MemoryStore, phase: MigrationPhase) -> Router {
-    app(SessionLayer::new(new.clone())
-        .with_migration(Migration::from_store(old.clone()).with_phase(phase)))
+    app(migrating_layer(new, old, phase))
+}
+
+fn migrating_layer(new: &MemoryStore, old: &MemoryStore, phase: MigrationPhase) -> SessionLayer {
+    SessionLayer::new(new.clone())
+        .with_migration(Migration::from_store(old.clone()).with_phase(phase))
+}
+
+/// Logs the session of `cookie` (a new one if `None`) in as `user`
+/// (`cycle_id`, then `bind_user`); returns the session cookie to use next.
+async fn log_in(app: &Router, cookie: Option<&str>, user: &str) -> String {
+    let reply = call(app, "POST", &format!("/bind/{user}"), cookie).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply
+        .cookie
+        .or(cookie.map(str::to_owned))
+        .expect("a session cookie")
+}
+
+/// The user the session of `cookie` is bound to; empty when anonymous.
+async fn user_of(app: &Router, cookie: &str) -> String {
+    let reply = call(app, "GET", "/user", Some(cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// How many live sessions `layer` lists for `user`.
+async fn listed(layer: &SessionLayer, user: &str) -> usize {
+    layer.user_sessions().list(user).await.unwrap().len()
 }
 
 #[tokio::test]
@@ -421,4 +462,198 @@ async fn concurrent_requests_with_one_sealed_cookie_move_it_once() {
 fn a_client_side_layer_cannot_migrate() {
     let _ = SessionLayer::client_side(cookie_store())
         .with_migration(Migration::from_store(MemoryStore::default()));
+}
+
+/// Users logged in before the migration are indexed in the old store only:
+/// both phases list them and revoke-all ends them, whether their session
+/// is still in the old store or has moved.
+#[tokio::test]
+async fn sessions_bound_before_the_migration_are_listed_and_revoked_in_both_phases() {
+    let (old, new) = (MemoryStore::default(), MemoryStore::default());
+    let before = SessionLayer::new(old.clone());
+    let phase1 = migrating_layer(&new, &old, MigrationPhase::ReadBoth);
+    let phase2 = migrating_layer(&new, &old, MigrationPhase::Move);
+    let apps = [
+        app(before.clone()),
+        app(phase1.clone()),
+        app(phase2.clone()),
+    ];
+    let [before_app, phase1_app, phase2_app] = &apps;
+
+    let alice = log_in(before_app, None, "alice").await;
+    let bob = log_in(before_app, None, "bob").await;
+    let carol = log_in(before_app, None, "carol").await;
+    for layer in [&phase1, &phase2] {
+        for user in ["alice", "bob", "carol"] {
+            assert_eq!(listed(layer, user).await, 1, "{user}");
+        }
+    }
+    // Listing moves nothing.
+    assert!(new.load(&id(&alice)).await.unwrap().is_none());
+    assert_eq!(user_of(phase1_app, &alice).await, "alice");
+
+    // Phase 1 revokes a session of the old store.
+    assert_eq!(phase1.user_sessions().revoke_all("alice").await.unwrap(), 1);
+    // Phase 2 revokes one still in the old store.
+    assert_eq!(phase2.user_sessions().revoke_all("bob").await.unwrap(), 1);
+    // Phase 2 moves one; both phases list it once, and revoke it.
+    assert_eq!(user_of(phase2_app, &carol).await, "carol");
+    assert!(new.load(&id(&carol)).await.unwrap().is_some());
+    for layer in [&phase1, &phase2] {
+        assert_eq!(listed(layer, "carol").await, 1);
+    }
+    assert_eq!(phase2.user_sessions().revoke_all("carol").await.unwrap(), 1);
+
+    for (cookie, user) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        for app in &apps {
+            assert_eq!(user_of(app, cookie).await, "", "{user}: anonymous");
+        }
+        assert!(old.load(&id(cookie)).await.unwrap().is_none(), "{user}");
+        assert!(new.load(&id(cookie)).await.unwrap().is_none(), "{user}");
+        for layer in [&before, &phase1, &phase2] {
+            assert_eq!(listed(layer, user).await, 0, "{user}");
+        }
+    }
+}
+
+/// A log-in during phase 1 keeps its session in the old store: it is
+/// listed and revocable by phase 1, phase 2, and instances of the old
+/// configuration (or a rollback to it).
+#[tokio::test]
+async fn sessions_bound_during_phase_one_are_listed_and_revocable() {
+    let (old, new) = (MemoryStore::default(), MemoryStore::default());
+    let before = SessionLayer::new(old.clone());
+    let phase1 = migrating_layer(&new, &old, MigrationPhase::ReadBoth);
+    let phase2 = migrating_layer(&new, &old, MigrationPhase::Move);
+    let (before_app, phase1_app) = (app(before.clone()), app(phase1.clone()));
+
+    let dave = log_in(&phase1_app, None, "dave").await;
+    assert!(old.load(&id(&dave)).await.unwrap().is_some());
+    assert!(new.load(&id(&dave)).await.unwrap().is_none());
+    for layer in [&before, &phase1, &phase2] {
+        assert_eq!(listed(layer, "dave").await, 1);
+    }
+    // Logging in again (a new ID) keeps it listed once.
+    let dave = log_in(&phase1_app, Some(&dave), "dave").await;
+    let sessions = phase1.user_sessions().list("dave").await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(
+        phase1
+            .user_sessions()
+            .revoke("dave", &sessions[0].handle)
+            .await
+            .unwrap()
+    );
+    assert_eq!(user_of(&phase1_app, &dave).await, "");
+    assert_eq!(user_of(&before_app, &dave).await, "");
+    assert_eq!(listed(&phase1, "dave").await, 0);
+
+    // An instance of the old configuration ends one too.
+    let erin = log_in(&phase1_app, None, "erin").await;
+    assert_eq!(before.user_sessions().revoke_all("erin").await.unwrap(), 1);
+    assert_eq!(user_of(&phase1_app, &erin).await, "");
+
+    // And phase 2 one it has not moved.
+    let fred = log_in(&phase1_app, None, "fred").await;
+    assert_eq!(phase2.user_sessions().revoke_all("fred").await.unwrap(), 1);
+    assert_eq!(user_of(&phase1_app, &fred).await, "");
+    assert!(old.load(&id(&fred)).await.unwrap().is_none());
+}
+
+/// Once the migration is over (a layer on the new store alone), every
+/// session that moved, bound before the migration or during phase 1, is
+/// in the new store's index.
+#[tokio::test]
+async fn moved_sessions_are_listed_and_revoked_after_the_migration() {
+    let (old, new) = (MemoryStore::default(), MemoryStore::default());
+    let before_app = app(SessionLayer::new(old.clone()));
+    let phase1_app = migrating(&new, &old, MigrationPhase::ReadBoth);
+    let phase2_app = migrating(&new, &old, MigrationPhase::Move);
+
+    let gina = log_in(&before_app, None, "gina").await;
+    let hugo = log_in(&phase1_app, None, "hugo").await;
+    // Phase 2 moves both, under their IDs.
+    assert_eq!(user_of(&phase2_app, &gina).await, "gina");
+    assert_eq!(user_of(&phase2_app, &hugo).await, "hugo");
+    for cookie in [&gina, &hugo] {
+        assert!(new.load(&id(cookie)).await.unwrap().is_some());
+        let marker = old.load(&id(cookie)).await.unwrap().unwrap();
+        assert!(Migration::is_moved_marker(&marker));
+    }
+
+    let after = SessionLayer::new(new.clone());
+    let after_app = app(after.clone());
+    for (cookie, user) in [(&gina, "gina"), (&hugo, "hugo")] {
+        assert_eq!(user_of(&after_app, cookie).await, user);
+        assert_eq!(listed(&after, user).await, 1, "{user}");
+        assert_eq!(after.user_sessions().revoke_all(user).await.unwrap(), 1);
+        assert_eq!(user_of(&after_app, cookie).await, "", "{user}: anonymous");
+        assert!(new.load(&id(cookie)).await.unwrap().is_none());
+    }
+}
+
+/// Out of sealed cookies: a session bound while it lives in its cookie
+/// cannot be listed (nor revoked) until it moves, and nothing fails; once
+/// moved it is indexed in the new store.
+#[tokio::test]
+async fn sealed_sessions_are_listed_once_they_have_moved() {
+    let new = MemoryStore::default();
+    let layer = |phase| {
+        SessionLayer::new(new.clone())
+            .with_migration(Migration::from_cookie(cookie_store()).with_phase(phase))
+    };
+    let (phase1, phase2) = (layer(MigrationPhase::ReadBoth), layer(MigrationPhase::Move));
+    let (phase1_app, phase2_app) = (app(phase1.clone()), app(phase2.clone()));
+
+    let sealed = log_in(&phase1_app, None, "iris").await;
+    assert!(Id::parse(&sealed).is_none());
+    assert_eq!(user_of(&phase1_app, &sealed).await, "iris");
+    for layer in [&phase1, &phase2] {
+        assert_eq!(listed(layer, "iris").await, 0);
+        assert_eq!(layer.user_sessions().revoke_all("iris").await.unwrap(), 0);
+    }
+
+    let reply = call(&phase2_app, "GET", "/user", Some(&sealed)).await;
+    assert_eq!(reply.body, "iris");
+    let moved = reply.cookie.expect("an ID cookie");
+    let after = SessionLayer::new(new.clone());
+    for layer in [&phase1, &phase2, &after] {
+        assert_eq!(listed(layer, "iris").await, 1);
+    }
+    assert_eq!(after.user_sessions().revoke_all("iris").await.unwrap(), 1);
+    assert_eq!(user_of(&phase2_app, &moved).await, "");
+    assert_eq!(user_of(&app(after), &moved).await, "");
+}
+
+/// A revoke-all racing the move of the user's session (phase 2) ends it:
+/// it is in neither store afterwards, and serves nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_all_racing_a_move_leaves_no_session_behind() {
+    let (old, new) = (MemoryStore::default(), MemoryStore::default());
+    let before_app = app(SessionLayer::new(old.clone()));
+    let phase2 = migrating_layer(&new, &old, MigrationPhase::Move);
+    let phase2_app = app(phase2.clone());
+    for round in 0..40 {
+        let user = format!("user{round}");
+        let cookie = log_in(&before_app, None, &user).await;
+        let reader = {
+            let (app, cookie) = (phase2_app.clone(), cookie.clone());
+            tokio::spawn(async move { call(&app, "GET", "/user", Some(&cookie)).await })
+        };
+        // Live when the revocation began, in whichever store the move
+        // has got to: found and ended.
+        let revoked = phase2.user_sessions().revoke_all(&user).await.unwrap();
+        assert_eq!(revoked, 1, "round {round}");
+        assert_eq!(reader.await.unwrap().status, StatusCode::OK);
+        assert!(
+            new.load(&id(&cookie)).await.unwrap().is_none(),
+            "round {round}"
+        );
+        assert!(
+            old.load(&id(&cookie)).await.unwrap().is_none(),
+            "round {round}"
+        );
+        assert_eq!(user_of(&phase2_app, &cookie).await, "", "round {round}");
+        assert_eq!(listed(&phase2, &user).await, 0, "round {round}");
+    }
 }

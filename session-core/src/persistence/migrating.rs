@@ -18,6 +18,10 @@
 //! - Log-out deletes from the old store first and the new one second; a
 //!   move checks after creating its copy that its marker is still there,
 //!   and withdraws the copy otherwise, so a log-out racing a move wins.
+//! - A session bound to a user is added to the user's index in the new
+//!   store before its copy is written there, as on log-in; listing and
+//!   revoking a user's sessions read both stores (see
+//!   [`UserSessions`]), and revoke like a log-out, old store first.
 
 use std::sync::Arc;
 
@@ -29,7 +33,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::migration::{Migration, MigrationPhase, Source};
 use crate::store::{Data, Record, SessionStore, Value};
-use crate::users::UserSessions;
+use crate::users::{UserSessions, index_moving};
 use crate::{Error, Id, Result};
 
 /// The data key that makes a record in the old store a *moved* marker.
@@ -131,6 +135,7 @@ impl Migrating {
         marker: Record,
     ) -> Result<Option<Record>> {
         let mut copy = unmarked(marker);
+        index_moving(&*self.new.0, config, &copy).await?;
         if !self.insert(config, &mut copy).await? {
             // Another request completed the move first: use its copy.
             return self.new.fetch(config, &copy.id).await;
@@ -149,7 +154,9 @@ impl Migrating {
     }
 
     /// Creates `record` in the new store under its own ID: `false`, with
-    /// nothing left written, when the new store already holds that ID.
+    /// nothing left written, when the new store already holds that ID. A
+    /// bound `record` must be in its user's index there already
+    /// ([`index_moving`]).
     async fn insert(&self, config: &Config, record: &mut Record) -> Result<bool> {
         let id = record.id.clone();
         self.new.create(config, record).await?;
@@ -183,6 +190,7 @@ impl Migrating {
             }));
         }
         let mut copy = opened.record;
+        index_moving(&*self.new.0, config, &copy).await?;
         if self.insert(config, &mut copy).await? {
             metrics::old_store_read("moved");
             return Ok(Some(in_new(copy)));
@@ -328,9 +336,21 @@ impl Persistence for Migrating {
     }
 
     fn user_sessions(&self, config: &Arc<Config>) -> UserSessions {
-        // Sessions are indexed where they are written from phase 2 on:
-        // the new store.
-        self.new.user_sessions(config)
+        let users = self.new.user_sessions(config);
+        match &self.old {
+            // Sessions of either store, named by either store's index. In
+            // phase 1 log-ins are indexed in both: the old store's index is
+            // the one instances of the old configuration (and a rollback)
+            // read, the new store's the one left once the migration is
+            // over. Sessions moving later are indexed in the new store as
+            // they move (`complete`).
+            Old::Store(old) => {
+                users.with_previous(old.0.clone(), self.phase == MigrationPhase::ReadBoth)
+            }
+            // Sessions sealed in cookies cannot be listed or revoked until
+            // they move into the new store, which indexes them.
+            Old::Cookie(_) => users,
+        }
     }
 
     async fn delete(&self, config: &Config, id: &Id) -> Result<()> {

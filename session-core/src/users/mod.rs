@@ -15,3 +15,4 @@ pub use device::Device;
 pub use handle::{ParseHandleError, SessionHandle};
 pub use info::SessionInfo;
 pub use user_sessions::UserSessions;
+pub(crate) use user_sessions::index_moving;

@@ -17,6 +17,22 @@
 //! whose ID was being rotated meanwhile: the rotation checks that the old
 //! record still exists after writing the new one, and deletes the new one
 //! if not (see `Server::replace`).
+//!
+//! During a migration out of a server-side store (`previous`), the same
+//! rules hold over the two stores:
+//!
+//! - log-ins are indexed in the new store (in phase 1, in the old one too)
+//!   before their record is written, wherever it is written; a bound
+//!   session moving into the new store is added to the new store's index
+//!   before its copy is written there ([`index_moving`]), so once the
+//!   migration is over the new store's index names every session that
+//!   moved;
+//! - listing reads both indexes (each session once) and looks each session
+//!   up in the new store, then the old one; a *moved* marker found there
+//!   stands for a session whose move is under way, and is live;
+//! - revoking deletes the old store's record (or marker) first, then the
+//!   new store's, as a log-out does (a move that finds its marker gone
+//!   withdraws its copy), then drops the entry from both indexes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +58,13 @@ const MAX_REVOKE_PASSES: usize = 16;
 /// [`Session::bind_user`](crate::Session::bind_user). With a client-side
 /// store (sessions sealed in their cookies) or a store without index
 /// support every method fails with [`Error::Unsupported`].
+///
+/// During a [migration](crate::Migration) out of a server-side store, the
+/// sessions of both stores are listed and revoked, whichever store holds
+/// them and whichever store's index names them; see
+/// `docs/store-migration.md`. Out of sealed cookies, a session still kept
+/// in its cookie cannot be listed or revoked (as with the cookie store)
+/// until it has moved into the new store.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -95,7 +118,21 @@ const MAX_REVOKE_PASSES: usize = 16;
 #[derive(Clone)]
 pub struct UserSessions {
     store: Option<Arc<dyn SessionStore>>,
+    /// The server-side store a migration moves sessions out of.
+    previous: Option<Previous>,
     config: Arc<Config>,
+}
+
+/// The server-side store a migration moves sessions out of: its records
+/// are looked up and deleted, and its index (if it keeps any) read and
+/// pruned, along with the layer's store.
+#[derive(Clone)]
+struct Previous {
+    store: Arc<dyn SessionStore>,
+    /// Whether entries are added to its index too (phase 1, whose
+    /// sessions stay in the old store: instances of the old
+    /// configuration, and a rollback to it, list and revoke from there).
+    adds: bool,
 }
 
 /// A bound session found alive through its index entry.
@@ -138,7 +175,27 @@ impl Live {
 
 impl UserSessions {
     pub(crate) fn new(store: Option<Arc<dyn SessionStore>>, config: Arc<Config>) -> Self {
-        UserSessions { store, config }
+        UserSessions {
+            store,
+            previous: None,
+            config,
+        }
+    }
+
+    /// The same, during a migration out of the server-side store `old`;
+    /// `adds`: entries are added to its index as well as to the layer's
+    /// store's.
+    pub(crate) fn with_previous(mut self, old: Arc<dyn SessionStore>, adds: bool) -> Self {
+        self.previous = Some(Previous { store: old, adds });
+        self
+    }
+
+    /// The index of the store being left, if there is one and it keeps
+    /// indexes.
+    fn previous_index(&self) -> Option<&Previous> {
+        self.previous
+            .as_ref()
+            .filter(|p| p.store.supports_user_index())
     }
 
     /// Whether the store keeps per-user indexes.
@@ -199,17 +256,22 @@ impl UserSessions {
     /// sessions that have ended.
     pub(crate) async fn live(&self, user: &str, operation: &'static str) -> Result<Vec<Live>> {
         let store = self.store(operation)?;
-        let Some(index) =
-            call(&self.config, "load_user_index", store.load_user_index(user)).await?
-        else {
-            return Ok(Vec::new());
-        };
-        let entries = Entries::decode(&index)?;
+        let mut entries = load(store, &self.config, user).await?;
+        if let Some(previous) = self.previous_index() {
+            // Either index may name a session (or both): each once, all
+            // oldest first.
+            for entry in load(&*previous.store, &self.config, user).await?.0 {
+                if !entries.0.iter().any(|e| e.id == entry.id) {
+                    entries.0.push(entry);
+                }
+            }
+            entries.0.sort_by_key(|e| e.created_at);
+        }
         let now = now();
         let mut live = Vec::new();
         let mut dead = Vec::new();
         for entry in entries.0 {
-            let record = call(&self.config, "load", store.load(&entry.id)).await?;
+            let record = self.find(store, &entry.id).await?;
             match record {
                 Some(record)
                     if self.config.is_live(&record, now)
@@ -231,20 +293,43 @@ impl UserSessions {
         Ok(live)
     }
 
-    /// Adds `entry` to the index of `user`; returns how many entries the
-    /// index holds now.
-    pub(crate) async fn add(&self, user: &str, entry: Entry) -> Result<usize> {
-        self.modify(user, "bind a session to a user", |entries| {
-            entries.upsert(entry.clone())
-        })
-        .await
+    /// The record of the session `id`: from the layer's store or, during a
+    /// migration, the store being left (where it may be a *moved* marker,
+    /// which carries the session while it moves).
+    async fn find(&self, store: &dyn SessionStore, id: &Id) -> Result<Option<Record>> {
+        let record = call(&self.config, "load", store.load(id)).await?;
+        match (record, &self.previous) {
+            (None, Some(previous)) => call(&self.config, "load", previous.store.load(id)).await,
+            (record, _) => Ok(record),
+        }
     }
 
-    /// Drops the entries of `ids` from the index of `user`.
+    /// Adds `entry` to the index of `user` (during phase 1 of a migration,
+    /// to the old store's index too); returns how many entries the user's
+    /// indexes hold now (counting twice a session both name).
+    pub(crate) async fn add(&self, user: &str, entry: Entry) -> Result<usize> {
+        let store = self.store("bind a session to a user")?;
+        let mut entries = add(store, &self.config, user, &entry).await?;
+        if let Some(previous) = self.previous_index() {
+            entries += if previous.adds {
+                add(&*previous.store, &self.config, user, &entry).await?
+            } else {
+                load(&*previous.store, &self.config, user).await?.0.len()
+            };
+        }
+        Ok(entries)
+    }
+
+    /// Drops the entries of `ids` from the index of `user` (during a
+    /// migration, from both stores' indexes).
     pub(crate) async fn remove(&self, user: &str, ids: &[Id]) -> Result<()> {
-        self.modify(user, "unbind a session", |entries| entries.remove(ids))
-            .await
-            .map(drop)
+        let store = self.store("unbind a session")?;
+        let drop_ids = |entries: &mut Entries| entries.remove(ids);
+        modify(store, &self.config, user, drop_ids).await?;
+        if let Some(previous) = self.previous_index() {
+            modify(&*previous.store, &self.config, user, drop_ids).await?;
+        }
+        Ok(())
     }
 
     /// [`remove`](Self::remove), for cleanup that may fail: an entry left
@@ -257,12 +342,7 @@ impl UserSessions {
 
     /// An index entry for `record`, bound with `handle`.
     pub(crate) fn entry(&self, record: &Record, handle: &SessionHandle) -> Entry {
-        Entry {
-            id: record.id.clone(),
-            handle: handle.clone(),
-            created_at: record.created_at,
-            until: self.config.absolute_lifetime.map(|d| record.created_at + d),
-        }
+        entry(&self.config, record, handle)
     }
 
     /// Deletes the live sessions of `user` that `pick` selects, record
@@ -326,76 +406,134 @@ impl UserSessions {
     }
 
     /// Deletes each session of `victims`, then drops them from the index.
+    /// During a migration the old store's record goes first, as on
+    /// log-out: a move that finds its marker gone withdraws its copy.
     async fn delete(&self, user: &str, victims: &[Live]) -> Result<usize> {
         let store = self.store("revoke a session")?;
         for victim in victims {
-            call(&self.config, "delete", store.delete(&victim.record.id)).await?;
+            let id = &victim.record.id;
+            if let Some(previous) = &self.previous {
+                call(&self.config, "delete", previous.store.delete(id)).await?;
+            }
+            call(&self.config, "delete", store.delete(id)).await?;
         }
         let ids: Vec<Id> = victims.iter().map(|v| v.record.id.clone()).collect();
         self.remove(user, &ids).await?;
         Ok(victims.len())
     }
+}
 
-    /// Read-modify-write of the index of `user`, compare-and-set on its
-    /// version, re-run on fresh data when a concurrent change won. Trims
-    /// ended entries and deletes the index once it is empty. Returns how
-    /// many entries are left.
-    async fn modify(
-        &self,
-        user: &str,
-        operation: &'static str,
-        mut change: impl FnMut(&mut Entries),
-    ) -> Result<usize> {
-        let store = self.store(operation)?;
-        let max = self.config.max_attempts.max(1);
-        for attempt in 1..=max {
-            let started = std::time::Instant::now();
-            let stored = call(&self.config, "load_user_index", store.load_user_index(user)).await?;
-            let mut entries = match &stored {
-                Some(index) => Entries::decode(index)?,
-                None => Entries::default(),
-            };
-            change(&mut entries);
-            entries.trim(now());
-            let written = match (&stored, entries.0.is_empty()) {
-                (None, true) => true,
-                (Some(old), true) => {
-                    call(
-                        &self.config,
-                        "delete_user_index",
-                        store.delete_user_index(user, old.version),
-                    )
-                    .await?
-                }
-                (old, false) => {
-                    let index = UserIndex::new(
-                        old.as_ref().map_or(1, |o| o.version + 1),
-                        entries.expires_at(),
-                        entries.encode()?,
-                    );
-                    call(
-                        &self.config,
-                        "save_user_index",
-                        store.save_user_index(user, &index, old.as_ref().map(|o| o.version)),
-                    )
-                    .await?
-                }
-            };
-            if written {
-                return Ok(entries.0.len());
-            }
-            if attempt < max {
-                crate::session::backoff(attempt, started.elapsed()).await;
-            }
-        }
-        Err(Error::Conflict { attempts: max })
+/// Adds the bound `record`, about to be written into `store` as a session
+/// moves there during a migration, to its user's index in `store`: there
+/// too a bound record is indexed before it is written. Nothing to do for
+/// a record bound to nobody, or a store without indexes.
+pub(crate) async fn index_moving(
+    store: &dyn SessionStore,
+    config: &Config,
+    record: &Record,
+) -> Result<()> {
+    let Some(binding) = &record.binding else {
+        return Ok(());
+    };
+    if !store.supports_user_index() {
+        return Ok(());
     }
+    let entry = entry(config, record, &binding.handle);
+    add(store, config, &binding.user, &entry).await.map(drop)
+}
+
+/// An index entry for `record`, bound with `handle`.
+fn entry(config: &Config, record: &Record, handle: &SessionHandle) -> Entry {
+    Entry {
+        id: record.id.clone(),
+        handle: handle.clone(),
+        created_at: record.created_at,
+        until: config.absolute_lifetime.map(|d| record.created_at + d),
+    }
+}
+
+/// The entries of the index of `user` in `store`.
+async fn load(store: &dyn SessionStore, config: &Config, user: &str) -> Result<Entries> {
+    match call(config, "load_user_index", store.load_user_index(user)).await? {
+        Some(index) => Ok(Entries::decode(&index)?),
+        None => Ok(Entries::default()),
+    }
+}
+
+/// Adds `entry` to the index of `user` in `store`; returns how many
+/// entries that index holds now.
+async fn add(
+    store: &dyn SessionStore,
+    config: &Config,
+    user: &str,
+    entry: &Entry,
+) -> Result<usize> {
+    modify(store, config, user, |entries| entries.upsert(entry.clone())).await
+}
+
+/// Read-modify-write of the index of `user` in `store`, compare-and-set on
+/// its version, re-run on fresh data when a concurrent change won. Trims
+/// ended entries and deletes the index once it is empty; writes nothing
+/// when nothing changed. Returns how many entries are left.
+async fn modify(
+    store: &dyn SessionStore,
+    config: &Config,
+    user: &str,
+    mut change: impl FnMut(&mut Entries),
+) -> Result<usize> {
+    let max = config.max_attempts.max(1);
+    for attempt in 1..=max {
+        let started = std::time::Instant::now();
+        let stored = call(config, "load_user_index", store.load_user_index(user)).await?;
+        let mut entries = match &stored {
+            Some(index) => Entries::decode(index)?,
+            None => Entries::default(),
+        };
+        let before = entries.clone();
+        change(&mut entries);
+        entries.trim(now());
+        let written = match (&stored, entries.0.is_empty()) {
+            (None, true) => true,
+            // Already as wanted (an entry dropped from the index that did
+            // not hold it, say).
+            (Some(_), false) if entries == before => true,
+            (Some(old), true) => {
+                call(
+                    config,
+                    "delete_user_index",
+                    store.delete_user_index(user, old.version),
+                )
+                .await?
+            }
+            (old, false) => {
+                let index = UserIndex::new(
+                    old.as_ref().map_or(1, |o| o.version + 1),
+                    entries.expires_at(),
+                    entries.encode()?,
+                );
+                call(
+                    config,
+                    "save_user_index",
+                    store.save_user_index(user, &index, old.as_ref().map(|o| o.version)),
+                )
+                .await?
+            }
+        };
+        if written {
+            return Ok(entries.0.len());
+        }
+        if attempt < max {
+            crate::session::backoff(attempt, started.elapsed()).await;
+        }
+    }
+    Err(Error::Conflict { attempts: max })
 }
 
 impl fmt::Debug for UserSessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSessions")
             .field("store", &self.store)
+            .field("previous", &self.previous.as_ref().map(|p| &p.store))
             .field("supported", &self.supported())
             .finish()
     }
