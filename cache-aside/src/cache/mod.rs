@@ -93,7 +93,12 @@ where
                     bump(&stats.negative_hits);
                 }
                 if let Some(beta) = self.inner.settings.early_refresh
-                    && should_refresh_early(beta, entry.delta_ms, entry.expires_at_ms, clock::now_ms())
+                    && should_refresh_early(
+                        beta,
+                        entry.delta_ms,
+                        entry.expires_at_ms,
+                        clock::now_ms(),
+                    )
                 {
                     return Box::pin(self.inner.refresh(key, entry.value)).await;
                 }

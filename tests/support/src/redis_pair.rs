@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use crate::redis::{RedisConfig, RedisServer, replica_of, wait_replica_linked};
+use crate::redis::{
+    RedisConfig, RedisServer, info_field, node_info, replica_of, wait_replica_linked,
+};
+use crate::wait_until;
 
 /// A primary and a replica of it, each a [`RedisServer`] of its own,
 /// killed when dropped. Which one is the primary changes when a test
@@ -38,13 +41,38 @@ impl RedisPair {
         replica_of(self.replica.port, None).await;
     }
 
-    /// A planned switch while both run: the replica becomes the primary
-    /// and the old primary its replica (`REPLICAOF` on each), after which
-    /// the old primary answers writes with `READONLY`.
+    /// A planned switch while both run, as a managed switchover does it:
+    /// the replica first catches up with every write the primary had
+    /// acknowledged when this was called, then becomes the primary and the
+    /// old primary its replica (`REPLICAOF` on each), after which the old
+    /// primary answers writes with `READONLY`. Writes acknowledged while
+    /// the replica catches up may still be lost, as in any asynchronous
+    /// switch.
+    ///
+    /// # Panics
+    ///
+    /// If the replica does not catch up within 10 s.
     pub async fn swap_roles(&self) {
+        let (primary, replica) = (self.primary.port, self.replica.port);
+        let wanted = replication_offset(primary, "master_repl_offset").await;
+        wait_until(
+            &format!("the replica on :{replica} at offset {wanted} of :{primary}"),
+            Duration::from_secs(10),
+            || async move { replication_offset(replica, "slave_repl_offset").await >= wanted },
+        )
+        .await;
         replica_of(self.replica.port, None).await;
         replica_of(self.primary.port, Some(self.replica.port)).await;
     }
+}
+
+/// The replication offset `field` in `INFO replication` of the server on
+/// loopback `port` (0 when it does not answer).
+async fn replication_offset(port: u16, field: &str) -> u64 {
+    let info = node_info(port, "replication").await.unwrap_or_default();
+    info_field(&info, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
