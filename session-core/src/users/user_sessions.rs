@@ -110,7 +110,10 @@ const MAX_REVOKE_PASSES: usize = 16;
 ///   Idle expiry never trims an entry: any request can extend it, and a
 ///   live session missing from the index would escape revocation. With an
 ///   absolute lifetime, an index also expires by itself once all its
-///   sessions have; without one, listings and log-ins drop ended entries.
+///   sessions have. Without one, listings and log-ins drop ended entries,
+///   and the index of a user who never comes back stays in the store (at
+///   most the cap below of entries, all ended) until the store is
+///   cleared: set an absolute lifetime where that matters.
 /// - Each user has at most
 ///   [`with_max_sessions_per_user`](crate::SessionLayer::with_max_sessions_per_user)
 ///   live sessions (100 by default): a log-in beyond that revokes the
