@@ -117,16 +117,22 @@ pub(super) fn note_expiry(note: &[u8], cas: u64) -> Option<Option<i64>> {
 }
 
 /// The Memcached lifetime (`T` flag) for an item expiring at `expires_at`,
-/// at `now`: `0` for none; seconds from now (rounded up) up to 30 days;
-/// beyond that the absolute Unix time, since Memcached reads larger values
-/// so; `-1` (gone at once) for a time already past.
+/// at `now`: `0` for none; seconds from now (rounded up, plus one) up to
+/// 30 days; beyond that the absolute Unix time, since Memcached reads
+/// larger values so; `-1` (gone at once) for a time already past.
+///
+/// The extra second: Memcached's clock ticks once a second, and an item
+/// given `n` seconds goes at the `n`-th tick, which comes up to a second
+/// before `n` seconds have passed. One more keeps every item at least as
+/// long as its session lives; reads check the session's own expiry, so
+/// none is served late.
 pub(super) fn exptime(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> i64 {
     let Some(at) = expires_at else { return 0 };
     let left_ms = unix_millis(at) - unix_millis(now);
     if left_ms <= 0 {
         return -1;
     }
-    let secs = (left_ms + 999) / 1000;
+    let secs = (left_ms + 999) / 1000 + 1;
     if secs <= MAX_RELATIVE_TTL {
         secs
     } else {
@@ -207,10 +213,10 @@ mod tests {
         assert_eq!(exptime(None, now), 0);
         assert_eq!(exptime(Some(now - Duration::seconds(1)), now), -1);
         assert_eq!(exptime(Some(now), now), -1);
-        assert_eq!(exptime(Some(now + Duration::milliseconds(1)), now), 1);
-        assert_eq!(exptime(Some(now + Duration::milliseconds(1500)), now), 2);
+        assert_eq!(exptime(Some(now + Duration::milliseconds(1)), now), 2);
+        assert_eq!(exptime(Some(now + Duration::milliseconds(1500)), now), 3);
         assert_eq!(
-            exptime(Some(now + Duration::days(30)), now),
+            exptime(Some(now + Duration::days(30) - Duration::seconds(1)), now),
             MAX_RELATIVE_TTL
         );
         let far = now + Duration::days(31);
