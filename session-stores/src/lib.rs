@@ -9,7 +9,7 @@
 //!
 //! | store | where the state lives | survives round-robin over instances | survives losing an instance |
 //! |-------|-----------------------|-------------------------------------|-----------------------------|
-//! | [`MemoryStore`] | this process (moka) | no: one instance, or sticky sessions | no |
+//! | [`MemoryStore`] | this process | no: one instance, or sticky sessions | no |
 //! | [`CookieStore`] | the browser, sealed in the cookie (AES-256-GCM) | yes, but concurrent requests are last-writer-wins | yes |
 //! | [`RedisStore`] | Redis: single node, Cluster, TLS | yes | yes with Cluster (replicas are promoted; writes in the last instant before a crash may be lost, see [`redis`](mod@redis)) or a replicated Redis |
 //! | [`DynamoDbStore`] | an Amazon DynamoDB table | yes | yes (managed, multi-AZ) |
@@ -52,7 +52,7 @@
 //!
 //! | feature  | default | store |
 //! |----------|---------|-------|
-//! | `memory` | yes     | [`MemoryStore`]: in-process, bounded, expiring (moka) |
+//! | `memory` | yes     | [`MemoryStore`]: in-process, bounded, expiring, kept encoded |
 //! | `cookie` | no      | [`CookieStore`]: the session encrypted in its cookie, 4 KB at most |
 //! | `redis`  | no      | [`RedisStore`]: Redis single node or Cluster, TLS (rustls, with the crypto provider the application installs), ACL users, an optional near cache |
 //! | `dynamodb` | no    | [`DynamoDbStore`]: Amazon DynamoDB (aws-sdk-dynamodb) |

@@ -1,32 +1,55 @@
 //! The in-process store.
 
+mod table;
+
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use session_core::store::{Record, UserIndex, now};
+use session_core::store::{Record, UserIndex, now, unix_millis};
 use session_core::{Id, Result, SessionStore};
 use time::OffsetDateTime;
 
-/// Sessions in this process's memory, on a bounded moka cache that evicts
-/// records when they expire (and the least used ones when full).
+use table::{Stored, Table};
+
+/// Sessions in this process's memory: a sharded map of encoded records,
+/// bounded, expiring.
 ///
 /// Saves are compare-and-set on the version, atomic per key, so concurrent
 /// requests on this instance never lose updates. The data is gone when the
 /// process exits and is not shared with other instances: use it for a
 /// single instance, development and tests.
 ///
+/// Each session is kept as its encoded record (the bytes a server-side
+/// store would write), which costs little more memory than those bytes;
+/// a load decodes it, which copies each value's bytes and decodes none.
+/// An expired session is never returned; writes sweep the expired ones
+/// out, a thirty-second part of the store each second. When the store
+/// holds [`with_max_sessions`](MemoryStoreBuilder::with_max_sessions)
+/// sessions, a new one evicts the one nearest to expiry in its part of the
+/// store: with an idle timeout, the least recently used.
+///
 /// Clones share the same sessions.
 ///
 /// It keeps the per-user session index too (listing and revoking a user's
 /// sessions), one entry per user beside the sessions, with the same
 /// per-key atomicity.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<Id, Arc<Record>>,
+    sessions: Arc<Table>,
     indexes: Cache<String, Arc<UserIndex>>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.sessions.len())
+            .field("user_indexes", &self.indexes.entry_count())
+            .finish()
+    }
 }
 
 impl Default for MemoryStore {
@@ -44,10 +67,10 @@ impl MemoryStore {
         }
     }
 
-    /// Number of sessions held (approximate; expired records may still be
-    /// counted until the cache runs its maintenance).
+    /// Number of sessions held (approximate: expired records are counted
+    /// until they are swept out).
     pub fn len(&self) -> u64 {
-        self.cache.entry_count()
+        self.sessions.len()
     }
 
     /// Whether no session is held (approximate, like [`len`](Self::len)).
@@ -63,8 +86,9 @@ pub struct MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// The most sessions kept at once (default 100 000); beyond it the least
-    /// recently used ones are evicted.
+    /// About the most sessions kept at once (default 100 000); beyond it a
+    /// new session evicts the one nearest to expiry in its part (one of
+    /// 32) of the store, so the store may hold up to 31 more.
     pub fn with_max_sessions(mut self, max: u64) -> Self {
         self.max_sessions = max;
         self
@@ -73,141 +97,105 @@ impl MemoryStoreBuilder {
     /// The store.
     pub fn build(self) -> MemoryStore {
         MemoryStore {
-            cache: Cache::builder()
-                .max_capacity(self.max_sessions)
-                .expire_after(ExpireAtRecordTime)
-                .build(),
+            sessions: Arc::new(Table::new(self.max_sessions)),
             // Never evicted for room: a lost index would hide live
             // sessions from revocation. Each index ends with its
             // sessions, and there are at most as many as sessions.
-            indexes: Cache::builder().expire_after(ExpireAtRecordTime).build(),
+            indexes: Cache::builder().expire_after(ExpireAtIndexTime).build(),
         }
     }
 }
 
-/// Each entry lives until its record's (or index's) `expires_at`.
-struct ExpireAtRecordTime;
+/// Each user index lives until its `expires_at`.
+struct ExpireAtIndexTime;
 
-/// What expires: a record or a user index.
-trait ExpiresAt {
-    fn expires_at(&self) -> Option<OffsetDateTime>;
-}
-
-impl ExpiresAt for Record {
-    fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.expires_at
-    }
-}
-
-impl ExpiresAt for UserIndex {
-    fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.expires_at
-    }
-}
-
-fn remaining(entry: &impl ExpiresAt) -> Option<Duration> {
-    entry
-        .expires_at()
+fn remaining(index: &UserIndex) -> Option<Duration> {
+    index
+        .expires_at
         .map(|at| Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or_default())
 }
 
-impl<K, V: ExpiresAt> moka::Expiry<K, Arc<V>> for ExpireAtRecordTime {
-    fn expire_after_create(&self, _: &K, entry: &Arc<V>, _: Instant) -> Option<Duration> {
-        remaining(&**entry)
+impl moka::Expiry<String, Arc<UserIndex>> for ExpireAtIndexTime {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        index: &Arc<UserIndex>,
+        _: Instant,
+    ) -> Option<Duration> {
+        remaining(index)
     }
 
     fn expire_after_update(
         &self,
-        _: &K,
-        entry: &Arc<V>,
+        _: &String,
+        index: &Arc<UserIndex>,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        remaining(&**entry)
+        remaining(index)
     }
 }
 
-fn live<V: ExpiresAt>(entry: Option<&Arc<V>>) -> Option<&Arc<V>> {
+fn live(index: Option<&Arc<UserIndex>>) -> Option<&Arc<UserIndex>> {
     let now = now();
-    entry.filter(|e| e.expires_at().is_none_or(|at| at > now))
+    index.filter(|i| i.expires_at.is_none_or(|at| at > now))
+}
+
+/// `record` as the store keeps it.
+fn stored(record: &Record) -> Result<Stored> {
+    Ok(Stored {
+        version: record.version,
+        expires_ms: record.expires_at.map(unix_millis),
+        encoded: record.encode()?.into(),
+    })
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        loop {
-            let candidate = Arc::new(record.clone());
-            let inserted = self
-                .cache
-                .entry(record.id.clone())
-                .and_compute_with(|existing| {
-                    let op = match live(existing.as_ref().map(|e| e.value())) {
-                        Some(_) => Op::Nop,
-                        None => Op::Put(candidate),
-                    };
-                    std::future::ready(op)
-                })
-                .await;
-            if matches!(
-                inserted,
-                moka::ops::compute::CompResult::Inserted(_)
-                    | moka::ops::compute::CompResult::ReplacedWith(_)
-            ) {
-                return Ok(());
-            }
+        let new = stored(record)?;
+        let now_ms = unix_millis(now());
+        while !self.sessions.update(&record.id, now_ms, |current| {
+            current.is_none().then(|| new.clone())
+        }) {
             record.id = Id::random();
         }
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let record = self.cache.get(id).await;
-        Ok(live(record.as_ref()).map(|r| Record::clone(r)))
+        let Some(found) = self.sessions.get(id, unix_millis(now())) else {
+            return Ok(None);
+        };
+        let version = i64::try_from(found.version).unwrap_or(i64::MAX);
+        let record =
+            Record::decode_with_metadata(id.clone(), &found.encoded, version, found.expires_ms)?;
+        Ok(Some(record))
     }
 
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
-        let candidate = Arc::new(record.clone());
-        let result = self
-            .cache
-            .entry(record.id.clone())
-            .and_compute_with(|existing| {
-                let op = match live(existing.as_ref().map(|e| e.value())) {
-                    Some(current) if current.version == expected_version => Op::Put(candidate),
-                    _ => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        Ok(matches!(
-            result,
-            moka::ops::compute::CompResult::ReplacedWith(_)
-        ))
+        let new = stored(record)?;
+        Ok(self
+            .sessions
+            .update(&record.id, unix_millis(now()), |current| {
+                current
+                    .is_some_and(|c| c.version == expected_version)
+                    .then_some(new)
+            }))
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.cache.invalidate(id).await;
+        self.sessions.remove(id);
         Ok(())
     }
 
     async fn touch(&self, id: &Id, expires_at: Option<OffsetDateTime>) -> Result<bool> {
-        let result = self
-            .cache
-            .entry(id.clone())
-            .and_compute_with(|existing| {
-                let op = match live(existing.as_ref().map(|e| e.value())) {
-                    Some(current) => {
-                        let mut record = Record::clone(current);
-                        record.expires_at = expires_at;
-                        Op::Put(Arc::new(record))
-                    }
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
+        Ok(self.sessions.update(id, unix_millis(now()), |current| {
+            current.map(|c| Stored {
+                expires_ms: expires_at.map(unix_millis),
+                ..c.clone()
             })
-            .await;
-        Ok(matches!(
-            result,
-            moka::ops::compute::CompResult::ReplacedWith(_)
-        ))
+        }))
     }
 
     fn supports_user_index(&self) -> bool {
