@@ -13,12 +13,13 @@ use time::OffsetDateTime;
 use crate::stored::{decode_unexpired, malformed};
 
 /// The fields one read returns: `v`, `e` and `d`, in that order.
-pub(super) type Fields = [Option<Vec<u8>>; 3];
+pub(super) type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// `HMGET key v e d`; served by the near cache when `cached`.
 pub(super) fn read(key: &str, cached: bool) -> Cmd {
-    let mut cmd = redis::cmd("HMGET");
-    cmd.arg(key).arg("v").arg("e").arg("d");
+    // Sized up front: five arguments, and their bytes.
+    let mut cmd = Cmd::with_capacity(5, key.len() + 8);
+    cmd.arg("HMGET").arg(key).arg("v").arg("e").arg("d");
     if cached {
         cmd.set_cache_config(CommandCacheConfig::new());
     }
@@ -28,7 +29,7 @@ pub(super) fn read(key: &str, cached: bool) -> Cmd {
 /// Builds a record from the fields `v`, `e` and `d` of its hash, or `None`
 /// if there is no hash or it has expired at `now`.
 pub(super) fn decode(id: &Id, fields: Fields, now: OffsetDateTime) -> Result<Option<Record>> {
-    let [v, e, d] = fields;
+    let (v, e, d) = fields;
     if v.is_none() && e.is_none() && d.is_none() {
         return Ok(None);
     }
@@ -75,11 +76,11 @@ mod tests {
     fn fields_round_trip_and_expiry_comes_from_e() {
         let r = sample(Some(now() + time::Duration::hours(1)));
         let later = now() + time::Duration::hours(2);
-        let fields = [
+        let fields = (
             Some(b"7".to_vec()),
             Some(unix_millis(later).to_string().into_bytes()),
             Some(r.encode().unwrap()),
-        ];
+        );
         let loaded = decode(&r.id, fields, now()).unwrap().unwrap();
         assert_eq!(loaded.expires_at, Some(later));
         assert_eq!((loaded.version, &loaded.data), (r.version, &r.data));
@@ -88,13 +89,13 @@ mod tests {
     #[test]
     fn missing_and_expired_are_none() {
         let r = sample(None);
-        assert!(decode(&r.id, [None, None, None], now()).unwrap().is_none());
+        assert!(decode(&r.id, (None, None, None), now()).unwrap().is_none());
         let past = unix_millis(now()) - 1;
-        let fields = [
+        let fields = (
             Some(b"7".to_vec()),
             Some(past.to_string().into_bytes()),
             Some(r.encode().unwrap()),
-        ];
+        );
         assert!(decode(&r.id, fields, now()).unwrap().is_none());
     }
 
@@ -104,12 +105,12 @@ mod tests {
         let mut bad_format = r.encode().unwrap();
         bad_format[0] = 200;
         for fields in [
-            [Some(b"7".to_vec()), None, Some(bad_format)],
-            [Some(b"x".to_vec()), None, Some(r.encode().unwrap())],
-            [Some(b"8".to_vec()), None, Some(r.encode().unwrap())],
-            [Some(b"7".to_vec()), None, None],
-            [None, None, Some(r.encode().unwrap())],
-            [Some(b"7".to_vec()), None, Some(Vec::new())],
+            (Some(b"7".to_vec()), None, Some(bad_format)),
+            (Some(b"x".to_vec()), None, Some(r.encode().unwrap())),
+            (Some(b"8".to_vec()), None, Some(r.encode().unwrap())),
+            (Some(b"7".to_vec()), None, None),
+            (None, None, Some(r.encode().unwrap())),
+            (Some(b"7".to_vec()), None, Some(Vec::new())),
         ] {
             let got = decode(&r.id, fields.clone(), now());
             assert!(

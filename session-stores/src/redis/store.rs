@@ -113,7 +113,15 @@ impl RedisStore {
 
     /// The Redis key of the session `id`: `<prefix>{<id>}`.
     pub fn key(&self, id: &Id) -> String {
-        format!("{}{{{}}}", self.inner.prefix, id.as_str())
+        // Built by hand: this runs on every request, and `format!` costs
+        // several times as much.
+        let (prefix, id) = (&*self.inner.prefix, id.as_str());
+        let mut key = String::with_capacity(prefix.len() + id.len() + 2);
+        key.push_str(prefix);
+        key.push('{');
+        key.push_str(id);
+        key.push('}');
+        key
     }
 
     /// Notes a write (or attempted write) of `key` for the near cache.
@@ -157,18 +165,12 @@ impl RedisStore {
     /// The record `id` stored under `key`, read with `HMGET` (served by
     /// the near cache when `cached`).
     async fn read(&self, id: &Id, key: &str, cached: bool) -> Result<Option<Record>> {
-        let fields: Vec<Option<Vec<u8>>> = self
+        let fields: hash::Fields = self
             .inner
             .conn
             .query(&hash::read(key, cached))
             .await
             .map_err(|e| self.error("load", e))?;
-        let fields: hash::Fields = fields.try_into().map_err(|_| {
-            Error::backend(RedisStoreError::UnexpectedReply {
-                op: "HMGET",
-                reply: -1,
-            })
-        })?;
         hash::decode(id, fields, now())
     }
 
