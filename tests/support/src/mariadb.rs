@@ -112,6 +112,24 @@ impl MariaDbServer {
     /// Runs `statements` with the `mariadb` client as root; its output
     /// (tab-separated, no column names), or the error it printed.
     pub async fn sql(&self, statements: &str) -> Result<String, String> {
+        self.client(&["-N", "-B", "-e", statements]).await
+    }
+
+    /// One field of the first row `statement` returns (a `SHOW` such as
+    /// `SHOW SLAVE STATUS`, say), by column name; `None` if there is no
+    /// row, no such column, the value is `NULL` or the statement fails.
+    pub async fn field(&self, statement: &str, column: &str) -> Option<String> {
+        let rows = self
+            .client(&["-B", "-e", &format!("{statement}\\G")])
+            .await
+            .ok()?;
+        rows.lines().find_map(|line| {
+            let (name, value) = line.trim().split_once(": ")?;
+            (name == column && value != "NULL").then(|| value.to_owned())
+        })
+    }
+
+    async fn client(&self, args: &[&str]) -> Result<String, String> {
         let out = tokio::process::Command::new("mariadb")
             .args([
                 "--no-defaults",
@@ -122,7 +140,7 @@ impl MariaDbServer {
                 "root",
             ])
             .arg(format!("-P{}", self.port))
-            .args(["-N", "-B", "-e", statements])
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .await
@@ -300,13 +318,37 @@ impl MariaDbPair {
     }
 
     /// Makes the replica apply each transaction `seconds` after the
-    /// primary committed it (`MASTER_DELAY`; 0 for none).
+    /// primary committed it (`MASTER_DELAY`; 0 for none), and waits until
+    /// replication runs again: right after `START SLAVE` the replica
+    /// reports no `Seconds_Behind_Master` at all, which a router rightly
+    /// takes for stopped replication.
+    ///
+    /// # Panics
+    ///
+    /// If replication does not run again within 30 s.
     pub async fn set_delay(&self, seconds: u32) {
         self.replica
             .must(&format!(
                 "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY={seconds}; START SLAVE;"
             ))
             .await;
+        let this = self;
+        wait_until(
+            "the MariaDB replica to replicate again",
+            Duration::from_secs(30),
+            || async move { this.seconds_behind().await.is_some() },
+        )
+        .await;
+    }
+
+    /// The replica's `Seconds_Behind_Master`: `None` while its
+    /// replication threads are stopped, starting or not connected.
+    pub async fn seconds_behind(&self) -> Option<u64> {
+        self.replica
+            .field("SHOW SLAVE STATUS", "Seconds_Behind_Master")
+            .await?
+            .parse()
+            .ok()
     }
 }
 
@@ -331,6 +373,7 @@ mod tests {
         );
 
         pair.set_delay(3).await;
+        assert_eq!(pair.seconds_behind().await, Some(0));
         let written = std::time::Instant::now();
         pair.primary
             .must(&format!("INSERT INTO {DATABASE}.t VALUES (2)"))
