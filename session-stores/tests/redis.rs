@@ -183,12 +183,29 @@ async fn keys_are_prefixed_hash_tagged_and_expire_with_the_record() {
         "the key's TTL is not the record's expiry"
     );
 
-    // Touch moves the TTL and the expiry field, but leaves the data alone.
-    let before: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
+    // The key holds `<version>:<expiry>:<token>:<record>`.
+    let stored: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+    let parts: Vec<&[u8]> = stored.splitn(4, |&b| b == b':').collect();
+    assert_eq!(parts[0], b"1", "version");
+    assert_eq!(parts[1], want.to_string().as_bytes(), "expiry");
+    assert_eq!(parts[3], r.encode().unwrap(), "record");
+
+    // Touch moves the TTL and the expiry, but leaves the rest alone.
     let later = now() + Duration::from_secs(7200);
     assert!(store.touch(&r.id, Some(later)).await.unwrap());
-    let after: Vec<u8> = query(&mut conn, &[b"HGET", key.as_bytes(), b"d"]).await;
-    assert_eq!(before, after, "touch rewrote the data");
+    let touched: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+    let after: Vec<&[u8]> = touched.splitn(4, |&b| b == b':').collect();
+    assert_eq!(
+        after[1],
+        session_core::store::unix_millis(later)
+            .to_string()
+            .as_bytes()
+    );
+    assert_eq!(
+        (after[0], after[2], after[3]),
+        (parts[0], parts[2], parts[3]),
+        "touch rewrote more than the expiry"
+    );
     let pexpiretime: i64 = query(&mut conn, &[b"PEXPIRETIME", key.as_bytes()]).await;
     assert_eq!(pexpiretime, session_core::store::unix_millis(later));
     assert_eq!(
@@ -221,36 +238,42 @@ async fn unknown_record_format_is_a_decode_error() {
     let store = single(&url, "REDIS_URL").await;
     let mut conn = raw(&url).await;
 
-    // A hash whose record has a format byte from the future.
+    // A session whose record has a format byte from the future.
     let mut r = record(&[("k", "v".into())], Some(Duration::from_secs(60)));
     store.create(&mut r).await.unwrap();
     let key = store.key(&r.id);
-    let mut bytes = r.encode().unwrap();
-    bytes[0] = 0xEE;
-    let _: i64 = query(&mut conn, &[b"HSET", key.as_bytes(), b"d", &bytes]).await;
+    let stored: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+    let header = stored.len() - r.encode().unwrap().len();
+    let mut bytes = stored.clone();
+    bytes[header] = 0xEE;
+    let _: () = query(&mut conn, &[b"SET", key.as_bytes(), &bytes, b"EX", b"60"]).await;
     let err = store.load(&r.id).await.unwrap_err();
     assert_unknown_format(&err);
 
-    // A plain string where a session hash belongs.
+    // A string not in the session's form, and a hash, where a session
+    // belongs: every call is a decode error, none overwrites the key.
+    for (i, garbage) in [&b"hello"[..], b"one::t:\x01", b"7:soon:t:\x01"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = Id::random();
+        let key = store.key(&id);
+        let _: () = query(&mut conn, &[b"SET", key.as_bytes(), garbage, b"EX", b"60"]).await;
+        let err = store.load(&id).await.unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{i}: {err:?}");
+        let mut other = record(&[], Some(Duration::from_secs(60)));
+        other.id = id.clone();
+        other.version = 2;
+        let err = store.save(&other, 1).await.unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{i}: {err:?}");
+        let err = store.touch(&id, None).await.unwrap_err();
+        assert!(matches!(err, Error::Decode(_)), "{i}: {err:?}");
+        let still: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+        assert_eq!(still, garbage, "{i}: the key was overwritten");
+    }
     let id = Id::random();
     let key = store.key(&id);
-    let _: () = query(&mut conn, &[b"SET", key.as_bytes(), b"hello", b"EX", b"60"]).await;
-    let err = store.load(&id).await.unwrap_err();
-    assert!(matches!(err, Error::Decode(_)), "{err:?}");
-    let mut other = record(&[], Some(Duration::from_secs(60)));
-    other.id = id.clone();
-    other.version = 2;
-    let err = store.save(&other, 1).await.unwrap_err();
-    assert!(matches!(err, Error::Decode(_)), "{err:?}");
-
-    // The hash fields themselves garbled.
-    let id = Id::random();
-    let key = store.key(&id);
-    let _: i64 = query(
-        &mut conn,
-        &[b"HSET", key.as_bytes(), b"v", b"one", b"d", b"\x01"],
-    )
-    .await;
+    let _: i64 = query(&mut conn, &[b"HSET", key.as_bytes(), b"v", b"1"]).await;
     let _: i64 = query(&mut conn, &[b"EXPIRE", key.as_bytes(), b"60"]).await;
     let err = store.load(&id).await.unwrap_err();
     assert!(matches!(err, Error::Decode(_)), "{err:?}");
@@ -650,19 +673,15 @@ async fn command_counts_per_request() {
         c.sent.iter().map(String::as_str).collect()
     }
     assert_eq!(sent(&new_session), ["EVALSHA"], "new session");
-    assert_eq!(sent(&read), ["HMGET"], "read-only request");
+    assert_eq!(sent(&read), ["GET"], "read-only request");
     assert_eq!(
         read.stats,
-        BTreeMap::from([("hmget".to_owned(), 1)]),
+        BTreeMap::from([("get".to_owned(), 1)]),
         "read-only request"
     );
-    assert_eq!(sent(&update), ["HMGET", "EVALSHA"], "changed session");
-    assert_eq!(sent(&insert), ["HMGET", "EVALSHA"], "changed session");
-    assert_eq!(
-        sent(&touched),
-        ["HMGET", "EVALSHA"],
-        "read with a due touch"
-    );
+    assert_eq!(sent(&update), ["GET", "EVALSHA"], "changed session");
+    assert_eq!(sent(&insert), ["GET", "EVALSHA"], "changed session");
+    assert_eq!(sent(&touched), ["GET", "EVALSHA"], "read with a due touch");
     assert!(
         untouched.sent.is_empty(),
         "untouched session: {:?}",
@@ -724,7 +743,7 @@ async fn near_cache_skips_redis_on_repeat_reads_and_drops_what_others_change() {
     let (res, first) = meter.measure(reader.send(Some(&cookie))).await;
     assert_eq!(res.body, "1");
     assert!(
-        first.sent.iter().any(|c| c == "HMGET"),
+        first.sent.iter().any(|c| c == "GET"),
         "a first read goes to Redis: {:?}",
         first.sent
     );
@@ -795,7 +814,7 @@ async fn near_cache_never_serves_a_revoked_session() {
     let (res, read) = meter.measure(whoami.send(Some(&bound))).await;
     assert_eq!(res.body, "alice");
     assert!(
-        read.sent.iter().any(|c| c == "HMGET"),
+        read.sent.iter().any(|c| c == "GET"),
         "a bound session was served from the near cache: {:?}",
         read.sent
     );
@@ -984,8 +1003,8 @@ async fn cluster_failover_keeps_sessions() {
 
 /// The ACL rule SECURITY.md recommends for the store's user: its key prefix
 /// and the commands it sends (or runs inside its scripts), nothing else.
-const LEAST_PRIVILEGE: &str = "-@all +hmget +del +evalsha +eval +script|load +hset +hdel +exists \
-     +pexpireat +persist +ping";
+const LEAST_PRIVILEGE: &str = "-@all +get +set +hmget +hset +hdel +del +evalsha +eval \
+     +script|load +pexpireat +persist +ping";
 
 /// What the near cache needs on top: the RESP3 handshake, tracking and the
 /// TTL it reads with each cached key.

@@ -34,19 +34,22 @@ fn record(n: i64) -> Record {
     )
 }
 
-/// The version field of `key` on the server at `port`, read directly.
+/// The version of the session under `key` on `server`, read directly: the
+/// stored string's first part.
 async fn version_on(server: &RedisServer, key: &str) -> Option<String> {
     let mut c = server
         .client()
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    redis::cmd("HGET")
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
         .arg(key)
-        .arg("v")
         .query_async(&mut c)
         .await
-        .expect("HGET")
+        .expect("GET");
+    let stored = stored?;
+    let version = stored.split(|&b| b == b':').next()?;
+    Some(String::from_utf8_lossy(version).into_owned())
 }
 
 /// Creates `record`, then saves it with the next version.

@@ -267,7 +267,7 @@ async fn redis_spans_name_the_server_and_never_a_session_id() {
     let (host, port) = host_port(url.trim_start_matches("redis://").trim_end_matches('/'));
     let spans = [
         ("redis_create", "EVALSHA"),
-        ("redis_load", "HMGET"),
+        ("redis_load", "GET"),
         ("redis_save", "EVALSHA"),
         ("redis_delete", "DEL"),
         ("redis_load_user_index", "HMGET"),

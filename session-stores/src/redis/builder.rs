@@ -23,7 +23,7 @@ use super::near_cache::{NearCache, cache_config};
 use super::store::RedisStore;
 use super::tls::{is_tls_client, is_tls_url, require_crypto_provider};
 
-const DEFAULT_PREFIX: &str = "session:";
+const DEFAULT_PREFIX: &str = "sess:";
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_NEAR_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -123,8 +123,10 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    /// The prefix of every key (default `session:`), so sessions can share
-    /// a database with other data.
+    /// The prefix of every key (default `sess:`), so sessions can share
+    /// a database with other data. Every byte of it is stored once per
+    /// session: the default is short enough that a session's key takes
+    /// Redis' smallest allocation for it.
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self

@@ -15,7 +15,7 @@
 //! use session_stores::RedisStore;
 //!
 //! # async fn run() -> session_core::Result<()> {
-//! // Defaults: keys `session:{<id>}`, 1 s connection and response timeouts.
+//! // Defaults: keys `sess:{<id>}`, 1 s connection and response timeouts.
 //! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
 //! let layer = SessionLayer::new(store);
 //!
@@ -83,36 +83,46 @@
 //! # Layout
 //!
 //! A session lives under the key `<prefix>{<id>}` (default prefix
-//! `session:`). The braces are a Cluster hash tag, so every key of one
-//! session maps to one hash slot. The key is a hash with four fields:
+//! `sess:`). The braces are a Cluster hash tag, so every key of one
+//! session maps to one hash slot. The key holds one string:
 //!
-//! | field | content |
-//! |-------|---------|
-//! | `v`   | the record's version, in decimal |
-//! | `e`   | the expiry in milliseconds since the Unix epoch (absent: none) |
-//! | `d`   | the record as written by [`Record::encode`](session_core::store::Record::encode) |
-//! | `w`   | a token naming the last write (a random prefix per store handle, then a count), so that a write the client retries after a lost reply is recognised as already done |
+//! ```text
+//! <version>:<expiry>:<token>:<record>
+//! ```
+//!
+//! | part | content |
+//! |------|---------|
+//! | version | the record's version, in decimal |
+//! | expiry | the expiry in milliseconds since the Unix epoch (empty: none) |
+//! | token | a token naming the last write (a random prefix per store handle, then a count), so that a write the client retries after a lost reply is recognised as already done |
+//! | record | the record as written by [`Record::encode`](session_core::store::Record::encode) |
+//!
+//! One string rather than a hash of those four fields: a load is one
+//! `GET`, and a session costs Redis its key and one allocation for the
+//! value (a hash with a field over `hash-max-listpack-value` bytes is a
+//! hash table, about a fifth larger for a 1 KB record).
 //!
 //! A user's session index (listing and revoking a user's sessions,
 //! [`Session::bind_user`](session_core::Session::bind_user)) lives under
 //! `<prefix>user:{<user key>}` ([`RedisStore::user_index_key`], the user
 //! key being [`user_key`](session_core::store::user_key)): a hash with
-//! `v`, `e` and `d` as above, changed only by compare-and-set scripts on
-//! `v`. It need not share a Cluster slot with its sessions: session-core
+//! the fields `v` (version), `e` (expiry, absent for none) and `d` (the
+//! index as session-core encodes it), changed only by compare-and-set
+//! scripts on `v`. It need not share a Cluster slot with its sessions: session-core
 //! orders its writes so that no command ever spans two keys (the index
 //! entry before the bound record, the record's deletion before the
 //! entry's), which also spreads one user's sessions over the cluster.
 //!
 //! The expiry is also the key's TTL (`PEXPIREAT`, to the millisecond), so
 //! Redis evicts expired sessions by itself; a session without expiry has
-//! no TTL. Reads filter on `e` as well, so a record past its expiry is never
-//! returned even if the clocks of Redis and the app differ.
+//! no TTL. Reads filter on the stored expiry as well, so a record past its
+//! expiry is never returned even if the clocks of Redis and the app differ.
 //!
 //! # Cost
 //!
 //! | operation | Redis commands |
 //! |-----------|----------------|
-//! | `load`    | 1 (`HMGET`); none when served by the [near cache](#near-cache), `HMGET` + `PTTL` in one round trip when it fills it |
+//! | `load`    | 1 (`GET`); none when served by the [near cache](#near-cache), `GET` + `PTTL` in one round trip when it fills it |
 //! | `create`, `save`, `touch` | 1 (`EVALSHA`; `EVAL` once more after a `NOSCRIPT` reply, e.g. after a restart or failover); with [durable writes](#durable-writes) `WAIT` in the same round trip |
 //! | `delete`  | 1 (`DEL`); with durable writes `WAIT` in the same round trip |
 //! | user index: load, save, delete | 1 (`HMGET`), 1 (`EVALSHA`), 1 (`EVALSHA`) |
@@ -223,9 +233,9 @@ mod connection;
 mod durable;
 mod error;
 mod failover;
-mod hash;
 mod near_cache;
 mod scripts;
+mod session_value;
 mod store;
 mod tls;
 mod user_index;

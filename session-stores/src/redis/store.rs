@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use super::connection::Conn;
 use super::durable::WaitReplicas;
 use super::error::RedisStoreError;
-use super::hash;
 use super::near_cache::NearCache;
 use super::scripts::{Scripts, expiry_arg, reply_to_bool};
+use super::session_value;
 use super::user_index;
 use crate::stored::malformed;
 
@@ -162,16 +162,16 @@ impl RedisStore {
         }
     }
 
-    /// The record `id` stored under `key`, read with `HMGET` (served by
+    /// The record `id` stored under `key`, read with `GET` (served by
     /// the near cache when `cached`).
     async fn read(&self, id: &Id, key: &str, cached: bool) -> Result<Option<Record>> {
-        let fields: hash::Fields = self
+        let value: Option<Vec<u8>> = self
             .inner
             .conn
-            .query(&hash::read(key, cached))
+            .query(&session_value::read(key, cached))
             .await
             .map_err(|e| self.error("load", e))?;
-        hash::decode(id, fields, now())
+        session_value::decode(id, value, now())
     }
 
     /// The Redis key of `user`'s session index:
@@ -210,7 +210,7 @@ impl RedisStore {
     fn error(&self, op: &'static str, err: RedisError) -> Error {
         if err.code() == Some("WRONGTYPE") {
             return malformed(format!(
-                "a key under the session prefix {:?} is not a session hash",
+                "a key under the session prefix {:?} holds something other than a session",
                 self.inner.prefix
             ));
         }
@@ -261,7 +261,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(db.system = "redis", db.operation = "HMGET", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
+    #[tracing::instrument(name = "redis_load", level = "debug", skip_all, fields(db.system = "redis", db.operation = "GET", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty))]
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         self.record_server();
         let key = self.key(id);

@@ -10,7 +10,7 @@ use session_core::Result;
 use session_core::store::{UserIndex, from_unix_millis, unix_millis};
 use time::OffsetDateTime;
 
-use super::hash::number;
+use super::session_value::number;
 use crate::stored::malformed;
 
 /// The key of `user`'s index under `prefix`: `<prefix>user:{<user key>}`,
@@ -37,12 +37,15 @@ pub(super) fn decode(
     let (Some(v), Some(d)) = (v, d) else {
         return Ok(None);
     };
-    let expires_ms = e.as_deref().map(|raw| number("e", raw)).transpose()?;
+    let expires_ms = e
+        .as_deref()
+        .map(|raw| number("user index expiry", raw))
+        .transpose()?;
     if expires_ms.is_some_and(|ms| ms <= unix_millis(now)) {
         return Ok(None);
     }
-    let version =
-        u64::try_from(number("v", &v)?).map_err(|_| malformed("user index version is negative"))?;
+    let version = u64::try_from(number("user index version", &v)?)
+        .map_err(|_| malformed("user index version is negative"))?;
     let expires_at = expires_ms
         .map(|ms| from_unix_millis(ms).ok_or_else(|| malformed("user index expiry out of range")))
         .transpose()?;
