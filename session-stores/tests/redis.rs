@@ -1003,8 +1003,8 @@ async fn cluster_failover_keeps_sessions() {
 
 /// The ACL rule SECURITY.md recommends for the store's user: its key prefix
 /// and the commands it sends (or runs inside its scripts), nothing else.
-const LEAST_PRIVILEGE: &str = "-@all +get +set +hmget +hset +hdel +del +evalsha +eval \
-     +script|load +pexpireat +persist +ping";
+const LEAST_PRIVILEGE: &str = "-@all +get +getrange +set +setrange +hmget +hset +hdel +del \
+     +evalsha +eval +script|load +pexpireat +persist +ping";
 
 /// What the near cache needs on top: the RESP3 handshake, tracking and the
 /// TTL it reads with each cached key.

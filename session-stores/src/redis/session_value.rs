@@ -24,6 +24,20 @@ pub(super) fn read(key: &str, cached: bool) -> Cmd {
     cmd
 }
 
+/// The string stored for a session of `version` with expiry `expires`
+/// (milliseconds since the Unix epoch, empty for none), written with
+/// `token`: `record`, the encoded record, behind its header.
+pub(super) fn encode(version: &str, expires: &str, token: &str, record: &[u8]) -> Vec<u8> {
+    let header = version.len() + expires.len() + token.len() + 3;
+    let mut value = Vec::with_capacity(header + record.len());
+    for part in [version, expires, token] {
+        value.extend_from_slice(part.as_bytes());
+        value.push(b':');
+    }
+    value.extend_from_slice(record);
+    value
+}
+
 /// The parts of a stored session, borrowed from its string.
 struct Parts<'a> {
     version: &'a [u8],
@@ -93,9 +107,7 @@ mod tests {
     }
 
     fn stored(version: &str, expiry: &str, record: &[u8]) -> Option<Vec<u8>> {
-        let mut value = format!("{version}:{expiry}:token.1:").into_bytes();
-        value.extend_from_slice(record);
-        Some(value)
+        Some(encode(version, expiry, "token.1", record))
     }
 
     #[test]

@@ -230,6 +230,7 @@ impl SessionStore for RedisStore {
         let version = record.version.to_string();
         let expires = expiry_arg(record.expires_at);
         let token = self.inner.tokens.next();
+        let value = session_value::encode(&version, &expires, &token, &data);
         loop {
             let key = self.key(&record.id);
             self.wrote(&key);
@@ -244,7 +245,7 @@ impl SessionStore for RedisStore {
                     &[
                         version.as_bytes(),
                         expires.as_bytes(),
-                        &data,
+                        &value,
                         now.as_bytes(),
                         token.as_bytes(),
                     ],
@@ -285,7 +286,10 @@ impl SessionStore for RedisStore {
     #[tracing::instrument(name = "redis_save", level = "debug", skip_all, fields(db.system = "redis", db.operation = "EVALSHA", otel.kind = "client", server.address = tracing::field::Empty, server.port = tracing::field::Empty, expected_version))]
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {
         self.record_server();
-        let data = record.encode()?;
+        let version = record.version.to_string();
+        let expires = expiry_arg(record.expires_at);
+        let token = self.inner.tokens.next();
+        let value = session_value::encode(&version, &expires, &token, &record.encode()?);
         let key = self.key(&record.id);
         self.wrote(&key);
         let reply = self
@@ -297,11 +301,11 @@ impl SessionStore for RedisStore {
                 &key,
                 &[
                     expected_version.to_string().as_bytes(),
-                    record.version.to_string().as_bytes(),
-                    expiry_arg(record.expires_at).as_bytes(),
-                    &data,
+                    version.as_bytes(),
+                    expires.as_bytes(),
+                    &value,
                     unix_millis(now()).to_string().as_bytes(),
-                    self.inner.tokens.next().as_bytes(),
+                    token.as_bytes(),
                 ],
                 self.inner.wait,
             )
