@@ -522,7 +522,7 @@ def generate(results):
           "by the requests answered. Redis counts the commands a Lua script runs as well; "
           "the commands the app sent come from `MONITOR` over 200 sequential requests after "
           "the run. Commands sent in one pipeline share a round trip: a near-cache miss sends "
-          "`CLIENT CACHING yes`, `HMGET` and `PTTL` together.")
+          "`CLIENT CACHING yes`, `GET` and `PTTL` together.")
         w("")
         w("| store | path | ours: commands run | ours: commands sent | theirs: commands run | theirs: commands sent |")
         w("|---|---|---|---:|---|---:|")
