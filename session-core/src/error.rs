@@ -72,13 +72,19 @@ impl Error {
     }
 
     /// The HTTP status that best describes this error to a client:
-    /// `503` when the store is down or slow, `409` for an unresolved
-    /// conflict, `413` for an oversized session, `501` for an operation the
-    /// store does not support, `500` otherwise.
+    /// `503` when the store is down or slow, or the session was stored by
+    /// a newer build in a format this one does not know (during a rolling
+    /// upgrade, a retry may reach an instance that does); `409` for an
+    /// unresolved conflict, `413` for an oversized session, `501` for an
+    /// operation the store does not support, `500` otherwise.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
-            Error::Backend(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Backend(_)
+            | Error::Timeout(_)
+            | Error::Decode(crate::store::DecodeError::UnknownFormat(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
@@ -99,6 +105,9 @@ impl Error {
     pub fn public_message(&self) -> &'static str {
         match self {
             Error::Backend(_) | Error::Timeout(_) => "session store unavailable, try again shortly",
+            Error::Decode(crate::store::DecodeError::UnknownFormat(_)) => {
+                "session stored by a newer version, try again shortly"
+            }
             Error::Conflict { .. } => "session changed concurrently, try again",
             Error::TooLarge { .. } => "session data too large",
             Error::Unsupported { .. } => "not supported by the session store",

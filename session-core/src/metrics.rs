@@ -140,7 +140,8 @@ pub(crate) fn unavailable_response() {
 }
 
 /// The request's session cookie started a fresh session: `malformed` (not
-/// a session ID), `unknown` (no such session) or `expired`.
+/// a session ID), `unknown` (no such session), `expired` or `undecodable`
+/// (a stored session that does not decode).
 #[inline]
 pub(crate) fn cookie_rejected(reason: &'static str) {
     #[cfg(feature = "metrics")]

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::cookie_header::CookieAction;
 use crate::metrics;
 use crate::persistence::{CookieChange, Incoming, Origin, Persistence, Write};
-use crate::store::{Data, Record, Value, now};
+use crate::store::{Data, DecodeError, Record, Value, now};
 use crate::{Error, Id, Result};
 
 /// The session of the current request.
@@ -669,6 +669,15 @@ impl Inner {
         let loaded = match &st.incoming {
             Some(incoming) => match self.persistence.load(&self.config, incoming).await {
                 Ok(loaded) => loaded,
+                // A stored session that cannot be read is as good as none:
+                // the request gets a fresh one (under a new ID, so the bad
+                // record stays as it is until it expires). A record in a
+                // format of a newer build is not garbage: it stays an error.
+                Err(Error::Decode(e)) if !matches!(e, DecodeError::UnknownFormat(_)) => {
+                    tracing::warn!(error = %e, "the stored session does not decode; starting a fresh one");
+                    metrics::cookie_rejected("undecodable");
+                    None
+                }
                 Err(e) => {
                     st.load_failed = true;
                     st.store_failed |= e.status() == http::StatusCode::SERVICE_UNAVAILABLE;

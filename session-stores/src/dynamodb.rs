@@ -116,7 +116,8 @@
 //! | DynamoDB unreachable, throttled beyond the retries, access denied, table missing | [`Error::Backend`] with the SDK's message; the layer answers `503` with `Retry-After: 1` |
 //! | a call slower than the layer's store timeout | [`Error::Timeout`] from the layer; `503` |
 //! | an item above DynamoDB's 400 KB limit | [`Error::TooLarge`], checked before sending (and DynamoDB's own `ValidationException` for the item size maps to it too); nothing is written and the previous record is intact; the layer answers `413` |
-//! | an item this store did not write, or an unknown record format | [`Error::Decode`], never a panic; `500` |
+//! | an item this store did not write, or a damaged record | [`Error::Decode`], never a panic; the layer starts a fresh session under a new ID and leaves the item as it is |
+//! | a record in a format of a newer build | [`Error::Decode`]; `503` with `Retry-After: 1` (during a rolling upgrade, an instance of the newer build can read it) |
 //!
 //! [`Error::Backend`]: session_core::Error::Backend
 //! [`Error::Timeout`]: session_core::Error::Timeout

@@ -280,6 +280,42 @@ async fn unknown_record_format_is_a_decode_error() {
 }
 
 #[tokio::test]
+async fn a_stored_session_that_does_not_decode_starts_a_fresh_one() {
+    let url = redis_url();
+    let store = single(&url, "REDIS_URL").await;
+    let mut conn = raw(&url).await;
+    let app = TestApp::new(SessionLayer::new(store.clone()), |s, _| async move {
+        let n = s.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).await?;
+        Ok(n.to_string())
+    });
+    // Not a session string, an empty record, a record cut short: each
+    // request answers from a fresh session under a new ID, and the bad
+    // string stays as it was.
+    for garbage in [&b"hello"[..], b"1::t:", b"1::t:\x02\x94"] {
+        let cookie = app.start_session().await.expect("a session");
+        let key = store.key(&cookie_id(&cookie));
+        let _: () = query(&mut conn, &[b"SET", key.as_bytes(), garbage, b"EX", b"60"]).await;
+        let res = app.send(Some(&cookie)).await;
+        assert_eq!(res.status, StatusCode::OK, "{garbage:?}: {}", res.body);
+        assert_eq!(res.body, "1", "{garbage:?}: not a fresh session");
+        let fresh = res.cookie.expect("a new cookie");
+        assert_ne!(cookie_id(&fresh), cookie_id(&cookie), "{garbage:?}");
+        let still: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+        assert_eq!(still, garbage, "{garbage:?}: the bad string was changed");
+    }
+    // A record in a format this build does not know (a newer build's, in
+    // a rolling upgrade) is not garbage: 503 with Retry-After, untouched.
+    let cookie = app.start_session().await.expect("a session");
+    let key = store.key(&cookie_id(&cookie));
+    let newer = b"1::t:\xEE";
+    let _: () = query(&mut conn, &[b"SET", key.as_bytes(), newer, b"EX", b"60"]).await;
+    let res = app.send(Some(&cookie)).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    let still: Vec<u8> = query(&mut conn, &[b"GET", key.as_bytes()]).await;
+    assert_eq!(still, newer);
+}
+
+#[tokio::test]
 async fn scripts_are_reloaded_after_a_script_flush() {
     let url = redis_url();
     let store = single(&url, "REDIS_URL").await;

@@ -1,5 +1,5 @@
-//! Checks of a store that fails or hangs: `503`, bounded waits, and
-//! recovery.
+//! Checks of a store that fails, hangs or holds a record that does not
+//! decode: `503`, bounded waits, recovery, and a fresh session.
 
 use std::time::Duration;
 
@@ -89,6 +89,42 @@ impl Ctx {
         ensure!(
             app.send(Some(&cookie)).await.status == StatusCode::OK,
             "no recovery"
+        );
+        Ok(())
+    }
+
+    pub(super) async fn undecodable_session_starts_a_fresh_one(&self) -> Check {
+        let probe = Probe::new(self.stores[0].clone());
+        let app = self.app(SessionLayer::new(probe.clone()), |s, _| async move {
+            let n = s.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).await?;
+            Ok(n.to_string())
+        });
+        let cookie = app.start_session().await?;
+        probe.set_mode(Mode::Undecodable);
+        let res = app.send(Some(&cookie)).await;
+        probe.set_mode(Mode::Normal);
+        ensure!(
+            res.status == StatusCode::OK,
+            "a stored session that does not decode gave {} {}",
+            res.status,
+            res.body
+        );
+        ensure!(
+            res.body == "1",
+            "a stored session that does not decode was not replaced by a fresh one: n = {}",
+            res.body
+        );
+        let fresh = res.cookie.ok_or("no cookie for the fresh session")?;
+        ensure!(
+            cookie_id(&fresh)? != cookie_id(&cookie)?,
+            "the fresh session kept the old ID"
+        );
+        let old = op("load", self.store().load(&cookie_id(&cookie)?).await)?
+            .ok_or("the record that did not decode was removed")?;
+        ensure!(
+            old.data.get("n").is_some_and(|n| *n == json!(1)),
+            "the record that did not decode was changed: n = {:?}",
+            old.data.get("n")
         );
         Ok(())
     }

@@ -129,6 +129,7 @@ const TABLE: &[(&str, CheckFn)] = &[
     // A store that fails or hangs (checks_faults.rs).
     check!(store_down_gives_503_then_recovers),
     check!(store_hang_is_bounded_by_timeout),
+    check!(undecodable_session_starts_a_fresh_one),
 ];
 
 /// The names of all checks, in the order [`run`] runs them.

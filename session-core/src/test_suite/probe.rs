@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::store::{Record, UserIndex};
+use crate::store::{DecodeError, Record, UserIndex};
 use crate::{Error, Id, Result, SessionStore};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub(super) enum Mode {
     Normal = 0,
     Fail = 1,
     Hang = 2,
+    /// Loads fail as a damaged record would; everything else works.
+    Undecodable = 3,
 }
 
 #[derive(Clone)]
@@ -109,6 +111,9 @@ impl SessionStore for Probe {
     }
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         self.enter(LOAD).await?;
+        if self.mode.load(Ordering::SeqCst) == Mode::Undecodable as u8 {
+            return Err(DecodeError::Malformed("injected: a damaged record".into()).into());
+        }
         self.inner.load(id).await
     }
     async fn save(&self, record: &Record, expected_version: u64) -> Result<bool> {

@@ -52,7 +52,9 @@ pub(super) fn encode(record: &Record, encoded: &[u8], token: &str) -> Vec<u8> {
 /// # Errors
 ///
 /// A value that is not a session item of this layout (another
-/// application's item under the same prefix, garbage, a cut value).
+/// application's item under the same prefix, garbage, a cut value);
+/// [`DecodeError::UnknownFormat`] for an item of another layout version
+/// of this store's (a newer build's).
 pub(super) fn split(value: &[u8]) -> Result<(Header<'_>, &[u8]), DecodeError> {
     let malformed = |what: &str| DecodeError::Malformed(format!("Memcached session item {what}"));
     let rest = value.strip_prefix(&MAGIC[..3]).ok_or_else(|| {
@@ -62,7 +64,8 @@ pub(super) fn split(value: &[u8]) -> Result<(Header<'_>, &[u8]), DecodeError> {
         .split_first()
         .ok_or_else(|| malformed("is cut short"))?;
     if layout != MAGIC[3] {
-        return Err(malformed(&format!("has unknown layout version {layout}")));
+        // Another layout of this store's, from a newer build: not garbage.
+        return Err(DecodeError::UnknownFormat(layout));
     }
     let (version, rest) = rest
         .split_first_chunk::<8>()
@@ -203,6 +206,10 @@ mod tests {
         ] {
             assert!(split(foreign).is_err(), "{foreign:?}");
         }
+        assert_eq!(
+            split(&other_layout).err(),
+            Some(DecodeError::UnknownFormat(2))
+        );
         let (h, rec) = split(&wrong_version).unwrap();
         assert!(decode(&r.id, &h, rec, h.expires_ms).is_err());
     }

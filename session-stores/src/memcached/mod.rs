@@ -114,7 +114,8 @@
 //! | a node down, refusing or resetting connections | [`Error::Backend`] for the sessions on that node only; the layer answers `503` with `Retry-After: 1`. Other nodes are unaffected; calls work again once it is back (with its sessions lost, see above) |
 //! | no reply within the response timeout | [`Error::Timeout`]; `503` as well |
 //! | an item above the item size limit | [`Error::TooLarge`], checked before sending; nothing is written and the previous record is intact; the layer answers `413` |
-//! | an item under the prefix that is not a session of this store, cut, or of an unknown layout | [`Error::Decode`], never a panic; the layer answers `500` |
+//! | an item under the prefix that is not a session of this store, or cut | [`Error::Decode`], never a panic; the layer starts a fresh session under a new ID |
+//! | a record or item layout of a newer build | [`Error::Decode`]; the layer answers `503` with `Retry-After: 1` (during a rolling upgrade, an instance of the newer build can read it) |
 //!
 //! [`Error::Backend`]: session_core::Error::Backend
 //! [`Error::Timeout`]: session_core::Error::Timeout

@@ -222,7 +222,8 @@
 //! | the node is no longer the primary (`READONLY`), or through Sentinel the master failed | the store reconnects to the primary and sends the command again; [`Error::Backend`] (`503`) while none is reachable |
 //! | with durable writes, fewer replicas confirm a write in time | [`Error::Backend`] ("not known to be durable"): `503` |
 //! | a record above Redis's 512 MB value limit | rejected by Redis: [`Error::Backend`] (the store sets no lower limit of its own) |
-//! | a key under the prefix that is not a session hash, or an unknown record format | [`Error::Decode`], never a panic; the layer answers `500` |
+//! | a key under the prefix that does not hold a session, or a damaged record | [`Error::Decode`], never a panic; the layer starts a fresh session under a new ID and leaves the key as it is |
+//! | a record in a format of a newer build | [`Error::Decode`]; the layer answers `503` with `Retry-After: 1` (during a rolling upgrade, an instance of the newer build can read it) |
 //!
 //! [`Error::Backend`]: session_core::Error::Backend
 //! [`Error::Timeout`]: session_core::Error::Timeout
