@@ -1,6 +1,6 @@
 //! The Redis store: single node, Redis Cluster, TLS and ACL users.
 //!
-//! [`RedisStore`] keeps each session in one Redis hash and does every
+//! [`RedisStore`] keeps each session in one Redis string and does every
 //! write as one atomic Lua script, so saves are compare-and-set on the
 //! record's version across any number of app instances.
 //!
