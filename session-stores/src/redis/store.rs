@@ -242,13 +242,7 @@ impl SessionStore for RedisStore {
                 .run(
                     &self.inner.conn,
                     &key,
-                    &[
-                        version.as_bytes(),
-                        expires.as_bytes(),
-                        &value,
-                        now.as_bytes(),
-                        token.as_bytes(),
-                    ],
+                    &[expires.as_bytes(), &value, now.as_bytes(), token.as_bytes()],
                     self.inner.wait,
                 )
                 .await;
