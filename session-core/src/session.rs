@@ -597,7 +597,6 @@ impl Session {
         } else if st.loaded {
             inner.touch_if_due(&mut st).await;
         }
-        let now = now();
         let Some(record) = &st.base else {
             return Ok(st.remove_cookie.then_some(CookieAction::Remove));
         };
@@ -617,7 +616,7 @@ impl Session {
                 .config
                 .cookie
                 .persistent
-                .then(|| inner.config.max_age(record.expires_at, now)),
+                .then(|| inner.config.max_age(record.expires_at, now())),
         }))
     }
 
