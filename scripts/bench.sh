@@ -56,6 +56,10 @@
 #   BENCH_IMPLS="ours theirs ceiling ours-metrics actix-ours actix-theirs"
 #                          the builds measured (each where it has the store)
 #   BENCH_MICRO=1          0 skips the criterion micro benches
+#   BENCH_INSTRUCTIONS=1   0 skips counting each app's instructions per read
+#                          on Redis with callgrind (valgrind, installed
+#                          with apt-get if missing)
+#   BENCH_INSTRUCTION_READS=2000  reads counted per app
 #   BENCH_SCALING=1        0 skips the scaling series (ours on Redis):
 #   BENCH_SCALING_LINES="1 20 200"          cart sizes
 #   BENCH_SCALING_SESSIONS="10000 1000000"  sessions in the store
@@ -77,6 +81,8 @@ ADDS=${BENCH_PROBE_ADDS:-64}
 STORES=${BENCH_STORES:-memory cookie redis redis-near dynamodb memcached}
 IMPLS=${BENCH_IMPLS:-ours theirs ceiling ours-metrics actix-ours actix-theirs}
 MICRO=${BENCH_MICRO:-1}
+INSTRUCTIONS=${BENCH_INSTRUCTIONS:-1}
+INSTRUCTION_READS=${BENCH_INSTRUCTION_READS:-2000}
 SHOP=${BENCH_SHOP:-1}
 SCALING=${BENCH_SCALING:-1}
 SCALING_LINES=${BENCH_SCALING_LINES:-1 20 200}
@@ -120,6 +126,11 @@ if ! command -v oha >/dev/null; then
   step "installing oha (cargo install oha --locked)"
   cargo install oha --locked
   export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+if [[ $INSTRUCTIONS == 1 ]] && ! command -v valgrind >/dev/null; then
+  step "installing valgrind (apt-get)"
+  apt-get update && apt-get install -y valgrind
 fi
 
 step "Redis of the bench on 127.0.0.1:$REDIS_PORT"
@@ -206,8 +217,13 @@ fi
 # ---- HTTP comparison ------------------------------------------------------
 
 start_server() { # impl store -> sets SERVER_PID, PORT
-  local impl=$1 store=$2 ready="$RESULTS/http/$2.$1.ready"
-  "$BIN/$impl" serve --store "$store" --port 0 --sessions "$SESSIONS" \
+  start_server_with "" "$@"
+}
+
+start_server_with() { # wrapper impl store: the app run under `wrapper` (words)
+  local wrapper=$1 impl=$2 store=$3 ready="$RESULTS/http/$3.$2.ready"
+  # shellcheck disable=SC2086
+  $wrapper "$BIN/$impl" serve --store "$store" --port 0 --sessions "$SESSIONS" \
     >"$ready.out" 2>>"$RESULTS/http/$store.$impl.stderr" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
@@ -424,6 +440,50 @@ for store in $STORES; do
       note "probe failed: $impl $store (see $RESULTS/probe/$store.$impl.stderr)"
   done
 done
+
+# ---- instructions per read -------------------------------------------------
+
+# The app's own instructions per read, counted by callgrind: what the figures
+# above measure in time, without the machine's noise (no kernel time, no
+# load generator, no Redis). Each app on Redis answers the same reads
+# under valgrind; instructions are counted only while the measured reads
+# run.
+if [[ $INSTRUCTIONS == 1 && " $STORES " == *" redis "* ]]; then
+  mkdir -p "$RESULTS/instructions"
+  for impl in $(impls_for redis); do
+    if [[ $impl == ours-metrics ]]; then continue; fi
+    step "instructions per read: $impl under callgrind"
+    rcli flushall >/dev/null
+    out="$RESULTS/instructions/$impl"
+    SESSIONS_SAVED=$SESSIONS
+    SESSIONS=200
+    START_WAIT=3000 start_server_with "valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out.%p.callgrind" "$impl" redis
+    SESSIONS=$SESSIONS_SAVED
+    read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
+    oha --no-tui -c 8 -n 500 --rand-regex-url "$read_url" >/dev/null
+    callgrind_control -i on "$SERVER_PID" >/dev/null
+    oha --no-tui --output-format json -c 8 -n "$INSTRUCTION_READS" --rand-regex-url "$read_url" >"$out.oha.json"
+    callgrind_control -i off "$SERVER_PID" >/dev/null
+    callgrind_control -d "$SERVER_PID" >/dev/null
+    stop_server
+    python3 - "$out" "$INSTRUCTION_READS" >"$out.json" <<'PY'
+import glob, json, re, sys
+out, reads = sys.argv[1], int(sys.argv[2])
+total = 0
+# The dump asked for, and the one written at exit: each counts from the
+# last dump, so their sum is all that was counted.
+for path in glob.glob(out + ".*.callgrind*"):
+    for line in open(path, errors="replace"):
+        m = re.match(r"^totals: (\d+)", line)
+        if m:
+            total += int(m.group(1))
+            break
+ok = sum(n for code, n in (json.load(open(out + ".oha.json")).get("statusCodeDistribution") or {}).items()
+         if code.startswith("2"))
+print(json.dumps({"reads": reads, "ok": ok, "instructions": total}))
+PY
+  done
+fi
 
 # ---- scaling ---------------------------------------------------------------
 

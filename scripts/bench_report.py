@@ -151,6 +151,15 @@ def commandstats(results, store, impl, path):
     return {name: n / requests for name, n in calls.items()}
 
 
+def instructions(results, impl):
+    """User-space instructions per answered read of `impl` on Redis
+    (callgrind), or None if not counted or if a read failed."""
+    data = load_json(os.path.join(results, "instructions", f"{impl}.json"))
+    if not data or not data.get("instructions") or data.get("ok") != data.get("reads"):
+        return None
+    return data["instructions"] / data["reads"]
+
+
 def first_round(results, store, impl, what):
     """`<store>.<impl>.r<n>.<what>.json` of the first round that has it."""
     for rnd in rounds(results, store, impl):
@@ -512,6 +521,28 @@ def generate(results):
               f"| {fmt_ratio(ratio(total_b, total_a))} |")
     w("")
 
+    # -- instructions per read ----------------------------------------------
+    counted = {impl: instructions(results, impl) for impl in IMPLS}
+    if any(counted.values()):
+        w("### Instructions per read (callgrind)")
+        w("")
+        w("The instructions each app's process ran in user space per `GET /cart` on Redis, "
+          "counted by callgrind over the same reads (8 connections, pre-filled sessions of 20 "
+          "lines); the kernel, the load generator and Redis are not counted. Unlike requests/s "
+          "they do not move with the machine's load, so they show what each implementation "
+          "costs apart from the harness. Ratio peer / ours (above 1: ours runs fewer).")
+        w("")
+        w("| app | instructions per read | peer | peer / ours |")
+        w("|---|---:|---|---:|")
+        for impl, peer in (("ours", "theirs"), ("theirs", None), ("ceiling", None),
+                           ("actix-ours", "actix-theirs"), ("actix-theirs", None)):
+            n = counted.get(impl)
+            if not n:
+                continue
+            p = peer and counted.get(peer)
+            w(f"| {impl} | {fmt_num(n)} | {peer or '–'} | {fmt_ratio(ratio(p, n)) if p else '–'} |")
+        w("")
+
     # -- Redis commands -----------------------------------------------------
     redis_stores = [s for s in ("redis", "redis-near")
                     if any(oha(results, s, i, "read") for i in ("ours", "theirs"))]
@@ -610,10 +641,15 @@ def generate(results):
         w("")
         w("The cart app on actix-web 4: `actix-ours` on session-core's `actix` front end and "
           "RedisStore, `actix-theirs` on actix-session 0.11's `RedisSessionStore`; same Redis, "
-          "same run. Ratio ours / theirs.")
+          "same run. Ratio ours / theirs; app µs is the app process's CPU time per request "
+          "(see \"CPU time per request\").")
         w("")
-        w("| path | ours req/s | theirs req/s | ratio | ours p99 (ms) | theirs p99 (ms) | ours lost | theirs lost |")
-        w("|---|---:|---:|---:|---:|---:|---|---|")
+        w("| path | ours req/s | theirs req/s | ratio | ours p99 (ms) | theirs p99 (ms) | ours app µs | theirs app µs | ours lost | theirs lost |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        def app_us(impl, path):
+            c = cpu(results, "redis", impl, path)
+            return "–" if not c or c[0] is None else f"{c[0]:.0f}"
+
         for path in ("read", "write"):
             a = oha(results, "redis", "actix-ours", path)
             b = oha(results, "redis", "actix-theirs", path)
@@ -623,7 +659,8 @@ def generate(results):
                         fmt_lost("redis", lost_under_load(results, "redis", "actix-theirs")))
             w(f"| {path} | {fmt_num(a and a['ok_rps'])} | {fmt_num(b and b['ok_rps'])} "
               f"| {fmt_ratio(ratio(a and a['ok_rps'], b and b['ok_rps']))} "
-              f"| {fmt_num(a and a['p99'], 2)} | {fmt_num(b and b['p99'], 2)} | {lost[0]} | {lost[1]} |")
+              f"| {fmt_num(a and a['p99'], 2)} | {fmt_num(b and b['p99'], 2)} "
+              f"| {app_us('actix-ours', path)} | {app_us('actix-theirs', path)} | {lost[0]} | {lost[1]} |")
         w("")
 
     # -- metrics cost --------------------------------------------------------
