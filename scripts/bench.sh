@@ -28,7 +28,8 @@
 #      (tower-sessions has no Memcached store) and is compared with ours on
 #      Redis; its commands per request are counted by the same proxy;
 #   2. a concurrent-add probe: N concurrent adds of distinct items to one
-#      session, then the lines that arrived;
+#      session, then the lines that arrived; and each app on Redis under
+#      callgrind: the instructions its process runs per read;
 #   3. the criterion micro benches, each printing its ratio to a baseline
 #      (cache-aside L1 and L2 hits, the fleet stampede, db-router's
 #      reader(), the stores' codecs);
