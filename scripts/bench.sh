@@ -456,10 +456,9 @@ if [[ $INSTRUCTIONS == 1 && " $STORES " == *" redis "* ]]; then
     step "instructions per read: $impl under callgrind"
     rcli flushall >/dev/null
     out="$RESULTS/instructions/$impl"
-    SESSIONS_SAVED=$SESSIONS
-    SESSIONS=200
-    START_WAIT=3000 start_server_with "valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out.%p.callgrind" "$impl" redis
-    SESSIONS=$SESSIONS_SAVED
+    # 200 sessions: pre-filling under valgrind is slow.
+    SESSIONS=200 START_WAIT=3000 start_server_with \
+      "valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out.%p.callgrind" "$impl" redis
     read_url="http://127.0.0.1:$PORT/cart\?u=[0-9]{3}"
     oha --no-tui -c 8 -n 500 --rand-regex-url "$read_url" >/dev/null
     callgrind_control -i on "$SERVER_PID" >/dev/null
