@@ -1,10 +1,12 @@
 //! Settings shared by the layer and the session handles it creates.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::shared_values::{self, SharedValues};
 use crate::store::Record;
 
 /// The `SameSite` attribute of the session cookie.
@@ -42,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) store_timeout: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) max_sessions_per_user: usize,
+    /// Decoded values kept across requests ([`Session::get_shared`](crate::Session::get_shared)).
+    pub(crate) shared_values: Arc<SharedValues>,
 }
 
 /// The default cap on a user's sessions.
@@ -68,6 +72,7 @@ impl Default for Config {
             store_timeout: Duration::from_secs(3),
             max_attempts: 32,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            shared_values: Arc::new(SharedValues::new(shared_values::DEFAULT_MAX_BYTES)),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::config::{Config, SameSite};
 use crate::lifecycle::Sessions;
 use crate::migration::Migration;
 use crate::service::SessionService;
+use crate::shared_values::SharedValues;
 use crate::store::{ClientStore, SessionStore};
 use crate::users::UserSessions;
 
@@ -178,6 +179,27 @@ impl SessionLayer {
     /// time, never the one logging in) are revoked. `0` is taken as `1`.
     pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
         self.config().max_sessions_per_user = max.max(1);
+        self
+    }
+
+    /// How much [`Session::get_shared`](crate::Session::get_shared) keeps
+    /// decoded across requests, counted in the values' encoded size
+    /// (default 8 MiB; decoded values usually take one to four times
+    /// that). When it is full, other sessions' values make room, in no
+    /// particular order. `0` keeps nothing: every `get_shared` decodes.
+    ///
+    /// A kept value is used only while the stored bytes it was decoded
+    /// from are unchanged, so it is never stale, whichever instance wrote
+    /// last.
+    ///
+    /// ```
+    /// use session_core::SessionLayer;
+    /// use session_stores::MemoryStore;
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::default()).with_shared_values(64 << 20);
+    /// ```
+    pub fn with_shared_values(mut self, max_bytes: usize) -> Self {
+        self.config().shared_values = Arc::new(SharedValues::new(max_bytes));
         self
     }
 

@@ -85,7 +85,7 @@
 //! | `axum`       | no      | `Session` as an axum 0.8 extractor (its rejection, [`MissingSessionLayer`], names the missing layer) and `IntoResponse` for [`Error`] |
 //! | `actix`      | no      | [`actix`]: `SessionLayer` as an actix-web 4 middleware, `Session` as an actix-web extractor and `ResponseError` for [`Error`] |
 //! | `test-suite` | no      | [`test_suite`]: the conformance checks every store must pass |
-//! | `metrics`    | no      | store call latency, conflicts, retries, timeouts, `503`s, rejected cookies, cycled and destroyed sessions, through the [`metrics`](https://docs.rs/metrics) facade (names in `docs/observability.md`) |
+//! | `metrics`    | no      | store call latency, conflicts, retries, timeouts, `503`s, rejected cookies, cycled and destroyed sessions, shared-value reads, through the [`metrics`](https://docs.rs/metrics) facade (names in `docs/observability.md`) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -107,6 +107,7 @@ mod missing_layer;
 mod persistence;
 mod service;
 mod session;
+mod shared_values;
 pub mod store;
 #[cfg(feature = "test-suite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]

@@ -31,6 +31,8 @@ pub(crate) const CYCLED: &str = "session_cycled_total";
 pub(crate) const DESTROYED: &str = "session_destroyed_total";
 /// Store migration: sessions found in the store being left, by `outcome`.
 pub(crate) const MIGRATION_READS: &str = "session_migration_old_store_reads_total";
+/// `Session::get_shared` reads, by `result`.
+pub(crate) const SHARED_VALUES: &str = "session_shared_value_reads_total";
 
 /// Every metric name above, for the documentation check.
 #[cfg(test)]
@@ -46,6 +48,7 @@ pub(crate) const ALL: &[&str] = &[
     CYCLED,
     DESTROYED,
     MIGRATION_READS,
+    SHARED_VALUES,
 ];
 
 /// Measures one store call; a field-less no-op without the feature.
@@ -131,6 +134,16 @@ pub(crate) fn old_store_read(outcome: &'static str) {
     metrics::counter!(MIGRATION_READS, "outcome" => outcome).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = outcome;
+}
+
+/// A `Session::get_shared` read: `kept` (the value decoded earlier) or
+/// `decoded`.
+#[inline]
+pub(crate) fn shared_value_read(result: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SHARED_VALUES, "result" => result).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = result;
 }
 
 /// A `503` answered a request whose session store failed.

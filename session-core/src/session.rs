@@ -127,6 +127,48 @@ impl Session {
             .transpose()
     }
 
+    /// Reads `key`, deserialized as `T`, as a shared value: a value that
+    /// has not changed since this process last read it as `T` is not
+    /// decoded again, and handlers that only read it skip the copy.
+    ///
+    /// The layer keeps the decoded values, bounded by
+    /// [`with_shared_values`](crate::SessionLayer::with_shared_values). A
+    /// kept value is used only while its stored bytes are the ones it was
+    /// decoded from, so a write from any instance, or from this request,
+    /// is always seen. Use it for values that are read far more often
+    /// than written, such as a cart shown on every page.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use session_core::Session;
+    ///
+    /// async fn cart_badge(session: Session) -> session_core::Result<String> {
+    ///     let cart: Option<Arc<Vec<String>>> = session.get_shared("cart").await?;
+    ///     Ok(format!("{} items", cart.map_or(0, |c| c.len())))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Session::get).
+    pub async fn get_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let st = self.loaded().await?;
+        let Some(value) = st.data.get(key) else {
+            return Ok(None);
+        };
+        let id = st.base.as_ref().map(|base| &base.id);
+        Ok(Some(
+            self.inner
+                .config
+                .shared_values
+                .get_or_decode(id, key, value)?,
+        ))
+    }
+
     /// Reads `key` as a JSON value.
     ///
     /// # Errors

@@ -124,7 +124,7 @@ async fn seed(
 }
 
 /// The body of a cart as an actix-web JSON response.
-pub fn cart_http(cart: &crate::Cart) -> HttpResponse {
+pub fn cart_http(cart: &[crate::Line]) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(crate::cart_json(cart))

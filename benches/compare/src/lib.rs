@@ -693,12 +693,12 @@ pub async fn probe_port(implementation: &str, store: StoreKind, port: u16, adds:
 }
 
 /// The JSON body of `cart`, as every app answers it.
-pub fn cart_json(cart: &Cart) -> Vec<u8> {
+pub fn cart_json(cart: &[Line]) -> Vec<u8> {
     serde_json::to_vec(cart).expect("a cart serializes")
 }
 
 /// A JSON response of `cart`.
-pub fn cart_response(cart: &Cart) -> axum::response::Response {
+pub fn cart_response(cart: &[Line]) -> axum::response::Response {
     let body = cart_json(cart);
     let mut res = axum::response::Response::new(Body::from(body));
     res.headers_mut()

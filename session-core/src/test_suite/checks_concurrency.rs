@@ -72,4 +72,49 @@ impl Ctx {
         );
         Ok(())
     }
+
+    pub(super) async fn shared_values_see_other_instances_writes(&self) -> Check {
+        // Instance A reads with `get_shared` (a hit the second time),
+        // instance B writes, and A's next read must show B's value: a
+        // kept value is never used once the stored bytes changed.
+        let reader = self.app(
+            SessionLayer::new(self.stores[0].clone()),
+            |s, _| async move {
+                let v = s.get_shared::<Vec<u32>>("v").await?;
+                Ok(format!("{:?}", v.as_deref().map_or(&[][..], Vec::as_slice)))
+            },
+        );
+        let cookie = inserting(self.front_end, self.layer(), "v", vec![1u32])
+            .start_session()
+            .await?;
+        for _ in 0..2 {
+            let res = reader.send(Some(&cookie)).await;
+            ensure!(
+                res.status == StatusCode::OK && res.body == "[1]",
+                "instance A read {} {:?}, expected [1]",
+                res.status,
+                res.body
+            );
+        }
+        let writer = inserting(
+            self.front_end,
+            SessionLayer::new(self.stores[1].clone()),
+            "v",
+            vec![1u32, 2],
+        );
+        let res = writer.send(Some(&cookie)).await;
+        ensure!(
+            res.status == StatusCode::OK,
+            "instance B's write failed: {}",
+            res.status
+        );
+        let cookie = res.cookie.unwrap_or(cookie);
+        let res = reader.send(Some(&cookie)).await;
+        ensure!(
+            res.body == "[1, 2]",
+            "instance A read {:?} after instance B wrote [1, 2]: a stale shared value",
+            res.body
+        );
+        Ok(())
+    }
 }

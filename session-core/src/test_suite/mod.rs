@@ -5,7 +5,8 @@
 //! store-level operations (round trip, compare-and-set, insert-only create,
 //! expiry, touch, delete, large values) and the session semantics through a
 //! real [`SessionLayer`] (laziness, cookies, merging of concurrent requests,
-//! 50 concurrent [`Session::update`](crate::Session::update)s over three store instances, expiry
+//! 50 concurrent [`Session::update`](crate::Session::update)s over three store instances, shared
+//! values that follow another instance's write, expiry
 //! rules, ID rotation, log-out, the per-user session index (listing,
 //! revoking, expiry, the cap, no orphans, log-ins racing a revoke-all),
 //! and a store that fails or hangs).
@@ -112,6 +113,7 @@ const TABLE: &[(&str, CheckFn)] = &[
     // Concurrent requests of one session (checks_concurrency.rs).
     check!(different_keys_merge),
     check!(concurrent_updates_all_land),
+    check!(shared_values_see_other_instances_writes),
     // Expiry, ID rotation and log-out (checks_lifetime.rs).
     check!(absolute_lifetime_enforced_by_layer),
     check!(idle_timeout_and_touch),

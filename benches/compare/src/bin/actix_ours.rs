@@ -9,10 +9,11 @@ use session_stores::RedisStore;
 use stateful_compare::actix_front::{cart_http, main_with};
 use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart};
 
+/// A read-only handler reads the cart as a shared value: decoded once per
+/// change, not once per request.
 async fn get_cart(session: Session) -> Result<HttpResponse, session_core::Error> {
-    Ok(cart_http(
-        &session.get::<Cart>(CART_KEY).await?.unwrap_or_default(),
-    ))
+    let cart = session.get_shared::<Cart>(CART_KEY).await?;
+    Ok(cart_http(cart.as_deref().map_or(&[][..], Vec::as_slice)))
 }
 
 /// Read-modify-write in one atomic `update`, as `ours` does.

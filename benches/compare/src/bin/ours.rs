@@ -14,9 +14,11 @@ use session_stores::cookie::{CookieStore, Key};
 use session_stores::{DynamoDbStore, MemcachedStore, MemoryStore, RedisStore};
 use stateful_compare::{AddItem, CART_KEY, Cart, StoreKind, add_to_cart, cart_response, failure};
 
+/// A read-only handler reads the cart as a shared value: decoded once per
+/// change, not once per request.
 async fn get_cart(session: Session) -> Response {
-    match session.get::<Cart>(CART_KEY).await {
-        Ok(cart) => cart_response(&cart.unwrap_or_default()),
+    match session.get_shared::<Cart>(CART_KEY).await {
+        Ok(cart) => cart_response(cart.as_deref().map_or(&[][..], Vec::as_slice)),
         Err(e) => failure(e.status(), e),
     }
 }
