@@ -183,9 +183,10 @@ impl SessionLayer {
     }
 
     /// How much [`Session::get_shared`](crate::Session::get_shared) keeps
-    /// decoded across requests, counted in the values' encoded size
+    /// decoded across requests, counted in the values' encoded size plus
+    /// about 200 bytes per value for its key, session ID and bookkeeping
     /// (default 8 MiB; decoded values usually take one to four times
-    /// that). When it is full, other sessions' values make room, in no
+    /// their encoded size). When it is full, other sessions' values make room, in no
     /// particular order. `0` keeps nothing: every `get_shared` decodes.
     ///
     /// A kept value is used only while the stored bytes it was decoded

@@ -21,6 +21,11 @@ use crate::{Id, metrics};
 /// The default bound: 8 MiB of encoded values.
 pub(crate) const DEFAULT_MAX_BYTES: usize = 8 << 20;
 
+/// What an entry is counted for besides its value's bytes, its key and
+/// its session's ID: its share of the maps and the decoded value's
+/// allocation, so that many small values stay bounded too.
+const ENTRY_OVERHEAD: usize = 128;
+
 /// Decoded values by session and key, shared by every request of one
 /// layer (and by its clones).
 pub(crate) struct SharedValues {
@@ -31,7 +36,7 @@ pub(crate) struct SharedValues {
 #[derive(Default)]
 struct Entries {
     by_session: HashMap<Id, Vec<Entry>>,
-    /// The encoded size of every entry's value.
+    /// The sum of the entries' weights.
     bytes: usize,
 }
 
@@ -40,6 +45,14 @@ struct Entry {
     /// What `decoded` was decoded from.
     encoded: Value,
     decoded: Arc<dyn Any + Send + Sync>,
+    /// What the entry counts against the bound.
+    weight: usize,
+}
+
+/// What an entry for session `id`'s `key` holding `value` counts against
+/// the bound.
+fn weight(id: &Id, key: &str, value: &Value) -> usize {
+    value.as_bytes().len() + key.len() + id.as_str().len() + ENTRY_OVERHEAD
 }
 
 impl SharedValues {
@@ -64,7 +77,7 @@ impl SharedValues {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(id) = id.filter(|_| value.as_bytes().len() <= self.max_bytes) else {
+        let Some(id) = id.filter(|id| weight(id, key, value) <= self.max_bytes) else {
             return value.get::<T>().map(Arc::new);
         };
         if let Some(hit) = self.lookup::<T>(id, key, value) {
@@ -102,20 +115,22 @@ impl SharedValues {
     }
 
     fn keep(&self, id: &Id, key: &str, value: &Value, decoded: Arc<dyn Any + Send + Sync>) {
-        let size = value.as_bytes().len();
+        let size = weight(id, key, value);
         let mut entries = self.lock();
         let entries = &mut *entries;
         let session = entries.by_session.entry(id.clone()).or_default();
         match session.iter_mut().find(|e| &*e.key == key) {
             Some(entry) => {
-                entries.bytes -= entry.encoded.as_bytes().len();
+                entries.bytes -= entry.weight;
                 entry.encoded = value.clone();
                 entry.decoded = decoded;
+                entry.weight = size;
             }
             None => session.push(Entry {
                 key: key.into(),
                 encoded: value.clone(),
                 decoded,
+                weight: size,
             }),
         }
         entries.bytes += size;
@@ -126,15 +141,12 @@ impl SharedValues {
                 break;
             };
             if let Some(dropped) = entries.by_session.remove(&other) {
-                entries.bytes -= dropped
-                    .iter()
-                    .map(|e| e.encoded.as_bytes().len())
-                    .sum::<usize>();
+                entries.bytes -= dropped.iter().map(|e| e.weight).sum::<usize>();
             }
         }
     }
 
-    /// The encoded size of the values kept.
+    /// The weight of the entries kept.
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.lock().bytes
@@ -183,7 +195,7 @@ mod tests {
             .get_or_decode::<Vec<u32>>(Some(&id), "cart", &value(&vec![1, 2]))
             .unwrap();
         assert_eq!(*now, [1, 2]);
-        assert_eq!(cache.bytes(), value(&vec![1, 2]).as_bytes().len());
+        assert_eq!(cache.bytes(), weight(&id, "cart", &value(&vec![1, 2])));
     }
 
     #[test]
@@ -211,9 +223,9 @@ mod tests {
     #[test]
     fn the_bound_holds() {
         let one = value(&"x".repeat(100));
-        let size = one.as_bytes().len();
-        let cache = SharedValues::new(size * 3);
         let ids: Vec<Id> = (0..10).map(|_| Id::random()).collect();
+        let size = weight(&ids[0], "k", &one);
+        let cache = SharedValues::new(size * 3);
         for id in &ids {
             cache.get_or_decode::<String>(Some(id), "k", &one).unwrap();
             assert!(cache.bytes() <= size * 3, "{} bytes kept", cache.bytes());
