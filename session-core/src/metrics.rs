@@ -96,6 +96,16 @@ fn bump(name: &'static str) {
 #[inline(always)]
 fn bump(_name: &'static str) {}
 
+/// Adds one to the counter `name` with the label `label` = `value`.
+#[cfg(feature = "metrics")]
+fn bump_labelled(name: &'static str, label: &'static str, value: &'static str) {
+    metrics::counter!(name, label => value).increment(1);
+}
+
+#[cfg(not(feature = "metrics"))]
+#[inline(always)]
+fn bump_labelled(_name: &'static str, _label: &'static str, _value: &'static str) {}
+
 /// A save lost to a concurrent save.
 #[inline]
 pub(crate) fn conflict() {
@@ -130,20 +140,14 @@ pub(crate) fn destroyed() {
 /// `served` from there (phase 1) or `moved` into the new store.
 #[inline]
 pub(crate) fn old_store_read(outcome: &'static str) {
-    #[cfg(feature = "metrics")]
-    metrics::counter!(MIGRATION_READS, "outcome" => outcome).increment(1);
-    #[cfg(not(feature = "metrics"))]
-    let _ = outcome;
+    bump_labelled(MIGRATION_READS, "outcome", outcome);
 }
 
 /// A `Session::get_shared` read: `kept` (the value decoded earlier) or
 /// `decoded`.
 #[inline]
 pub(crate) fn shared_value_read(result: &'static str) {
-    #[cfg(feature = "metrics")]
-    metrics::counter!(SHARED_VALUES, "result" => result).increment(1);
-    #[cfg(not(feature = "metrics"))]
-    let _ = result;
+    bump_labelled(SHARED_VALUES, "result", result);
 }
 
 /// A `503` answered a request whose session store failed.
@@ -157,10 +161,7 @@ pub(crate) fn unavailable_response() {
 /// (a stored session that does not decode).
 #[inline]
 pub(crate) fn cookie_rejected(reason: &'static str) {
-    #[cfg(feature = "metrics")]
-    metrics::counter!(COOKIES_REJECTED, "reason" => reason).increment(1);
-    #[cfg(not(feature = "metrics"))]
-    let _ = reason;
+    bump_labelled(COOKIES_REJECTED, "reason", reason);
 }
 
 #[cfg(test)]
