@@ -40,12 +40,19 @@ impl Haproxy {
         let port = free_port();
         let dir = TempDir::new("test-support-haproxy");
         let sticky = balance == Balance::Sticky;
+        // A request sent over a kept-alive connection to an instance that
+        // has just died gets no answer; HAProxy then closes the client's
+        // connection too, unless it may retry. `GET`s (and `HEAD`s) are
+        // retried on another instance, as a browser would retry them;
+        // anything else is never sent twice.
         let mut cfg = format!(
             "global\n  maxconn 4096\n\
              defaults\n  mode http\n  timeout connect 1s\n  timeout client 180s\n  timeout server 180s\n  \
-             timeout queue 10s\n  timeout check 2s\n  retries 3\n  option redispatch\n\
+             timeout queue 10s\n  timeout check 2s\n  retries 3\n  option redispatch\n  \
+             retry-on conn-failure empty-response\n\
              frontend fe\n  bind 127.0.0.1:{port}\n  default_backend shops\n\
-             backend shops\n  balance roundrobin\n  option httpchk GET /healthz\n{}",
+             backend shops\n  balance roundrobin\n  option httpchk GET /healthz\n  \
+             http-request disable-l7-retry if !METH_GET\n{}",
             if sticky {
                 "  cookie SERVERID insert indirect nocache\n"
             } else {
